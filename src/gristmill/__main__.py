@@ -1,0 +1,3 @@
+from gristmill.cli import app
+
+app(prog_name="gristmill")

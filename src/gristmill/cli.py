@@ -1,0 +1,148 @@
+"""The ``gristmill`` command: thin commands over library functions.
+
+Exit codes: 0 success; 1 the run failed (an operator error, or bad input under
+``--strict``); 2 the recipe, an input path or the command line is invalid and nothing
+ran; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gristmill import registry
+from gristmill.recipe import RecipeError, load_recipe
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Build fine-tuning data for language models and measure how far it can be trusted.")
+ops_app = typer.Typer(help="List operators, or show one operator's parameters.", invoke_without_command=True)
+app.add_typer(ops_app, name="ops")
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[bold red]error[/]: {message}", highlight=False, markup=True, soft_wrap=True) if sys.stderr.isatty() \
+        else print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+        set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a value: steps.2.params.min_words=10")] = None,
+        name: Annotated[Optional[str], typer.Option(help="Run name (default: the recipe's name).")] = None,
+        runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
+        workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: the recipe's).")] = None,
+        strict: Annotated[bool, typer.Option("--strict", help="Fail at the first bad input record.")] = False,
+        fresh: Annotated[bool, typer.Option("--fresh", help="Discard cached step outputs of this run.")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False) -> None:
+    """Run a recipe into runs/<name>/ (resumes and reuses unchanged steps)."""
+    from gristmill.pipeline.ingest import StrictInputError
+    from gristmill.pipeline.worker import StepFailed
+    from gristmill.runner import RunBusy, run_recipe
+
+    try:
+        spec = load_recipe(recipe, set_ or [])
+    except RecipeError as exc:
+        _fail(str(exc) if len(exc.errors) > 1 else f"{exc.source}: {exc.errors[0]}", EXIT_INVALID)
+    try:
+        summary = run_recipe(spec, runs_dir=runs_dir, name=name, workers=workers, progress=not quiet,
+                             fresh=fresh, strict=strict or None)
+    except StrictInputError as exc:
+        _fail(f"bad input (--strict): {exc}", EXIT_FAILED)
+    except (StepFailed, RunBusy) as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
+    s = summary.stats
+    out.print(f"[bold green]done[/] {s['input']['rows']:,} rows read, {s['input']['quarantined']:,} quarantined, "
+              f"{s['output']['rows']:,} written in {s['seconds']:.1f}s → {summary.run_dir}")
+    for st in s["steps"]:
+        drops = ", ".join(f"{k} {v:,}" for k, v in st["dropped"].items())
+        out.print(f"  {st['step']:<28} {st['rows_in']:>9,} → {st['rows_out']:>9,}"
+                  f"{'  (cached)' if st['cached'] else ''}{'  dropped: ' + drops if drops else ''}")
+    out.print(f"  report: {summary.run_dir / 'report.html'}")
+
+
+@app.command()
+def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+             set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a value.")] = None) -> None:
+    """Check a recipe completely without running it."""
+    try:
+        spec = load_recipe(recipe, set_ or [])
+    except RecipeError as exc:
+        _fail(str(exc), EXIT_INVALID)
+    out.print(f"ok: {spec.name}: {len(spec.steps)} steps over {len(spec.input_paths)} input path(s)")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>).")]) -> None:
+    """Rebuild a run's report.html from its files."""
+    from gristmill.report import write_report
+
+    if not (run_dir / "stats.json").exists():
+        _fail(f"{run_dir}: not a finished run directory (no stats.json)", EXIT_INVALID)
+    out.print(str(write_report(run_dir)))
+
+
+@ops_app.callback()
+def ops_list(ctx: typer.Context) -> None:
+    """List every registered operator with its kind and one-line doc."""
+    if ctx.invoked_subcommand is not None:
+        return
+    table = Table("name", "kind", "what it does", box=None, pad_edge=False)
+    for n in registry.names():
+        cls = registry.get(n)
+        table.add_row(n, cls.kind, cls.summary())
+    out.print(table)
+
+
+def describe_params(cls: Any) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, doc) for each parameter of an operator class."""
+    rows = []
+    for pname, f in cls.Params.model_fields.items():
+        ann = f.annotation
+        tname = getattr(ann, "__name__", None) if isinstance(ann, type) else None
+        tname = tname or str(ann).replace("typing.", "")
+        default = "required" if f.is_required() else repr(f.get_default(call_default_factory=True))
+        limits = [f"{k} {getattr(m, a)}" for m in f.metadata for k, a in
+                  ((">=", "ge"), (">", "gt"), ("<=", "le"), ("<", "lt")) if getattr(m, a, None) is not None]
+        doc = (f.description or "") + (f" ({', '.join(limits)})" if limits else "")
+        rows.append((pname, tname, default, doc))
+    return rows
+
+
+@ops_app.command("show")
+def ops_show(name: Annotated[str, typer.Argument(help="Operator name, e.g. filter.length")]) -> None:
+    """Show an operator's documentation and parameters (types, defaults, docs)."""
+    import inspect
+
+    try:
+        cls = registry.get(name)
+    except registry.UnknownOperator as exc:
+        _fail(str(exc), EXIT_INVALID)
+    out.print(f"[bold]{cls.name}[/]  ({cls.kind}, version {cls.version})\n")
+    out.print(inspect.getdoc(cls) or "", highlight=False)
+    table = Table("parameter", "type", "default", "description", title="parameters", title_justify="left")
+    for row in describe_params(cls):
+        table.add_row(*row)
+    out.print()
+    out.print(table)
+    extra = getattr(cls, "describe_extra", None)
+    if callable(extra):
+        out.print(extra(cls()))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

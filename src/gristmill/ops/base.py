@@ -1,0 +1,206 @@
+"""The one operator interface, and one thin base class per kind.
+
+An operator is built from validated parameters (``__init__`` only stores them), loads
+heavy state in ``setup()`` once per worker, and turns a batch (``pyarrow.Table``) into a
+:class:`StepResult`: the rows it keeps and the rows it drops, each dropped row with a
+reason in the ``_reason`` column. Executors only ever call :meth:`Operator.process`
+(and, for global operators, :meth:`GlobalOp.summarize` / :meth:`GlobalOp.fit` first), so
+the same operator code runs under any executor.
+
+Kinds:
+
+* :class:`Mapper` changes columns (``map``).
+* :class:`Annotator` adds score columns and never drops (``annotate``).
+* :class:`Filter` returns a keep mask and a reason per dropped row (``keep``).
+* :class:`GlobalOp` needs all data first: ``summarize`` each shard, ``fit`` on the
+  summaries in shard order, then ``apply`` to each shard.
+* :class:`Generator` produces new rows (``generate``); a failed parse becomes a
+  rejected row with the raw text and the reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from gristmill.records import REASON, from_rows, set_column, take_mask
+
+KINDS = ("mapper", "annotator", "filter", "global", "generator")
+
+
+class Params(BaseModel):
+    """Base of every operator's parameter model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class StepResult:
+    """What one operator made of one batch: kept rows and rejected rows (with ``_reason``)."""
+
+    kept: pa.Table
+    rejected: pa.Table | None = None
+
+
+class Operator:
+    """Base of all operators. Subclasses set ``name``, ``kind``, ``version`` and ``Params``."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, **params: Any) -> None:
+        self.params = self.Params(**params)
+        self._is_setup = False
+
+    # ---- description -------------------------------------------------------------
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the class docstring."""
+        doc = inspect.getdoc(cls) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def reads(self) -> list[str]:
+        """Columns this operator needs in its input."""
+        return []
+
+    def writes(self) -> list[str]:
+        """Columns this operator adds or replaces."""
+        return []
+
+    # ---- lifecycle ---------------------------------------------------------------
+    def setup(self) -> None:
+        """Load heavy state (models, indexes). Called once per worker before processing."""
+
+    def ensure_setup(self) -> None:
+        if not self._is_setup:
+            self.setup()
+            self._is_setup = True
+
+    def process(self, batch: pa.Table) -> StepResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(self._drop_on_pickle())
+        state["_is_setup"] = False
+        return state
+
+    def _drop_on_pickle(self) -> dict[str, Any]:
+        """Attributes to reset when the operator is sent to a worker (heavy state)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params!r})"
+
+
+def split_by_mask(batch: pa.Table, mask: Sequence[bool], reasons: Sequence[str | None],
+                  extra: dict[str, Sequence[Any]] | None = None) -> StepResult:
+    """Split ``batch`` into kept rows and rejected rows carrying ``_reason`` (and ``extra`` columns)."""
+    mask = [bool(m) for m in mask]
+    if len(mask) != batch.num_rows or len(reasons) != batch.num_rows:
+        raise ValueError(f"mask/reasons length {len(mask)}/{len(reasons)} != {batch.num_rows} rows")
+    if all(mask):
+        return StepResult(batch, None)
+    dropped = [not m for m in mask]
+    rejected = take_mask(batch, dropped)
+    rejected = set_column(rejected, REASON, pa.array(
+        [reasons[i] or "dropped" for i, d in enumerate(dropped) if d], pa.string()))
+    for col, values in (extra or {}).items():
+        rejected = set_column(rejected, col, [values[i] for i, d in enumerate(dropped) if d])
+    return StepResult(take_mask(batch, mask), rejected)
+
+
+class Mapper(Operator):
+    """Changes columns row by row; keeps every row."""
+
+    kind = "mapper"
+
+    def map(self, batch: pa.Table) -> pa.Table:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def process(self, batch: pa.Table) -> StepResult:
+        out = self.map(batch)
+        if out.num_rows != batch.num_rows:
+            raise RuntimeError(f"{self.name}: a mapper returned {out.num_rows} rows for {batch.num_rows}")
+        return StepResult(out)
+
+
+class Annotator(Operator):
+    """Adds columns (scores, spans, labels); never drops a row."""
+
+    kind = "annotator"
+
+    def annotate(self, batch: pa.Table) -> dict[str, Sequence[Any] | pa.Array]:  # pragma: no cover
+        raise NotImplementedError
+
+    def process(self, batch: pa.Table) -> StepResult:
+        for col, values in self.annotate(batch).items():
+            batch = set_column(batch, col, values)
+        return StepResult(batch)
+
+
+class Filter(Operator):
+    """Keeps or drops rows; every dropped row gets a reason naming the rule and value."""
+
+    kind = "filter"
+
+    def keep(self, batch: pa.Table) -> tuple[Sequence[bool], Sequence[str | None]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def process(self, batch: pa.Table) -> StepResult:
+        if batch.num_rows == 0:
+            return StepResult(batch)
+        mask, reasons = self.keep(batch)
+        return split_by_mask(batch, mask, reasons)
+
+
+class GlobalOp(Operator):
+    """Needs all data first: ``summarize`` per shard, ``fit`` once, then ``apply`` per shard.
+
+    ``summarize`` runs in workers and must return something small and picklable;
+    ``fit`` receives the summaries in shard order and stores its state on ``self`` (it
+    is pickled into the run's cache, so a resumed run does not fit again).
+    """
+
+    kind = "global"
+
+    def summarize(self, batch: pa.Table) -> Any:
+        return None
+
+    def fit(self, summaries: list[Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def apply(self, batch: pa.Table) -> StepResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def process(self, batch: pa.Table) -> StepResult:
+        return self.apply(batch)
+
+
+class Generator(Operator):
+    """Produces new rows from input rows (with an LLM or rules).
+
+    ``generate`` returns the new rows and the failures; a failure is a dict with at
+    least ``_reason`` (and the raw text when there was one) and lands in rejected rows.
+    """
+
+    kind = "generator"
+
+    def generate(self, batch: pa.Table) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def process(self, batch: pa.Table) -> StepResult:
+        rows, failures = self.generate(batch)
+        rejected = None
+        if failures:
+            for f in failures:
+                f.setdefault(REASON, "generation failed")
+            rejected = from_rows(failures)
+        return StepResult(from_rows(rows), rejected)

@@ -1,0 +1,144 @@
+"""Turn committed shards into the run directory's files: data, rejected rows, quarantine, stats.
+
+Everything here is rebuilt from the cache on every run, written to temporary names and
+renamed into place, so a run killed while finalising is finalised again on resume.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from gristmill.io import open_writer
+from gristmill.pipeline import store
+
+EXTENSIONS = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv", "hf": "",
+              "openai": ".jsonl", "sharegpt": ".jsonl", "alpaca": ".jsonl"}
+
+
+def unified_schema(files: list[Path]) -> pa.Schema:
+    """One schema that every file's rows can be cast to (all-null columns promoted)."""
+    return pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns in its order; missing columns become nulls."""
+    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names
+            else pa.nulls(table.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def concat_parquet(files: list[Path], dest: Path) -> int:
+    """Stream ``files`` into one Parquet file at ``dest``; return the row count."""
+    schema = unified_schema(files)
+    tmp = store.tmp_sibling(dest)
+    n = 0
+    with pq.ParquetWriter(tmp, schema, **store.PARQUET_OPTIONS) as writer:
+        for f in files:
+            t = conform(pq.read_table(f), schema)
+            writer.write_table(t)
+            n += t.num_rows
+    tmp.rename(dest)
+    return n
+
+
+def write_outputs(run_dir: Path, shard_dirs: list[Path], output: dict[str, Any], bars: Any) -> tuple[list[Path], dict[str, Any]]:
+    """Write the final shards with the output writer, one file set per split value if present."""
+    fmt = output.get("format", "jsonl")
+    split_column = output.get("split_column") or None
+    options = {k: v for k, v in output.items() if k not in ("format", "split_column", "path")}
+    final = Path(output["path"]) if output.get("path") else run_dir / "data"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = store.tmp_sibling(final)
+    tmp.mkdir()
+    files = [d / "data.parquet" for d in shard_dirs]
+    schema = unified_schema(files)
+    by_split = split_column is not None and split_column in schema.names
+    writers: dict[str, Any] = {}
+    counts: Counter[str] = Counter()
+    total_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    tid = bars.add_task("write output", total=total_rows)
+    for f in files:
+        table = conform(pq.read_table(f), schema)
+        groups = ([(str(v), table.filter(pc.equal(table.column(split_column), v)))
+                   for v in pc.unique(table.column(split_column)).to_pylist() if v is not None]
+                  if by_split else [("data", table)])
+        for key, part in groups:
+            if key not in writers:
+                writers[key] = open_writer(tmp / f"{key}{EXTENSIONS.get(fmt, '')}", fmt, **options)
+            writers[key].write(part)
+            counts[key] += part.num_rows
+        bars.advance(tid, table.num_rows)
+    if not writers:
+        writers["data"] = open_writer(tmp / f"data{EXTENSIONS.get(fmt, '')}", fmt, **options)
+        writers["data"].write(schema.empty_table())
+    for w in writers.values():
+        w.close()
+    store.replace_dir(tmp, final)
+    outputs = sorted(final / p.name for p in final.iterdir())
+    stats: dict[str, Any] = {"rows": sum(counts.values()), "format": fmt}
+    if by_split:
+        stats["splits"] = dict(sorted(counts.items()))
+    return outputs, stats
+
+
+def write_rejected(run_dir: Path, planned: list[Any], n_shards: int) -> None:
+    """Gather each step's rejected rows into ``rejected/<step>.parquet``."""
+    tmp = store.tmp_sibling(run_dir / "rejected")
+    tmp.mkdir()
+    for p in planned:
+        files = [p.dir / store.shard_name(i) / "rejected.parquet" for i in range(n_shards)]
+        files = [f for f in files if f.exists()]
+        if files:
+            concat_parquet(files, tmp / f"{p.step.label}.parquet")
+    store.replace_dir(tmp, run_dir / "rejected")
+
+
+def write_quarantine(run_dir: Path, shard_dirs: list[Path]) -> dict[str, Any]:
+    """Gather the shards' quarantined records into ``quarantine.jsonl``; return input stats."""
+    dest = run_dir / "quarantine.jsonl"
+    tmp = store.tmp_sibling(dest)
+    rows = quarantined = 0
+    by_reason: Counter[str] = Counter()
+    with open(tmp, "wb") as out:
+        for d in shard_dirs:
+            s = store.read_json(d / "stats.json")
+            rows += s["rows"]
+            quarantined += s["quarantined"]
+            by_reason.update(s["by_reason"])
+            with open(d / "quarantine.jsonl", "rb") as f:
+                shutil.copyfileobj(f, out)
+    tmp.rename(dest)
+    return {"rows": rows, "quarantined": quarantined, "quarantined_by_reason": dict(by_reason)}
+
+
+def step_stats(planned: list[Any], n_shards: int, fit_seconds: dict[int, float],
+               computed: set[int]) -> list[dict[str, Any]]:
+    """Per-step totals over shards: rows in/out, dropped by rule, seconds, rows/s, cached."""
+    out = []
+    for p in planned:
+        shard = [store.read_json(p.dir / store.shard_name(i) / "stats.json") for i in range(n_shards)]
+        dropped: Counter[str] = Counter()
+        for s in shard:
+            dropped.update(s["dropped"])
+        seconds = sum(s["seconds"] for s in shard) + fit_seconds.get(p.step.index, 0.0)
+        rows_in = sum(s["rows_in"] for s in shard)
+        out.append({"index": p.step.index, "step": p.step.label, "op": p.step.op.name, "kind": p.step.op.kind,
+                    "rows_in": rows_in, "rows_out": sum(s["rows_out"] for s in shard),
+                    "dropped": dict(dropped.most_common()), "seconds": round(seconds, 4),
+                    "rows_per_s": round(rows_in / seconds, 1) if seconds > 0 else None,
+                    "cached": p.step.index not in computed, "fingerprint": p.fingerprint})
+    return out
+
+
+def prune_cache(cache: Path, keep: set[Path]) -> None:
+    """Remove cache entries of earlier plans (other inputs, parameters or versions)."""
+    for d in cache.iterdir():
+        if d.is_dir() and d not in keep:
+            shutil.rmtree(d, ignore_errors=True)

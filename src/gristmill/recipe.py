@@ -1,0 +1,284 @@
+"""Recipes: YAML → a fully validated :class:`Recipe`, or a :class:`RecipeError` listing every problem.
+
+Validation happens completely before any work: the YAML syntax, the top-level keys, every
+step's operator name (unknown names get the closest known ones), every step's parameters
+against the operator's own pydantic model, the input path and format, and the columns
+each step reads (a step may only read columns the input or an earlier step provides).
+Each error names its location, e.g. ``steps[2].params.min_words: must be >= 0``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gristmill import registry
+from gristmill.ops.base import Operator
+
+DEFAULT_SHARD_ROWS = 2000
+
+
+class RecipeError(Exception):
+    """A recipe that cannot run; ``errors`` holds one located message per problem."""
+
+    def __init__(self, errors: list[str], source: str = "recipe") -> None:
+        self.errors = errors
+        self.source = source
+        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(f"  {e}" for e in errors))
+
+
+class StepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    op: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExecutorSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field("local", pattern="^local$")
+    workers: int = Field(2, ge=1, le=256)
+
+
+class RecipeSpec(BaseModel):
+    """Top-level shape of a recipe; ``input`` and ``output`` options are checked by io."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
+    description: str | None = None
+    input: dict[str, Any]
+    steps: list[StepSpec] = Field(default_factory=list)
+    output: dict[str, Any] = Field(default_factory=lambda: {"format": "jsonl"})
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    strict: bool = False
+
+
+class Step:
+    """One validated step: its index, operator instance and a stable label for files."""
+
+    def __init__(self, index: int, op: Operator) -> None:
+        self.index = index
+        self.op = op
+
+    @property
+    def label(self) -> str:
+        return f"{self.index:02d}-{self.op.name}"
+
+
+class Recipe:
+    """A validated recipe, ready for an executor."""
+
+    def __init__(self, spec: RecipeSpec, steps: list[Step], input_paths: list[Path],
+                 input_options: Any, shard_rows: int, output: dict[str, Any], base_dir: Path,
+                 source: str) -> None:
+        self.spec = spec
+        self.steps = steps
+        self.input_paths = input_paths
+        self.input_options = input_options
+        self.shard_rows = shard_rows
+        self.output = output
+        self.base_dir = base_dir
+        self.source = source
+
+    @property
+    def name(self) -> str:
+        return self.spec.name or Path(self.source).stem
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe with defaults filled in and paths made absolute, as saved in a run."""
+        inp = {"path": [str(p) for p in self.input_paths], "shard_rows": self.shard_rows}
+        inp.update(self.input_options.model_dump(mode="json"))
+        return {
+            "name": self.name,
+            "description": self.spec.description,
+            "input": inp,
+            "steps": [{"op": s.op.name, "version": s.op.version,
+                       "params": s.op.params.model_dump(mode="json")} for s in self.steps],
+            "output": self.output,
+            "executor": self.spec.executor.model_dump(mode="json"),
+            "strict": self.spec.strict,
+        }
+
+
+# ---- error formatting -----------------------------------------------------------
+
+def _loc(parts: tuple[Any, ...] | list[Any]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def pydantic_messages(err: ValidationError, prefix: str, known: list[str] | None = None) -> list[str]:
+    """Turn a pydantic error into ``location: message`` lines with short, plain messages."""
+    lines = []
+    for e in err.errors():
+        loc = _loc([prefix, *e["loc"]]) if prefix else _loc(e["loc"])
+        ctx = e.get("ctx") or {}
+        kind = e["type"]
+        if kind == "greater_than_equal":
+            msg = f"must be >= {ctx['ge']}"
+        elif kind == "greater_than":
+            msg = f"must be > {ctx['gt']}"
+        elif kind == "less_than_equal":
+            msg = f"must be <= {ctx['le']}"
+        elif kind == "less_than":
+            msg = f"must be < {ctx['lt']}"
+        elif kind == "extra_forbidden":
+            name = str(e["loc"][-1]) if e["loc"] else ""
+            close = difflib.get_close_matches(name, known or [], n=3, cutoff=0.5)
+            msg = "unknown key" + (f"; did you mean {', '.join(close)}?" if close else
+                                   (f"; known keys: {', '.join(known)}" if known else ""))
+        elif kind == "missing":
+            msg = "required"
+        else:
+            msg = e["msg"]
+            if "input" in e and kind not in ("value_error", "assertion_error"):
+                msg += f" (got {e['input']!r})"[:200]
+        lines.append(f"{loc}: {msg}")
+    return lines
+
+
+# ---- overrides ------------------------------------------------------------------
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b.2.c=value`` to ``data`` in place; the value is parsed as YAML."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError([f"--set {assignment!r}: expected KEY=VALUE, e.g. steps.2.params.min_words=10"])
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise RecipeError([f"--set {key}: {where} is not an index of a list of {len(node)}"])
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise RecipeError([f"--set {key}: {'.'.join(parts[:i])} is a value, not a mapping or list"])
+
+
+# ---- loading --------------------------------------------------------------------
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecipeError([f"cannot read recipe: {exc.strerror or exc}"], str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise RecipeError([f"{where}invalid YAML: {getattr(exc, 'problem', exc)}"], str(path)) from None
+    if not isinstance(data, dict):
+        raise RecipeError(["a recipe is a YAML mapping with input, steps and output"], str(path))
+    return data
+
+
+def load_recipe(source: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
+                base_dir: Path | None = None) -> Recipe:
+    """Load and validate a recipe from a YAML path or a dict; raise :class:`RecipeError`."""
+    if isinstance(source, dict):
+        data, name = copy.deepcopy(source), "recipe"
+        base = base_dir or Path.cwd()
+    else:
+        data, name = load_yaml(source), str(source)
+        base = base_dir or Path(source).resolve().parent
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return validate(data, base, name)
+
+
+def validate(data: dict[str, Any], base: Path, name: str = "recipe") -> Recipe:
+    """Validate a recipe dict completely; collect every error before raising."""
+    from gristmill.io import InputError, ReaderOptions, WriterOptions, open_reader
+
+    errors: list[str] = []
+    try:
+        spec = RecipeSpec(**data)
+    except ValidationError as exc:
+        errors += pydantic_messages(exc, "", list(RecipeSpec.model_fields))
+        raise RecipeError(errors, name) from None
+
+    # steps: operator names and parameters
+    steps: list[Step] = []
+    for i, s in enumerate(spec.steps):
+        try:
+            cls = registry.get(s.op)
+        except registry.UnknownOperator as exc:
+            errors.append(f"steps[{i}].op: {exc}")
+            continue
+        try:
+            steps.append(Step(i, cls(**s.params)))
+        except ValidationError as exc:
+            errors += pydantic_messages(exc, f"steps[{i}].params", list(cls.Params.model_fields))
+
+    # input
+    inp = dict(spec.input)
+    raw_paths = inp.pop("path", None)
+    shard_rows = inp.pop("shard_rows", DEFAULT_SHARD_ROWS)
+    if not isinstance(shard_rows, int) or shard_rows < 1:
+        errors.append("input.shard_rows: must be an integer >= 1")
+        shard_rows = DEFAULT_SHARD_ROWS
+    if raw_paths is None:
+        errors.append("input.path: required")
+        raw_paths = []
+    paths = [raw_paths] if isinstance(raw_paths, str) else list(raw_paths)
+    input_paths = [(base / p).resolve() if not Path(p).is_absolute() else Path(p) for p in paths]
+    options = None
+    try:
+        options = ReaderOptions(**inp)
+    except ValidationError as exc:
+        errors += pydantic_messages(exc, "input", ["path", "shard_rows", *ReaderOptions.model_fields])
+
+    columns: set[str] = set()
+    if options is not None:
+        for i, p in enumerate(input_paths):
+            where = "input.path" if isinstance(raw_paths, str) else f"input.path[{i}]"
+            try:
+                columns |= set(open_reader(p, options).columns())
+            except InputError as exc:
+                errors.append(f"{where}: {exc}")
+
+    # columns each step reads must exist by then
+    if options is not None and not any(e.startswith("input.path") for e in errors):
+        available = set(columns)
+        for step in steps:
+            missing = [c for c in step.op.reads() if c not in available]
+            if missing:
+                errors.append(
+                    f"steps[{step.index}] ({step.op.name}): reads column(s) {', '.join(map(repr, missing))} "
+                    f"that neither the input nor an earlier step provides (available: {', '.join(sorted(available))})")
+            available |= set(step.op.writes())
+
+    # output
+    out = dict(spec.output)
+    out.setdefault("format", "jsonl")
+    split_column = out.pop("split_column", "split")
+    out_path = out.pop("path", None)
+    try:
+        WriterOptions(**out)
+    except ValidationError as exc:
+        errors += pydantic_messages(exc, "output", ["path", "split_column", *WriterOptions.model_fields])
+    output = {**out, "split_column": split_column,
+              "path": str((base / out_path).resolve()) if out_path else None}
+
+    if errors:
+        raise RecipeError(errors, name)
+    return Recipe(spec, steps, input_paths, options, shard_rows, output, base, name)

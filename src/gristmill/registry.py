@@ -1,0 +1,74 @@
+"""Operator names → operator classes. The one place where built-in operators are registered.
+
+Names are stable dotted strings used in recipes (``clean.normalize``). Classes are
+imported lazily, so listing operators does not load every dependency. Third-party
+operators register through the ``gristmill.operators`` entry-point group the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from importlib.metadata import entry_points
+
+from gristmill.ops.base import Operator
+
+BUILTIN: dict[str, str] = {
+    "clean.normalize": "gristmill.ops.clean:Normalize",
+    "clean.strip_html": "gristmill.ops.clean:StripHtml",
+    "filter.length": "gristmill.ops.length:LengthFilter",
+    "dedup.exact": "gristmill.ops.dedup_exact:ExactDedup",
+    "split.train_test": "gristmill.ops.split:TrainTestSplit",
+}
+
+
+class UnknownOperator(KeyError):
+    """Raised for a name no operator is registered under; carries the closest names."""
+
+    def __init__(self, name: str, suggestions: list[str]) -> None:
+        self.name = name
+        self.suggestions = suggestions
+        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(f"unknown operator {name!r}{hint}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _all_targets() -> dict[str, str]:
+    targets = dict(BUILTIN)
+    for ep in entry_points(group="gristmill.operators"):
+        targets.setdefault(ep.name, ep.value)
+    return targets
+
+
+def names() -> list[str]:
+    """All registered operator names, sorted."""
+    return sorted(_all_targets())
+
+
+def suggest(name: str, n: int = 3) -> list[str]:
+    """The registered names closest to ``name``."""
+    known = names()
+    close = difflib.get_close_matches(name, known, n=n, cutoff=0.5)
+    if not close:
+        family = name.split(".")[0]
+        close = [k for k in known if k.startswith(family + ".")][:n]
+    return close
+
+
+def get(name: str) -> type[Operator]:
+    """The operator class registered under ``name``; raises :class:`UnknownOperator`."""
+    target = _all_targets().get(name)
+    if target is None:
+        raise UnknownOperator(name, suggest(name))
+    module, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if cls.name != name:
+        raise RuntimeError(f"{target} declares name {cls.name!r}, registered as {name!r}")
+    return cls
+
+
+def create(name: str, params: dict | None = None) -> Operator:
+    """Instantiate operator ``name`` with ``params`` (validated by its Params model)."""
+    return get(name)(**(params or {}))

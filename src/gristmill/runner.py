@@ -1,0 +1,228 @@
+"""Run a recipe into a run directory: plan, ingest, run steps over shards, finalise.
+
+The plan gives each step a fingerprint chained from the input's fingerprint, its
+operator name, parameters and version; a step's per-shard outputs live under that
+fingerprint, so a second run reuses whatever is unchanged and a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pickle
+import shutil
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, wait, FIRST_COMPLETED
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gristmill.executors import LocalExecutor
+from gristmill.ops.base import GlobalOp
+from gristmill.pipeline import finalize, store
+from gristmill.pipeline.ingest import IngestedShard, ingest
+from gristmill.pipeline.worker import SegmentTask, StepRef, SummaryTask, run_segment, run_summary
+from gristmill.progress import progress_bars
+from gristmill.recipe import Recipe, Step, load_recipe
+
+
+class RunBusy(Exception):
+    """Another process holds the run directory."""
+
+
+@dataclass
+class PlannedStep:
+    step: Step
+    fingerprint: str
+    dir: Path
+
+    @property
+    def ref(self) -> StepRef:
+        return StepRef(self.fingerprint, self.dir / "op.pkl", self.dir)
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    stats: dict[str, Any]
+    outputs: list[Path] = field(default_factory=list)
+
+
+def plan(recipe: Recipe, cache: Path) -> tuple[str, list[PlannedStep]]:
+    """The input fingerprint and each step's fingerprint and cache directory."""
+    opts = recipe.input_options.model_dump(mode="json")
+    input_fp = store.fingerprint([store.file_identity(p) for p in recipe.input_paths], opts, recipe.shard_rows)
+    planned, prev = [], input_fp
+    for step in recipe.steps:
+        fp = store.fingerprint(prev, step.op.name, step.op.params.model_dump(mode="json"), step.op.version)
+        planned.append(PlannedStep(step, fp, cache / f"step-{step.label}-{fp}"))
+        prev = fp
+    return input_fp, planned
+
+
+def segments(planned: list[PlannedStep]) -> list[list[PlannedStep]]:
+    """Consecutive steps that run together on a shard; a global step starts a new segment."""
+    out: list[list[PlannedStep]] = []
+    for p in planned:
+        if not out or isinstance(p.step.op, GlobalOp):
+            out.append([p])
+        else:
+            out[-1].append(p)
+    return out
+
+
+def _lock(run_dir: Path) -> Any:
+    fh = open(run_dir / ".lock", "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise RunBusy(f"{run_dir}: in use by another gristmill run") from None
+    return fh
+
+
+def _wait_all(futures: dict[Future, Any], bars: Any, task_id: int) -> dict[Any, Any]:
+    results = {}
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in done:
+            key, rows = futures[fut]
+            results[key] = fut.result()
+            bars.advance(task_id, rows)
+    return results
+
+
+def _note_computed(seg: list[PlannedStep], results: dict[Any, Any], computed: set[int]) -> None:
+    for shard_steps in results.values():
+        for p, st in zip(seg, shard_steps):
+            if not st["cached"]:
+                computed.add(p.step.index)
+
+
+def _fit_global(p: PlannedStep, inputs: list[Path], rows: list[int], executor: LocalExecutor, bars: Any) -> float:
+    """Summarise every shard, fit the operator, pickle it fitted; return fit seconds."""
+    unfitted = p.dir / "op.unfitted.pkl"
+    store.write_bytes_atomic(unfitted, pickle.dumps(p.step.op))
+    ref = StepRef(p.fingerprint + "-unfitted", unfitted, p.dir)
+    tid = bars.add_task(f"{p.step.label} (scan)", total=sum(rows), unit="rows")
+    t0 = time.perf_counter()
+    futures = {executor.submit(run_summary, SummaryTask(i, d, ref)): (i, rows[i]) for i, d in enumerate(inputs)}
+    summaries = _wait_all(futures, bars, tid)
+    p.step.op.fit([summaries[i] for i in range(len(inputs))])
+    store.write_bytes_atomic(p.dir / "op.pkl", pickle.dumps(p.step.op))
+    seconds = time.perf_counter() - t0
+    store.write_json_atomic(p.dir / "fit.json", {"seconds": seconds})
+    return seconds
+
+
+def run_recipe(recipe: Recipe | dict[str, Any] | str | Path, runs_dir: str | Path = "runs",
+               name: str | None = None, overrides: Sequence[str] = (), workers: int | None = None,
+               progress: bool = True, fresh: bool = False, strict: bool | None = None,
+               report: bool = True) -> RunSummary:
+    """Run ``recipe`` into ``runs_dir/<name>`` and return the run's stats and output files."""
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, overrides)
+    run_dir = Path(runs_dir) / (name or recipe.name)
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock(run_dir)
+    try:
+        return _run(recipe, run_dir, workers or recipe.spec.executor.workers, progress,
+                    recipe.spec.strict if strict is None else strict, report)
+    finally:
+        lock.close()
+
+
+def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bool, report: bool) -> RunSummary:
+    started = datetime.now(timezone.utc)
+    t_start = time.perf_counter()
+    cache = run_dir / "cache"
+    cache.mkdir(exist_ok=True)
+    store.remove_stale_tmp(run_dir)
+    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.resolved(), sort_keys=False, allow_unicode=True))
+
+    input_fp, planned = plan(recipe, cache)
+    for p in planned:
+        p.dir.mkdir(exist_ok=True)
+        if not isinstance(p.step.op, GlobalOp):
+            store.write_bytes_atomic(p.dir / "op.pkl", pickle.dumps(p.step.op))
+    segs = segments(planned)
+    input_dir = cache / f"input-{input_fp}"
+    fit_seconds: dict[int, float] = {}
+    computed: set[int] = set()
+
+    with progress_bars(progress) as bars, LocalExecutor(workers) as executor:
+        # ingestion; the first segment starts on each shard as soon as it is committed
+        t_in = time.perf_counter()
+        total_bytes = sum(r.stat().st_size if r.is_file() else 0 for r in recipe.input_paths)
+        read_task = bars.add_task("read input", total=max(total_bytes, 1) / 1e6, unit="MB")
+        first = segs[0] if segs and not isinstance(segs[0][0].step.op, GlobalOp) else None
+        first_task = bars.add_task(f"steps {first[0].step.index}-{first[-1].step.index}", total=None) if first else None
+        futures: dict[Future, Any] = {}
+        shards: list[IngestedShard] = []
+
+        def on_bytes(done: int, total: int) -> None:
+            bars.update(read_task, completed=done / 1e6, total=max(total, 1) / 1e6)
+
+        for shard in ingest(recipe.input_paths, recipe.input_options, recipe.shard_rows, input_dir,
+                            strict=strict, on_bytes=on_bytes):
+            shards.append(shard)
+            if first:
+                task = SegmentTask(shard.index, shard.path, tuple(p.ref for p in first))
+                futures[executor.submit(run_segment, task)] = (shard.index, shard.rows)
+        input_seconds = time.perf_counter() - t_in
+        rows = [s.rows for s in shards]
+        inputs = [s.path for s in shards]
+        if first:
+            bars.update(first_task, total=sum(rows))
+            _note_computed(first, _wait_all(futures, bars, first_task), computed)
+            inputs = [first[-1].dir / store.shard_name(i) for i in range(len(shards))]
+            rows = [store.read_json(d / "stats.json")["rows_out"] for d in inputs]
+
+        for seg in segs[1:] if first else segs:
+            head = seg[0]
+            if isinstance(head.step.op, GlobalOp):
+                all_done = all((head.dir / store.shard_name(i)).is_dir() for i in range(len(shards)))
+                if (head.dir / "op.pkl").exists() or all_done:
+                    fit_seconds[head.step.index] = (store.read_json(head.dir / "fit.json")["seconds"]
+                                                    if (head.dir / "fit.json").exists() else 0.0)
+                else:
+                    fit_seconds[head.step.index] = _fit_global(head, inputs, rows, executor, bars)
+            tid = bars.add_task(f"steps {seg[0].step.index}-{seg[-1].step.index}", total=sum(rows))
+            futs = {executor.submit(run_segment, SegmentTask(i, d, tuple(p.ref for p in seg))): (i, rows[i])
+                    for i, d in enumerate(inputs)}
+            _note_computed(seg, _wait_all(futs, bars, tid), computed)
+            inputs = [seg[-1].dir / store.shard_name(i) for i in range(len(shards))]
+            rows = [store.read_json(d / "stats.json")["rows_out"] for d in inputs]
+
+        outputs, out_stats = finalize.write_outputs(run_dir, inputs, recipe.output, bars)
+
+    finalize.write_rejected(run_dir, planned, len(shards))
+    input_stats = finalize.write_quarantine(run_dir, [s.path for s in shards])
+    input_stats.update({"paths": [str(p) for p in recipe.input_paths],
+                        "format": recipe.input_options.format, "shards": len(shards), "seconds": input_seconds})
+    stats = {
+        "run": run_dir.name, "recipe": recipe.source, "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": time.perf_counter() - t_start, "workers": workers,
+        "input": input_stats,
+        "steps": finalize.step_stats(planned, len(shards), fit_seconds, computed),
+        "output": {**out_stats, "files": [str(p.relative_to(run_dir)) if p.is_relative_to(run_dir) else str(p)
+                                          for p in outputs]},
+    }
+    store.write_json_atomic(run_dir / "stats.json", stats)
+    finalize.prune_cache(cache, keep={input_dir, *(p.dir for p in planned)})
+    if report:
+        from gristmill.report import write_report
+        write_report(run_dir)
+    return RunSummary(run_dir, stats, outputs)
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("GRISTMILL_RUNS", "runs"))

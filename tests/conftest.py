@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def docs_file(tmp_path: Path) -> Path:
+    """A small JSONL corpus with duplicates, short rows and two malformed lines."""
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    lines = []
+    for i in range(60):
+        text = " ".join(words[(i + k) % len(words)] for k in range(8 + i % 30)) + f" doc {i % 45}."
+        lines.append(json.dumps({"id": f"d{i}", "text": text, "label": "ab"[i % 2]}))
+    lines.insert(10, '{"id": "broken", "text": ')
+    lines.insert(20, json.dumps({"id": "blank", "text": "  "}))
+    p = tmp_path / "docs.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def recipe_dict(path: Path, **over) -> dict:
+    base = {
+        "name": "t",
+        "input": {"path": str(path), "format": "jsonl", "shard_rows": 7},
+        "steps": [
+            {"op": "clean.normalize"},
+            {"op": "filter.length", "params": {"min_words": 10}},
+            {"op": "dedup.exact"},
+            {"op": "split.train_test", "params": {"test": 0.25, "seed": 1}},
+        ],
+        "output": {"format": "jsonl"},
+        "executor": {"workers": 1},
+    }
+    base.update(over)
+    return base

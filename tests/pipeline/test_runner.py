@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from gristmill.pipeline.ingest import StrictInputError
+from gristmill.runner import run_recipe
+from tests.conftest import recipe_dict
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_run_writes_a_complete_run_directory(tmp_path: Path, docs_file: Path) -> None:
+    s = run_recipe(recipe_dict(docs_file), runs_dir=tmp_path / "runs", progress=False)
+    run = s.run_dir
+    for name in ("recipe.yaml", "stats.json", "quarantine.jsonl", "report.html"):
+        assert (run / name).is_file(), name
+    stats = s.stats
+    assert stats["input"]["rows"] == 60 and stats["input"]["quarantined"] == 2
+    quarantine = read_jsonl(run / "quarantine.jsonl")
+    assert {q["line"] for q in quarantine} == {11, 21}
+    assert all(q["source"] == str(docs_file) for q in quarantine)
+    steps = stats["steps"]
+    assert [st["op"] for st in steps] == ["clean.normalize", "filter.length", "dedup.exact", "split.train_test"]
+    for a, b in zip(steps, steps[1:]):
+        assert a["rows_out"] == b["rows_in"]
+    for st in steps:
+        assert st["rows_in"] - st["rows_out"] == sum(st["dropped"].values())
+    assert set(steps[1]["dropped"]) == {"min_words"} and set(steps[2]["dropped"]) == {"duplicate"}
+    train, test = read_jsonl(run / "data" / "train.jsonl"), read_jsonl(run / "data" / "test.jsonl")
+    assert len(train) + len(test) == stats["output"]["rows"] == steps[-1]["rows_out"]
+    assert stats["output"]["splits"] == {"test": len(test), "train": len(train)}
+    ids = [r["id"] for r in train + test]
+    assert len(ids) == len(set(ids))
+    rejected = pq.read_table(run / "rejected" / "01-filter.length.parquet").to_pylist()
+    assert len(rejected) == steps[1]["rows_in"] - steps[1]["rows_out"]
+    assert all(r["_reason"].startswith("min_words: ") for r in rejected)
+    dups = pq.read_table(run / "rejected" / "02-dedup.exact.parquet").to_pylist()
+    kept_ids = set(ids)
+    assert all(r["_reason"].split("of ", 1)[1] in kept_ids for r in dups)
+
+
+def test_rerun_reuses_and_a_changed_step_reruns_only_itself_and_later(tmp_path: Path, docs_file: Path) -> None:
+    runs = tmp_path / "runs"
+    first = run_recipe(recipe_dict(docs_file), runs_dir=runs, progress=False)
+    assert not any(st["cached"] for st in first.stats["steps"])
+    again = run_recipe(recipe_dict(docs_file), runs_dir=runs, progress=False)
+    assert all(st["cached"] for st in again.stats["steps"])
+    changed = run_recipe(recipe_dict(docs_file), runs_dir=runs, progress=False,
+                         overrides=["steps.1.params.min_words=15"])
+    assert [st["cached"] for st in changed.stats["steps"]] == [True, False, False, False]
+    assert changed.stats["steps"][1]["rows_out"] < first.stats["steps"][1]["rows_out"]
+    assert (runs / "t" / "recipe.yaml").read_text().count("min_words: 15") == 1
+
+
+def test_parallel_and_inline_runs_agree(tmp_path: Path, docs_file: Path) -> None:
+    a = run_recipe(recipe_dict(docs_file), runs_dir=tmp_path / "a", progress=False, workers=1)
+    b = run_recipe(recipe_dict(docs_file), runs_dir=tmp_path / "b", progress=False, workers=2)
+    for name in ("train.jsonl", "test.jsonl"):
+        assert (a.run_dir / "data" / name).read_bytes() == (b.run_dir / "data" / name).read_bytes()
+
+
+def test_strict_fails_at_the_first_bad_record(tmp_path: Path, docs_file: Path) -> None:
+    with pytest.raises(StrictInputError, match=r"docs\.jsonl:11: invalid JSON"):
+        run_recipe(recipe_dict(docs_file), runs_dir=tmp_path / "runs", progress=False, strict=True)
+
+
+def test_no_steps_and_other_formats(tmp_path: Path, docs_file: Path) -> None:
+    s = run_recipe(recipe_dict(docs_file, steps=[], output={"format": "parquet"}), runs_dir=tmp_path, progress=False)
+    assert pq.read_table(s.run_dir / "data" / "data.parquet").num_rows == 60
