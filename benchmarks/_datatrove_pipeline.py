@@ -119,7 +119,11 @@ def main() -> None:
     seconds = time.perf_counter() - t0
 
     s1 = step_stats(work / "logs" / "1_signatures" / "stats.json")
+    s2 = step_stats(work / "logs" / "2_find_dups" / "stats.json")
     s3 = step_stats(work / "logs" / "3_filter" / "stats.json")
+    # seconds inside each step, summed over tasks (datatrove's own time_stats)
+    step_seconds = {f"{stage}:{step['name']}": step.get("time_stats", {}).get("total", 0.0)
+                    for stage, steps in (("1", s1), ("2", s2), ("3", s3)) for step in steps}
     docs_in = stat_value(s1[0], "documents")
     after_length = stat_value(s1[2], "forwarded")
     docs_out = sum(1 for f in (work / "output").glob("*.jsonl") for _ in f.open("rb"))
@@ -133,6 +137,7 @@ def main() -> None:
         "import_seconds": import_seconds,
         "seconds": seconds,
         "stage_seconds": stage_seconds,
+        "step_seconds": step_seconds,
         "docs_in": docs_in,
         "after_length_filter": after_length,
         "dedup_dropped": stat_value(s3[1], "dropped"),

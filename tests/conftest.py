@@ -15,7 +15,8 @@ def docs_file(tmp_path: Path) -> Path:
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
     lines = []
     for i in range(60):
-        text = " ".join(words[(i + k) % len(words)] for k in range(8 + i % 30)) + f" doc {i % 45}."
+        j = i % 45  # rows 45..59 repeat rows 0..14 exactly
+        text = " ".join(words[(j + k) % len(words)] for k in range(8 + j % 30)) + f" doc {j}."
         lines.append(json.dumps({"id": f"d{i}", "text": text, "label": "ab"[i % 2]}))
     lines.insert(10, '{"id": "broken", "text": ')
     lines.insert(20, json.dumps({"id": "blank", "text": "  "}))
@@ -30,7 +31,7 @@ def recipe_dict(path: Path, **over) -> dict:
         "input": {"path": str(path), "format": "jsonl", "shard_rows": 7},
         "steps": [
             {"op": "clean.normalize"},
-            {"op": "filter.length", "params": {"min_words": 10}},
+            {"op": "filter.length", "params": {"min_words": 15}},
             {"op": "dedup.exact"},
             {"op": "split.train_test", "params": {"test": 0.25, "seed": 1}},
         ],

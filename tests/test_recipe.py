@@ -19,7 +19,7 @@ def test_valid_recipe_resolves_defaults(docs_file: Path) -> None:
     r = load_recipe(recipe_dict(docs_file))
     resolved = r.resolved()
     assert [s["op"] for s in resolved["steps"]] == ["clean.normalize", "filter.length", "dedup.exact", "split.train_test"]
-    assert resolved["steps"][1]["params"]["min_words"] == 10
+    assert resolved["steps"][1]["params"]["min_words"] == 15
     assert "max_chars" in resolved["steps"][1]["params"]  # defaults are filled in
     assert resolved["input"]["path"] == [str(docs_file)]
 
@@ -41,7 +41,8 @@ def test_unknown_parameter_and_top_level_key(docs_file: Path) -> None:
     data = recipe_dict(docs_file)
     data["steps"][1]["params"]["min_wrds"] = 3
     errs = errors_of(data)
-    assert errs == ["steps[1].params.min_wrds: unknown key; did you mean min_words?"]
+    [err] = errs
+    assert err.startswith("steps[1].params.min_wrds: unknown key; did you mean min_words")
     data = recipe_dict(docs_file, stpes=[])
     [err] = errors_of(data)
     assert err.startswith("stpes: unknown key; did you mean steps")

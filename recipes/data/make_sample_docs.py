@@ -46,7 +46,8 @@ def html_page(title: str, body: str) -> str:
 
 
 def mojibake(text: str) -> str:
-    return text.replace("'", "\u2019").encode("utf-8").decode("cp1252", errors="replace")
+    """UTF-8 bytes read as Windows-1252, the commonest mojibake."""
+    return text.encode("utf-8").decode("cp1252", errors="replace")
 
 
 def main() -> None:
@@ -65,7 +66,8 @@ def main() -> None:
         if i % 3 == 0:
             add({"topic": topic, "text": html_page(topic.title(), text), "license": "Apache-2.0"})
         if i % 4 == 1:
-            add({"topic": topic, "text": mojibake(text.replace("because", "because it's")), "license": "Apache-2.0"})
+            extra = f" People who study it call it \u2018the {topic} notebook\u2019 \u2014 it\u2019s a caf\u00e9 of ideas."
+            add({"topic": topic, "text": mojibake(text + extra), "license": "Apache-2.0"})
         if i % 5 == 2:
             add({"topic": topic, "text": text, "license": "Apache-2.0"})  # exact duplicate
         if i % 6 == 3:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task,
-                           TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.text import Text
 
 
@@ -20,8 +20,20 @@ class RateColumn(ProgressColumn):
         unit = task.fields.get("unit", "rows")
         if speed is None:
             return Text(f"- {unit}/s", style="progress.data.speed")
-        return Text(f"{speed:,.0f} {unit}/s" if speed >= 10 else f"{speed:.2f} {unit}/s",
-                    style="progress.data.speed")
+        for scale, suffix in ((1e6, "M"), (1e3, "k"), (1, "")):
+            if speed >= scale * 10 or scale == 1:
+                return Text(f"{speed / scale:,.{0 if speed >= 10 else 2}f}{suffix} {unit}/s",
+                            style="progress.data.speed")
+        raise AssertionError  # pragma: no cover
+
+
+class DoneColumn(ProgressColumn):
+    """Done / total in the task's unit, with one decimal for fractional units (MB)."""
+
+    def render(self, task: Task) -> Text:
+        fmt = ",.1f" if task.fields.get("unit") == "MB" else ",.0f"
+        total = "?" if task.total is None else format(task.total, fmt)
+        return Text(f"{format(task.completed, fmt)}/{total}", style="progress.download")
 
 
 class NullProgress:
@@ -43,8 +55,8 @@ def progress_bars(enabled: bool = True, console: Console | None = None) -> Itera
     if not enabled:
         yield NullProgress()
         return
-    bars = Progress(TextColumn("[bold]{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                    TaskProgressColumn(), RateColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=console or Console(stderr=True), transient=False)
+    bars = Progress(TextColumn("[bold]{task.description:<24}"), BarColumn(bar_width=24), DoneColumn(),
+                    RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=console or Console(stderr=True), transient=False)
     with bars:
         yield bars

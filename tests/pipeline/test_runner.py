@@ -52,10 +52,10 @@ def test_rerun_reuses_and_a_changed_step_reruns_only_itself_and_later(tmp_path: 
     again = run_recipe(recipe_dict(docs_file), runs_dir=runs, progress=False)
     assert all(st["cached"] for st in again.stats["steps"])
     changed = run_recipe(recipe_dict(docs_file), runs_dir=runs, progress=False,
-                         overrides=["steps.1.params.min_words=15"])
+                         overrides=["steps.1.params.min_words=25"])
     assert [st["cached"] for st in changed.stats["steps"]] == [True, False, False, False]
     assert changed.stats["steps"][1]["rows_out"] < first.stats["steps"][1]["rows_out"]
-    assert (runs / "t" / "recipe.yaml").read_text().count("min_words: 15") == 1
+    assert (runs / "t" / "recipe.yaml").read_text().count("min_words: 25") == 1
 
 
 def test_parallel_and_inline_runs_agree(tmp_path: Path, docs_file: Path) -> None:
@@ -73,3 +73,12 @@ def test_strict_fails_at_the_first_bad_record(tmp_path: Path, docs_file: Path) -
 def test_no_steps_and_other_formats(tmp_path: Path, docs_file: Path) -> None:
     s = run_recipe(recipe_dict(docs_file, steps=[], output={"format": "parquet"}), runs_dir=tmp_path, progress=False)
     assert pq.read_table(s.run_dir / "data" / "data.parquet").num_rows == 60
+
+
+def test_repeated_ids_are_made_unique(tmp_path: Path) -> None:
+    src = tmp_path / "dup.jsonl"
+    src.write_text("".join(json.dumps({"id": "same", "text": f"text number {i} " * 5}) + "\n" for i in range(5)))
+    s = run_recipe(recipe_dict(src, steps=[]), runs_dir=tmp_path, progress=False)
+    rows = read_jsonl(s.run_dir / "data" / "data.jsonl")
+    assert [r["id"] for r in rows] == ["same", "same~2", "same~3", "same~4", "same~5"]
+    assert s.stats["input"]["ids_renamed"] == 4

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from gristmill.io.base import BadRecord, Opened, Progress, cut, read_lines, size_reason, utf8_reason
+from gristmill.io.base import BadRecord, MiB, Opened, Progress, cut, read_lines, size_reason, utf8_reason
 
 try:
     import orjson
@@ -25,6 +25,10 @@ except ImportError:  # pragma: no cover - orjson is a dependency, json is the fa
     _fast_loads = None
 
 Item = tuple[int, dict[str, Any]] | BadRecord
+
+
+def _strict_loads(line: bytes) -> Any:
+    return json.loads(line.decode("utf-8"))
 
 
 def parse_line(line: bytes) -> Any:
@@ -67,10 +71,20 @@ def iter_json(path: Path, limit: int, progress: Progress) -> Iterator[Item]:
         if path.name.lower().endswith((".json", ".json.gz", ".json.zst")) and _first_byte(f.stream) == b"[":
             yield from _iter_array(f.stream, src, limit)
             return
+        fast = _fast_loads or _strict_loads
         for n, line, size in read_lines(f.stream, limit):
             if size:
                 yield BadRecord(src, n, size_reason(size, limit), cut(line))
                 continue
+            try:
+                obj = fast(line)
+            except ValueError:
+                obj = None
+            if type(obj) is dict:
+                yield n, obj
+                continue
+            if n == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")
             if not line.strip():
                 continue
             try:
@@ -95,15 +109,16 @@ def _iter_array(stream: IO[bytes], src: str, limit: int) -> Iterator[Item]:
     chunk = 1 << 20
 
     def more(size: int) -> bool:
-        nonlocal buf, pos, counted, eof
+        """Read ``size`` more bytes, dropping what is before ``pos``; False at the end."""
+        nonlocal buf, pos, line, counted, eof
         if eof:
             return False
         data = stream.read(size)
         eof = not data
+        line += buf.count("\n", counted, pos)
         buf = buf[pos:] + utf8.decode(data, final=eof)
-        counted -= pos
-        pos = 0
-        return not eof or bool(buf)
+        counted = pos = 0
+        return not eof
 
     def skip_ws() -> str:
         nonlocal pos
@@ -130,14 +145,14 @@ def _iter_array(stream: IO[bytes], src: str, limit: int) -> Iterator[Item]:
                 if skip_ws():
                     yield BadRecord(src, line, "invalid JSON: content after the closing ']' skipped", cut(buf[pos:]))
                 return
+            if c == "":
+                raise ValueError("invalid JSON: the array is not closed")
             if not expect_value:
                 if c != ",":
                     raise ValueError(f"invalid JSON: expected ',' or ']' between array elements, got {c!r}")
                 pos += 1
                 expect_value = True
                 continue
-            if c == "":
-                raise ValueError("invalid JSON: the array is not closed")
             line += buf.count("\n", counted, pos)
             counted = pos
             size = chunk
@@ -148,11 +163,14 @@ def _iter_array(stream: IO[bytes], src: str, limit: int) -> Iterator[Item]:
                 except json.JSONDecodeError as exc:
                     if eof or len(buf) - pos > limit:
                         if len(buf) - pos > limit:
-                            raise ValueError(size_reason(len(buf) - pos, limit) + " (or invalid JSON)") from None
+                            raise ValueError(f"array element over max_record_bytes ({limit / MiB:.1f} MB) "
+                                             "or invalid JSON") from None
                         raise ValueError(f"invalid JSON: {exc.msg}") from None
-                    size *= 2
+                    size = min(size * 2, max(chunk, limit))
                     more(size)
-            if type(obj) is dict:
+            if end - pos > limit:
+                yield BadRecord(src, line, size_reason(end - pos, limit), cut(buf[pos : pos + 1000]))
+            elif type(obj) is dict:
                 yield line, obj
             else:
                 yield BadRecord(src, line, not_object(obj), cut(buf[pos:end]))

@@ -48,7 +48,8 @@ def iter_parquet(path: Path, text_column: str | None, limit: int, progress: Prog
             return
         ttype = schema.field(text_column).type
         if not _is_string(ttype):
-            yield BadRecord(src, None, f"parquet column {text_column!r} is {ttype}, expected a string", cut(str(schema)))
+            reason = f"parquet column {text_column!r} is {ttype}, expected a string"
+            yield BadRecord(src, None, reason, cut(str(schema)))
             return
     meta = pf.metadata
     rows_total = max(meta.num_rows, 1)
@@ -89,15 +90,16 @@ class _CsvLines:
     def __iter__(self) -> Iterator[str]:
         for n, line, size in self.lines:
             self.last = n
-            if size:
+            if size:  # the parser sees an empty line in its place; raw keeps its start
                 self.problem = self.problem or size_reason(size, self.limit)
-                text = line[:4000].decode("utf-8", errors="replace") + "\n"
-            else:
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    self.problem = self.problem or utf8_reason(exc)
-                    text = line.decode("utf-8", errors="replace")
+                self.raw += line[:4000].decode("utf-8", errors="replace")[: max(0, 1000 - len(self.raw))]
+                yield "\n"
+                continue
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.problem = self.problem or utf8_reason(exc)
+                text = line.decode("utf-8", errors="replace")
             if n == 1:
                 text = text.removeprefix("\ufeff")
             if len(self.raw) < 1000:
@@ -105,10 +107,11 @@ class _CsvLines:
             yield text
 
 
-def iter_csv(path: Path, limit: int, progress: Progress) -> Iterator[Item]:
+def iter_csv(path: Path, text_column: str, limit: int, progress: Progress) -> Iterator[Item]:
     """Yield ``(line, row)`` or bad records for one CSV (``.tsv``: tab-separated) file.
 
     ``line`` is the physical line where the record starts; the first row is the header.
+    A header without ``text_column`` gives one bad record for the file.
     """
     src = str(path)
     if csv.field_size_limit() < limit:
@@ -146,14 +149,19 @@ def iter_csv(path: Path, limit: int, progress: Progress) -> Iterator[Item]:
                 if dupes:
                     yield BadRecord(src, None, f"CSV header repeats column(s) {', '.join(map(repr, dupes))}", cut(raw))
                     return
+                if text_column not in fields:
+                    reason = f"CSV header has no column {text_column!r} (columns: {', '.join(fields)})"
+                    yield BadRecord(src, None, reason, cut(raw))
+                    return
                 header = fields
                 continue
             if len(fields) != len(header):
                 yield BadRecord(src, line, f"ragged row: {len(fields)} fields, header has {len(header)}", cut(raw))
                 continue
-            yield line, dict(zip(header, fields))
+            yield line, dict(zip(header, fields, strict=True))
 
 
 def row_raw(row: dict[str, Any]) -> str:
     """A record shown as JSON for a bad record's ``raw``."""
-    return cut(json.dumps(row, ensure_ascii=False, default=str)[:2000])
+    short = {k: v[:1000] if isinstance(v, str) else v for k, v in row.items()}
+    return cut(json.dumps(short, ensure_ascii=False, default=str)[:2000])

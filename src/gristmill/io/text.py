@@ -107,19 +107,29 @@ _LINE = re.compile(r"\n")
 
 
 def _pack(text: str, sep: re.Pattern[str], size: int) -> Iterator[str]:
-    """Greedily join the pieces of ``text`` between ``sep`` matches into slices of <= size."""
-    start = end = 0
-    for m in sep.finditer(text):
-        if m.start() - start > size and end > start:
+    """Greedily join the pieces of ``text`` between ``sep`` matches into slices of <= size.
+
+    A single piece longer than ``size`` comes out alone (the caller cuts it further).
+    """
+    start: int | None = None
+    end = 0
+    for unit_start, unit_end in _units(text, sep):
+        if start is None:
+            start = unit_start
+        elif unit_end - start > size:
             yield text[start:end]
-            start = end_of_sep
-        end, end_of_sep = m.start(), m.end()
-        if end == start:
-            start = end_of_sep
-    if len(text) - start > size and end > start:
+            start = unit_start
+        end = unit_end
+    if start is not None:
         yield text[start:end]
-        start = end_of_sep
-    yield text[start:]
+
+
+def _units(text: str, sep: re.Pattern[str]) -> Iterator[tuple[int, int]]:
+    prev = 0
+    for m in sep.finditer(text):
+        yield prev, m.start()
+        prev = m.end()
+    yield prev, len(text)
 
 
 def split_chunks(text: str, size: int) -> list[str]:

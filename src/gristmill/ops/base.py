@@ -54,6 +54,11 @@ class Operator:
     kind: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     Params: ClassVar[type[Params]] = Params
+    # For the conformance suite (tests/test_conformance.py): a valid configuration to test
+    # with when the defaults are not valid or skip the interesting path, and whether
+    # processing twice must equal processing once.
+    example_params: ClassVar[dict[str, Any]] = {}
+    idempotent: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params = self.Params(**params)

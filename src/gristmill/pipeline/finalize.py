@@ -104,7 +104,7 @@ def write_quarantine(run_dir: Path, shard_dirs: list[Path]) -> dict[str, Any]:
     """Gather the shards' quarantined records into ``quarantine.jsonl``; return input stats."""
     dest = run_dir / "quarantine.jsonl"
     tmp = store.tmp_sibling(dest)
-    rows = quarantined = 0
+    rows = quarantined = renamed = 0
     by_reason: Counter[str] = Counter()
     with open(tmp, "wb") as out:
         for d in shard_dirs:
@@ -112,10 +112,12 @@ def write_quarantine(run_dir: Path, shard_dirs: list[Path]) -> dict[str, Any]:
             rows += s["rows"]
             quarantined += s["quarantined"]
             by_reason.update(s["by_reason"])
+            renamed += s.get("ids_renamed", 0)
             with open(d / "quarantine.jsonl", "rb") as f:
                 shutil.copyfileobj(f, out)
     tmp.rename(dest)
-    return {"rows": rows, "quarantined": quarantined, "quarantined_by_reason": dict(by_reason)}
+    return {"rows": rows, "quarantined": quarantined, "quarantined_by_reason": dict(by_reason),
+            "ids_renamed": renamed}
 
 
 def step_stats(planned: list[Any], n_shards: int, fit_seconds: dict[int, float],

@@ -3,7 +3,8 @@
 Each shard directory holds ``data.parquet`` (the good records), ``quarantine.jsonl`` (the
 bad records met while filling it: source, line, reason, raw text cut short) and
 ``stats.json``. Ingestion is deterministic, so after a kill it is redone and the shards
-already committed are kept as they are.
+already committed are kept as they are. Ids are made unique within the run (a repeated
+id gets a ``~N`` suffix), because steps, splits and resume key on them.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import xxhash
 
 from gristmill.io import BadRecord, open_reader
 from gristmill.pipeline import store
-from gristmill.records import from_rows
+from gristmill.records import ID, from_rows
 
 MAX_SHARD_BYTES = 64 * 1024 * 1024
 
@@ -79,7 +81,8 @@ def build_table(rows: list[dict[str, Any]], source_hint: str) -> tuple[pa.Table,
         raise RuntimeError(f"{source_hint}: cannot build a table from the records: {exc}") from exc
 
 
-def _commit_shard(shard_dir: Path, index: int, rows: list[dict[str, Any]], bad: list[BadRecord], source: str) -> IngestedShard:
+def _commit_shard(shard_dir: Path, index: int, rows: list[dict[str, Any]], bad: list[BadRecord], source: str,
+                  renamed: int) -> IngestedShard:
     final = shard_dir / store.shard_name(index)
     if final.is_dir():
         return IngestedShard(index, final, store.read_json(final / "stats.json")["rows"])
@@ -93,9 +96,24 @@ def _commit_shard(shard_dir: Path, index: int, rows: list[dict[str, Any]], bad: 
             f.write(json.dumps(b.to_json(), ensure_ascii=False) + "\n")
     by_reason = Counter(_reason_rule(b.reason) for b in bad)
     (tmp / "stats.json").write_text(json.dumps({"rows": table.num_rows, "quarantined": len(bad),
-                                                "by_reason": dict(by_reason)}))
+                                                "by_reason": dict(by_reason), "ids_renamed": renamed}))
     store.commit_dir(tmp, final)
     return IngestedShard(index, final, table.num_rows)
+
+
+def _unique_id(row: dict[str, Any], seen: set[int]) -> bool:
+    """Make ``row['id']`` unique in the run: a repeated id gets a ``~2``, ``~3``, ... suffix."""
+    rid = str(row.get(ID))
+    key = xxhash.xxh3_64_intdigest(rid.encode())
+    if key in seen:
+        n = 2
+        while (key := xxhash.xxh3_64_intdigest(f"{rid}~{n}".encode())) in seen:
+            n += 1
+        row[ID] = f"{rid}~{n}"
+        seen.add(key)
+        return True
+    seen.add(key)
+    return False
 
 
 def ingest(paths: list[Path], options: Any, shard_rows: int, shard_dir: Path, strict: bool = False,
@@ -107,12 +125,13 @@ def ingest(paths: list[Path], options: Any, shard_rows: int, shard_dir: Path, st
     """
     shard_dir.mkdir(parents=True, exist_ok=True)
     readers = [open_reader(p, options) for p in paths]
+    seen_ids: set[int] = set()
     total = sum(r.bytes_total() for r in readers)
     done_bytes = 0
     index = 0
     rows: list[dict[str, Any]] = []
     bad: list[BadRecord] = []
-    size = 0
+    size = renamed = 0
     for reader in readers:
         for n, item in enumerate(reader):
             if isinstance(item, BadRecord):
@@ -121,15 +140,16 @@ def ingest(paths: list[Path], options: Any, shard_rows: int, shard_dir: Path, st
                     raise StrictInputError(f"{where}: {item.reason}")
                 bad.append(item)
             else:
+                renamed += _unique_id(item, seen_ids)
                 rows.append(item)
                 size += len(item.get("text") or "") if isinstance(item.get("text"), str) else 0
             if len(rows) >= shard_rows or size >= MAX_SHARD_BYTES:
-                yield _commit_shard(shard_dir, index, rows, bad, str(reader.path))
-                index, rows, bad, size = index + 1, [], [], 0
+                yield _commit_shard(shard_dir, index, rows, bad, str(reader.path), renamed)
+                index, rows, bad, size, renamed = index + 1, [], [], 0, 0
             if on_bytes is not None and n % 256 == 0:
                 on_bytes(done_bytes + reader.bytes_read(), total)
         done_bytes += reader.bytes_total()
         if on_bytes is not None:
             on_bytes(done_bytes, total)
     if rows or bad or index == 0:
-        yield _commit_shard(shard_dir, index, rows, bad, str(paths[-1]) if paths else "")
+        yield _commit_shard(shard_dir, index, rows, bad, str(paths[-1]) if paths else "", renamed)

@@ -53,6 +53,7 @@ def summary(run: RunData) -> str:
         ("started", esc(run.stats.get("started"))),
         ("finished", esc(run.stats.get("finished"))),
         ("total seconds", num(run.stats.get("seconds"))),
+        ("workers", num(run.stats.get("workers", "—"))),
         ("input files", "<br>".join(esc(p) for p in inp.get("paths") or []) or "—"),
         ("input format", esc(inp.get("format"))),
         ("shards", num(inp.get("shards"))),

@@ -1,0 +1,259 @@
+"""``open_reader``: find the files of an input path, pick the format, stream records.
+
+Every record comes out as a dict with ``id`` first, its payload fields, and ``source``
+(the file it came from). The text column is renamed to ``text``; the id column to
+``id`` (when a record has none, it is ``"<file name>:<line>"``). A record that cannot
+be used comes out as a :class:`BadRecord` instead, and reading goes on.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from gristmill.io.base import BadRecord, InputError, Progress, ReaderOptions, RecordError
+from gristmill.io.chat import SHAPES
+from gristmill.io.jsonl import iter_json
+from gristmill.io.tabular import iter_csv, iter_parquet, row_raw
+from gristmill.io.text import iter_conll, iter_txt, split_chunks
+
+FORMATS = ("jsonl", "parquet", "csv", "txt", "conll", "self_instruct", "alpaca", "sharegpt", "openai")
+SUFFIXES = {
+    ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".csv": "csv", ".tsv": "csv",
+    ".txt": "txt",
+    ".conll": "conll", ".iob": "conll", ".bio": "conll", ".annotated": "conll",
+}
+EXPECTED = ("expected one of jsonl, jsonl.gz, jsonl.zst, json, parquet, csv, tsv, txt (file or directory), conll, "
+            "or an explicit format: " + ", ".join(FORMATS))
+PLAIN = {"jsonl", "parquet", "csv"}
+CHUNKABLE = PLAIN | {"txt"}
+CHAT = {"sharegpt", "openai"}
+DEFAULT_COLUMNS = {
+    "txt": ["text"],
+    "conll": ["tokens", "tags", "text"],
+    "self_instruct": ["name", "instruction", "instances", "is_classification", "input", "output", "text"],
+    "alpaca": ["instruction", "input", "output", "text"],
+    "sharegpt": ["messages"],
+    "openai": ["messages"],
+}
+READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError)
+try:
+    import zstandard
+
+    READ_ERRORS += (zstandard.ZstdError,)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def container_of(path: Path) -> str | None:
+    """The on-disk format a file name implies (``a.jsonl.gz`` -> ``jsonl``), or None."""
+    name = path.name.lower()
+    for comp in (".gz", ".zst"):
+        name = name.removesuffix(comp)
+    return SUFFIXES.get(os.path.splitext(name)[1])
+
+
+def _listing(path: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in path.rglob(pattern) if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(path).parts))
+
+
+def _files_of(path: Path, options: ReaderOptions) -> tuple[list[Path], str, Path]:
+    """The files a path names, their format, and the base their txt ids are relative to."""
+    s, fmt = str(path), options.format
+    if fmt is not None and fmt not in FORMATS:
+        raise InputError(f"{s}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise InputError(f"{s}: directory not readable (permission denied)")
+        if fmt == "txt" or (fmt is not None and "glob" in options.model_fields_set):
+            files = _listing(path, options.glob)
+            if not files:
+                raise InputError(f"{s}: no files matching {options.glob!r} in this directory")
+            return files, fmt, path
+        candidates = _listing(path, "*")
+        if fmt is None:
+            kinds = sorted({k for p in candidates if (k := container_of(p)) is not None})
+            if not kinds:
+                raise InputError(f"{s}: directory holds no files of a known format; {EXPECTED}")
+            if len(kinds) > 1:
+                raise InputError(f"{s}: directory mixes formats ({', '.join(kinds)}); set format to read one of them")
+            fmt = kinds[0]
+            if fmt == "txt":
+                return _files_of(path, options.model_copy(update={"format": "txt"}))
+        wanted = {fmt} if fmt not in SHAPES else {"jsonl", "parquet"}
+        files = [p for p in candidates if container_of(p) in wanted]
+        if not files:
+            raise InputError(f"{s}: directory holds no {fmt} files")
+        return files, fmt, path
+    if path.exists():
+        files, base = [path], path.parent
+    elif any(c in s for c in "*?["):
+        files = sorted(Path(p) for p in globlib.glob(s, recursive=True) if os.path.isfile(p))
+        if not files:
+            raise InputError(f"{s}: no files match this pattern")
+        base = Path(os.path.commonpath([str(p.parent) for p in files]))
+    else:
+        raise InputError(f"{s}: no such file or directory; {EXPECTED}")
+    if fmt is None:
+        kinds = sorted({container_of(p) or p.suffix for p in files})
+        if len(kinds) > 1:
+            raise InputError(f"{s}: files of several formats ({', '.join(kinds)}); set format to read one of them")
+        fmt = container_of(files[0])
+        if fmt is None:
+            raise InputError(f"{s}: unknown format {files[0].suffix or files[0].name!r}; {EXPECTED}")
+    return files, fmt, base
+
+
+def open_reader(path: str | Path, options: ReaderOptions | None = None) -> Reader:
+    """A streaming reader over ``path`` (a file, a directory or a glob).
+
+    Raises :class:`InputError` before reading anything when the path is missing or
+    unreadable, or its format is unknown.
+    """
+    options = options or ReaderOptions()
+    path = Path(path)
+    files, fmt, base = _files_of(path, options)
+    for f in files:
+        if not os.access(f, os.R_OK):
+            raise InputError(f"{f}: not readable (permission denied)")
+    if options.chunk_chars is not None and fmt not in CHUNKABLE:
+        raise InputError(f"{path}: chunk_chars applies to text records (jsonl, parquet, csv, txt), not to {fmt}")
+    return Reader(path, files, fmt, base, options)
+
+
+class Reader:
+    """Streams the records of some files of one format; memory does not grow with their size."""
+
+    def __init__(self, path: Path, files: list[Path], fmt: str, base: Path, options: ReaderOptions) -> None:
+        self.path = path
+        self.files = files
+        self.format = fmt
+        self.base = base
+        self.options = options
+        self._progress = Progress()
+
+    def bytes_total(self) -> int:
+        return sum(f.stat().st_size for f in self.files)
+
+    def bytes_read(self) -> int:
+        return self._progress.read()
+
+    def columns(self) -> list[str]:
+        """The columns records will have, from the first records of the first file."""
+        cols: dict[str, None] = {"id": None}
+        peek = Reader(self.path, self.files[:1], self.format, self.base, self.options)
+        it = iter(peek)
+        try:
+            good = 0
+            for n, item in enumerate(it):
+                if isinstance(item, dict):
+                    cols.update(dict.fromkeys(item))
+                    good += 1
+                if good >= 20 or n >= 200:
+                    break
+        finally:
+            it.close()  # type: ignore[attr-defined]
+        cols.update(dict.fromkeys(DEFAULT_COLUMNS.get(self.format, ["text"])))
+        cols.update(dict.fromkeys(self.options.required))  # (renamed below when it is the text column)
+        if self.format in PLAIN and self.options.text_column != "text":
+            cols.pop(self.options.text_column, None)
+        cols.pop("source", None)
+        cols["source"] = None
+        if "license" in cols or self.options.license is not None:
+            cols.pop("license", None)
+            cols["license"] = None
+        return list(cols)
+
+    def __iter__(self) -> Iterator[dict[str, Any] | BadRecord]:
+        self._progress = progress = Progress()
+        for f in self.files:
+            yield from self._read_file(f, progress)
+            progress.done += f.stat().st_size
+            progress.current = lambda: 0
+
+    def _source(self, f: Path, progress: Progress) -> Iterator[tuple[int | None, dict[str, Any]] | BadRecord]:
+        limit = self.options.max_record_bytes
+        fmt = self.format
+        if fmt == "txt":
+            rel = f.name if f == self.path else f.relative_to(self.base).as_posix()
+            return iter_txt(f, rel, limit, progress)
+        if fmt == "conll":
+            return iter_conll(f, limit, progress)
+        if fmt == "csv":
+            return iter_csv(f, self.options.text_column, limit, progress)
+        if fmt == "parquet" or (fmt in SHAPES and container_of(f) == "parquet"):
+            return iter_parquet(f, self.options.text_column if fmt == "parquet" else None, limit, progress)
+        return iter_json(f, limit, progress)
+
+    def _read_file(self, f: Path, progress: Progress) -> Iterator[dict[str, Any] | BadRecord]:
+        src = str(f)
+        items = self._source(f, progress)
+        finish = self._finisher(f.name, src)
+        chunk = self.options.chunk_chars
+        try:
+            for item in items:
+                if type(item) is BadRecord:
+                    yield item
+                    continue
+                line, obj = item  # type: ignore[misc]
+                try:
+                    row = finish(obj, line)
+                except RecordError as exc:
+                    yield BadRecord(src, line, str(exc), row_raw(obj))
+                    continue
+                if chunk is None:
+                    yield row
+                    continue
+                rid = row["id"]
+                for k, piece in enumerate(split_chunks(row["text"], chunk)):
+                    part = dict(row)
+                    part["id"], part["text"] = f"{rid}#{k}", piece
+                    yield part
+        except READ_ERRORS as exc:  # a truncated or corrupt compressed stream
+            yield BadRecord(src, None, f"cannot read the rest of the file: {exc}", "")
+
+    def _finisher(self, name: str, src: str) -> Callable[[dict[str, Any], int | None], dict[str, Any]]:
+        """The function that validates one parsed record of a file and gives it its id,
+        text, source and license (raising :class:`RecordError` for a bad record)."""
+        opts = self.options
+        required, tc, idc, license_ = opts.required, opts.text_column, opts.id_column, opts.license
+        shape = SHAPES.get(self.format)
+        plain, has_text = self.format in PLAIN, self.format not in CHAT
+
+        def finish(obj: dict[str, Any], line: int | None) -> dict[str, Any]:
+            for key in required:
+                if obj.get(key) is None:
+                    raise RecordError(f"missing required field {key!r}")
+            row = shape(obj) if shape is not None else obj
+            if plain:
+                text = row.get(tc)
+                if type(text) is not str:
+                    if tc not in row:
+                        raise RecordError(f"missing required field {tc!r}")
+                    if text is None:
+                        raise RecordError(f"null {tc}")
+                    if not isinstance(text, str):
+                        raise RecordError(f"field {tc!r} is {type(text).__name__}, expected a string")
+                if tc != "text":
+                    row["text"] = row.pop(tc)
+            if has_text:
+                text = row["text"]
+                if not text or text.isspace():
+                    raise RecordError("empty text")
+            rid = row.pop(idc, None)
+            if idc != "id":
+                row.pop("id", None)
+            out = {"id": str(rid) if rid is not None and rid != "" else (name if line is None else f"{name}:{line}")}
+            out.update(row)
+            out["source"] = src
+            if license_ is not None and not out.get("license"):
+                out["license"] = license_
+            return out
+
+        return finish
