@@ -62,8 +62,10 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
     except KeyboardInterrupt:
         _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
     s = summary.stats
+    renamed = s["input"].get("ids_renamed", 0)
     out.print(f"[bold green]done[/] {s['input']['rows']:,} rows read, {s['input']['quarantined']:,} quarantined, "
-              f"{s['output']['rows']:,} written in {s['seconds']:.1f}s → {summary.run_dir}")
+              f"{s['output']['rows']:,} written in {s['seconds']:.1f}s → {summary.run_dir}"
+              + (f"\n  {renamed:,} repeated input ids got a ~N suffix" if renamed else ""))
     for st in s["steps"]:
         drops = ", ".join(f"{k} {v:,}" for k, v in st["dropped"].items())
         out.print(f"  {st['step']:<28} {st['rows_in']:>9,} → {st['rows_out']:>9,}"

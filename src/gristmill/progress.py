@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 
@@ -55,8 +54,8 @@ def progress_bars(enabled: bool = True, console: Console | None = None) -> Itera
     if not enabled:
         yield NullProgress()
         return
-    bars = Progress(TextColumn("[bold]{task.description:<24}"), BarColumn(bar_width=24), DoneColumn(),
-                    RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+    bars = Progress(TextColumn("[bold]{task.description:<24.24}"), BarColumn(bar_width=14), DoneColumn(),
+                    RateColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                     console=console or Console(stderr=True), transient=False)
     with bars:
         yield bars

@@ -75,6 +75,10 @@ def segments(planned: list[PlannedStep]) -> list[list[PlannedStep]]:
     return out
 
 
+def _describe(seg: list[PlannedStep]) -> str:
+    return seg[0].step.label if len(seg) == 1 else f"steps {seg[0].step.index:02d}-{seg[-1].step.index:02d}"
+
+
 def _lock(run_dir: Path) -> Any:
     fh = open(run_dir / ".lock", "a+")
     try:
@@ -109,7 +113,7 @@ def _fit_global(p: PlannedStep, inputs: list[Path], rows: list[int], executor: L
     unfitted = p.dir / "op.unfitted.pkl"
     store.write_bytes_atomic(unfitted, pickle.dumps(p.step.op))
     ref = StepRef(p.fingerprint + "-unfitted", unfitted, p.dir)
-    tid = bars.add_task(f"{p.step.label} (scan)", total=sum(rows), unit="rows")
+    tid = bars.add_task(f"{p.step.label} scan", total=sum(rows), unit="rows")
     t0 = time.perf_counter()
     futures = {executor.submit(run_summary, SummaryTask(i, d, ref)): (i, rows[i]) for i, d in enumerate(inputs)}
     summaries = _wait_all(futures, bars, tid)
@@ -163,7 +167,7 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
         total_bytes = sum(r.stat().st_size if r.is_file() else 0 for r in recipe.input_paths)
         read_task = bars.add_task("read input", total=max(total_bytes, 1) / 1e6, unit="MB")
         first = segs[0] if segs and not isinstance(segs[0][0].step.op, GlobalOp) else None
-        first_task = bars.add_task(f"steps {first[0].step.index}-{first[-1].step.index}", total=None) if first else None
+        first_task = bars.add_task(_describe(first), total=None) if first else None
         futures: dict[Future, Any] = {}
         shards: list[IngestedShard] = []
 
@@ -194,7 +198,7 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
                                                     if (head.dir / "fit.json").exists() else 0.0)
                 else:
                     fit_seconds[head.step.index] = _fit_global(head, inputs, rows, executor, bars)
-            tid = bars.add_task(f"steps {seg[0].step.index}-{seg[-1].step.index}", total=sum(rows))
+            tid = bars.add_task(_describe(seg), total=sum(rows))
             futs = {executor.submit(run_segment, SegmentTask(i, d, tuple(p.ref for p in seg))): (i, rows[i])
                     for i, d in enumerate(inputs)}
             _note_computed(seg, _wait_all(futs, bars, tid), computed)

@@ -178,19 +178,22 @@ def normalize_text(text: str, *, mojibake: bool = True, form: str | None = "NFKC
 class Normalize(Mapper):
     """Fix mojibake, normalise Unicode, remove control characters and tidy whitespace.
 
-    Steps, in order, each switchable:
+    Steps, each switchable:
 
     1. ``fix_mojibake``: ftfy repairs text decoded with the wrong codec
        (``donâ€™t`` → ``don’t``), C1 controls, ligatures and full-width forms. Curly quotes
-       and HTML entities are left alone (see ``clean.strip_html``).
+       and HTML entities are left alone (see ``clean.strip_html``). Pure-ASCII lines,
+       which ftfy cannot change, skip it.
     2. ``remove_control``: ``\\r\\n``, ``\\r``, vertical tab, form feed, NEL and
-       U+2028/U+2029 become ``\\n``; terminal escape sequences, other C0/C1 controls, DEL
-       and BOM are removed. ``\\n`` and ``\\t`` stay.
+       U+2028/U+2029 become ``\\n`` (before step 1, so ftfy sees whole lines);
+       terminal escape sequences, other C0/C1 controls, DEL and BOM are removed.
+       ``\\n`` and ``\\t`` stay.
     3. ``normalize_unicode``: Unicode normal form ``form`` (NFKC by default).
     4. ``normalize_whitespace``: runs of spaces and tabs (any non-newline whitespace)
        become one space, spaces before a line break go, three or more line breaks become
        two, and the ends are stripped.
 
+    If steps 2–4 expose new mojibake, the steps run again (at most four rounds).
     Keeps every row; ``None`` stays ``None``. Idempotent: running it twice equals once.
     """
 
