@@ -121,6 +121,16 @@ def describe_params(cls: Any) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def reflow(doc: str) -> str:
+    """Join the lines of each prose paragraph so the terminal wraps them; keep lists and code as they are."""
+    paras = []
+    for para in doc.split("\n\n"):
+        lines = para.splitlines()
+        structured = any(ln.startswith((" ", "-", "*", "|")) or ln.rstrip().endswith("::") for ln in lines)
+        paras.append(para if structured else " ".join(ln.strip() for ln in lines))
+    return "\n\n".join(paras)
+
+
 @ops_app.command("show")
 def ops_show(name: Annotated[str, typer.Argument(help="Operator name, e.g. filter.length")]) -> None:
     """Show an operator's documentation and parameters (types, defaults, docs)."""
@@ -131,7 +141,7 @@ def ops_show(name: Annotated[str, typer.Argument(help="Operator name, e.g. filte
     except registry.UnknownOperator as exc:
         _fail(str(exc), EXIT_INVALID)
     out.print(f"[bold]{cls.name}[/]  ({cls.kind}, version {cls.version})\n")
-    out.print(inspect.getdoc(cls) or "", highlight=False)
+    out.print(reflow(inspect.getdoc(cls) or ""), highlight=False)
     table = Table("parameter", "type", "default", "description", title="parameters", title_justify="left")
     for row in describe_params(cls):
         table.add_row(*row)
