@@ -111,6 +111,8 @@ def _note_computed(seg: list[PlannedStep], results: dict[Any, Any], computed: se
 def _fit_global(p: PlannedStep, inputs: list[Path], rows: list[int], executor: LocalExecutor, bars: Any) -> float:
     """Summarise every shard, fit the operator, pickle it fitted; return fit seconds."""
     unfitted = p.dir / "op.unfitted.pkl"
+    p.step.op.scratch = p.dir / "scratch"
+    p.step.op.scratch.mkdir(exist_ok=True)
     store.write_bytes_atomic(unfitted, pickle.dumps(p.step.op))
     ref = StepRef(p.fingerprint + "-unfitted", unfitted, p.dir)
     tid = bars.add_task(f"{p.step.label} scan", total=sum(rows), unit="rows")
@@ -208,6 +210,7 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
         outputs, out_stats = finalize.write_outputs(run_dir, inputs, recipe.output, bars)
 
     finalize.write_rejected(run_dir, planned, len(shards))
+    finalize.write_scores(run_dir, planned, len(shards))
     input_stats = finalize.write_quarantine(run_dir, [s.path for s in shards])
     input_stats.update({"paths": [str(p) for p in recipe.input_paths],
                         "format": recipe.input_options.format, "shards": len(shards), "seconds": input_seconds})

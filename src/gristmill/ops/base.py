@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -172,9 +173,15 @@ class GlobalOp(Operator):
     ``summarize`` runs in workers and must return something small and picklable;
     ``fit`` receives the summaries in shard order and stores its state on ``self`` (it
     is pickled into the run's cache, so a resumed run does not fit again).
+
+    ``scratch`` is a directory of the step's own, set by the executor before
+    ``summarize``: state too large for memory (signatures, index files, embeddings)
+    goes there, one file per shard written atomically, and ``summarize`` returns its path.
+    It stays until the step's cache entry is pruned. ``None`` outside a run.
     """
 
     kind = "global"
+    scratch: Path | None = None
 
     def summarize(self, batch: pa.Table) -> Any:
         return None

@@ -100,6 +100,35 @@ def write_rejected(run_dir: Path, planned: list[Any], n_shards: int) -> None:
     store.replace_dir(tmp, run_dir / "rejected")
 
 
+def _score_columns(op: Any) -> list[str]:
+    fn = getattr(op, "score_columns", None)
+    return list(fn()) if callable(fn) else []
+
+
+def write_scores(run_dir: Path, planned: list[Any], n_shards: int) -> None:
+    """For steps that score rows, gather id, scores and kept/dropped of every row they saw
+    into ``scores/<step>.parquet`` (small: numbers only), for distributions in the report."""
+    tmp = store.tmp_sibling(run_dir / "scores")
+    tmp.mkdir()
+    for p in planned:
+        cols = _score_columns(p.step.op)
+        if not cols:
+            continue
+        parts = []
+        for i in range(n_shards):
+            shard = p.dir / store.shard_name(i)
+            for name, kept in (("data.parquet", True), ("rejected.parquet", False)):
+                f = shard / name
+                if f.exists():
+                    have = [c for c in ["id", *cols] if c in pq.read_schema(f).names]
+                    t = pq.read_table(f, columns=have)
+                    parts.append(t.append_column("_kept", pa.array([kept] * t.num_rows, pa.bool_())))
+        if parts:
+            table = pa.concat_tables(parts, promote_options="permissive")
+            store.write_table(tmp / f"{p.step.label}.parquet", table)
+    store.replace_dir(tmp, run_dir / "scores")
+
+
 def write_quarantine(run_dir: Path, shard_dirs: list[Path]) -> dict[str, Any]:
     """Gather the shards' quarantined records into ``quarantine.jsonl``; return input stats."""
     dest = run_dir / "quarantine.jsonl"
@@ -135,8 +164,17 @@ def step_stats(planned: list[Any], n_shards: int, fit_seconds: dict[int, float],
                     "rows_in": rows_in, "rows_out": sum(s["rows_out"] for s in shard),
                     "dropped": dict(dropped.most_common()), "seconds": round(seconds, 4),
                     "rows_per_s": round(rows_in / seconds, 1) if seconds > 0 else None,
-                    "cached": p.step.index not in computed, "fingerprint": p.fingerprint})
+                    "cached": p.step.index not in computed, "fingerprint": p.fingerprint,
+                    **_rules(p.step.op)})
     return out
+
+
+def _rules(op: Any) -> dict[str, Any]:
+    cols = _score_columns(op)
+    if not cols:
+        return {}
+    return {"score_columns": cols, "rules": [r.to_json() for r in op.rules()],
+            "drops": bool(getattr(op.params, "drop", True))}
 
 
 def prune_cache(cache: Path, keep: set[Path]) -> None:
