@@ -19,6 +19,17 @@ BUILTIN: dict[str, str] = {
     "filter.length": "gristmill.ops.length:LengthFilter",
     "dedup.exact": "gristmill.ops.dedup_exact:ExactDedup",
     "split.train_test": "gristmill.ops.split:TrainTestSplit",
+    "lang.identify": "gristmill.ops.language:LanguageIdentify",
+    "filter.language": "gristmill.ops.language:LanguageFilter",
+    "quality.gopher": "gristmill.ops.quality_gopher:GopherQuality",
+    "quality.gopher_repetition": "gristmill.ops.quality_repetition:GopherRepetition",
+    "quality.c4": "gristmill.ops.quality_c4:C4Quality",
+    "quality.fineweb": "gristmill.ops.quality_fineweb:FineWebQuality",
+    "quality.perplexity": "gristmill.ops.perplexity:Perplexity",
+    "dedup.minhash": "gristmill.ops.dedup_minhash:MinHashDedup",
+    "dedup.semantic": "gristmill.ops.dedup_semantic:SemanticDedup",
+    "dedup.lines": "gristmill.ops.dedup_lines:LineDedup",
+    "decontam.ngram": "gristmill.ops.decontam:NgramDecontam",
 }
 
 
