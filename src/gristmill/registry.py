@@ -30,6 +30,13 @@ BUILTIN: dict[str, str] = {
     "dedup.semantic": "gristmill.ops.dedup_semantic:SemanticDedup",
     "dedup.lines": "gristmill.ops.dedup_lines:LineDedup",
     "decontam.ngram": "gristmill.ops.decontam:NgramDecontam",
+    "generate.template": "gristmill.ops.generate_ops:TemplateGenerate",
+    "generate.self_instruct": "gristmill.ops.generate_ops:SelfInstruct",
+    "generate.evol_instruct": "gristmill.ops.generate_ops:EvolInstruct",
+    "generate.qa_from_documents": "gristmill.ops.generate_ops:QAFromDocuments",
+    "generate.random_walk": "gristmill.ops.generate_ops:RandomWalkQA",
+    "generate.paraphrase": "gristmill.ops.generate_ops:Paraphrase",
+    "judge.score": "gristmill.ops.generate_ops:JudgeScore",
 }
 
 

@@ -15,7 +15,7 @@ from pydantic import Field
 from gristmill.ops.base import GlobalOp, Params, StepResult, split_by_mask
 from gristmill.records import ID, column_list, set_column
 
-__all__ = ["LineDedup", "REMOVED_LINES", "REMOVED_CHARS", "line_keys"]
+__all__ = ["LineDedup", "REMOVED_LINES", "REMOVED_CHARS", "line_keys", "frequent_hashes"]
 
 REMOVED_LINES = "dedup.lines.removed_lines"
 REMOVED_CHARS = "dedup.lines.removed_chars"
@@ -23,7 +23,7 @@ REMOVED_CHARS = "dedup.lines.removed_chars"
 _PUNCT = re.compile(r"[^\w\s]+")
 _DIGIT = re.compile(r"\d")
 _HSPACE = re.compile(r"[^\S\n]+")
-# Rows of hash counts merged at once in fit(); bounds fit()'s memory (16 bytes a row).
+# Rows of (hash, count) merged at once in fit(): bounds its memory (16 bytes a row).
 _MERGE_ROWS = 1 << 23
 
 
@@ -37,6 +37,35 @@ def line_keys(text: str) -> list[str]:
     norm = _DIGIT.sub("0", norm)
     norm = _HSPACE.sub(" ", norm)
     return [line.strip() for line in norm.split("\n")]
+
+
+def frequent_hashes(tables: list[np.ndarray], min_docs: int, rows_per_pass: int = _MERGE_ROWS) -> np.ndarray:
+    """The sorted hashes whose counts, summed over ``tables``, reach ``min_docs``.
+
+    Each table is an ``(n, 2)`` uint64 array of (hash, count) sorted by hash (possibly
+    memory-mapped). The merge walks the hash space in ranges holding about
+    ``rows_per_pass`` rows in all, so memory stays bounded however many shards there are.
+    """
+    total = sum(len(t) for t in tables)
+    parts = max(1, -(-total // rows_per_pass))
+    bounds = [i * (1 << 64) // parts for i in range(parts)] + [1 << 64]
+    keep: list[np.ndarray] = []
+    for lo, hi in zip(bounds, bounds[1:]):
+        pieces = []
+        for t in tables:
+            h = t[:, 0]
+            a = int(np.searchsorted(h, np.uint64(lo), "left"))
+            b = len(h) if hi == 1 << 64 else int(np.searchsorted(h, np.uint64(hi), "left"))
+            if b > a:
+                pieces.append(np.asarray(t[a:b]))
+        if not pieces:
+            continue
+        merged = np.concatenate(pieces)
+        merged = merged[np.argsort(merged[:, 0], kind="stable")]
+        starts = np.flatnonzero(np.r_[True, merged[1:, 0] != merged[:-1, 0]])
+        sums = np.add.reduceat(merged[:, 1], starts)
+        keep.append(merged[starts, 0][sums >= min_docs])
+    return np.concatenate(keep) if keep else np.zeros(0, np.uint64)
 
 
 def _hash(key: str) -> int:
@@ -127,28 +156,8 @@ class LineDedup(GlobalOp):
             yield s["table"] if "table" in s else np.load(s["path"], mmap_mode="r")
 
     def fit(self, summaries: list[Any]) -> None:
-        """Sum document counts per hash over all shards, one range of hash values at a time."""
-        tables = list(self._tables(summaries))
-        total = sum(len(t) for t in tables)
-        parts = max(1, -(-total // _MERGE_ROWS))
-        bounds = [int(i * (1 << 64) // parts) for i in range(parts)] + [1 << 64]
-        keep: list[np.ndarray] = []
-        for lo, hi in zip(bounds, bounds[1:]):
-            pieces = []
-            for t in tables:
-                h = t[:, 0]
-                a = int(np.searchsorted(h, np.uint64(lo), "left"))
-                b = len(h) if hi >= 1 << 64 else int(np.searchsorted(h, np.uint64(hi), "left"))
-                if b > a:
-                    pieces.append(np.asarray(t[a:b]))
-            if not pieces:
-                continue
-            merged = np.concatenate(pieces)
-            merged = merged[np.argsort(merged[:, 0], kind="stable")]
-            starts = np.flatnonzero(np.r_[True, merged[1:, 0] != merged[:-1, 0]])
-            sums = np.add.reduceat(merged[:, 1], starts)
-            keep.append(merged[starts, 0][sums >= self.params.min_docs])
-        self.frequent_hashes = np.concatenate(keep) if keep else np.zeros(0, np.uint64)
+        """Keep the hashes whose document counts, summed over shards, reach ``min_docs``."""
+        self.frequent_hashes = frequent_hashes(list(self._tables(summaries)), self.params.min_docs)
         self._frequent = None
 
     # ---- apply -----------------------------------------------------------------------

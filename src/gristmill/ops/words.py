@@ -8,7 +8,7 @@ after a lower-case letter or two capitals, ...), stops at a tokenizer exception
 infixes (hyphens and ``--`` between letters, ``...``, ``.`` between a lower-case and an
 upper-case letter, ``,`` ``:`` ``/`` ``=`` between letters). :func:`words` runs the same
 algorithm (spaCy's ``Tokenizer.explain``) with spaCy 3.8's English rules, which
-:mod:`gristmill.ops._spacy_en` holds, and caches the tokens of every chunk it has seen,
+:mod:`gristmill.ops._words_data` holds, and caches the tokens of every chunk it has seen,
 so a document costs one ``str.split`` and one dictionary lookup per chunk.
 
 Known difference: spaCy re-applies multi-token exceptions across chunk boundaries in a
@@ -19,12 +19,13 @@ documents by one token (``feedin' 'em`` gives ``' 'em`` here and ``' ' em`` in s
 from __future__ import annotations
 
 import re
+from itertools import chain
 
-from gristmill.ops import _spacy_en as _d
+import numpy as np
 
-__all__ = ["words", "tokenize_chunk", "clear_cache"]
+from gristmill.ops import _words_data as _d
 
-_CACHE_LIMIT = 2_000_000
+__all__ = ["ConcatHashes", "Lexicon", "lexicon", "tokenize_chunk", "words"]
 
 
 def _split_chars(s: str) -> list[str]:
@@ -195,26 +196,140 @@ def tokenize_chunk(chunk: str) -> tuple[str, ...]:
     return tokens
 
 
-_cache: dict[str, tuple[str, ...]] = {}
+class Lexicon:
+    """Interned words of the texts seen so far, with per-word features as numpy arrays.
+
+    :meth:`encode` turns a text into word ids (the words of :func:`tokenize_chunk`, one
+    chunk cache hit per whitespace-separated chunk). For word id ``i``: ``strings[i]``,
+    ``length[i]`` (characters), ``flags[i]`` (:data:`HAS_ALPHA`: a letter somewhere;
+    :data:`NON_SYMBOL`: a character outside datatrove's punctuation set) and ``hash[i]``,
+    the word's polynomial hash sum((ord(c) + 1) * P**k) mod 2**64, so the hash of a
+    concatenation of words can be assembled from its words (see :class:`ConcatHashes`).
+    After ``limit`` distinct chunks the lexicon starts afresh (ids of earlier texts expire).
+    """
+
+    HAS_ALPHA = 1
+    NON_SYMBOL = 2
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self.limit = limit
+        self._reset()
+
+    def _reset(self) -> None:
+        self.strings: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._chunks: dict[str, tuple[int, ...]] = {}
+        self.length = np.zeros(1024, np.int64)
+        self.flags = np.zeros(1024, np.uint8)
+        self.hash = np.zeros(1024, np.uint64)
+
+    def __len__(self) -> int:
+        return len(self.strings)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Word ids (int64) of ``text``."""
+        if len(self._chunks) > self.limit:
+            self._reset()
+        parts = text.split()
+        entries = list(map(self._chunks.get, parts))
+        if None in entries:
+            for k, e in enumerate(entries):
+                if e is None:
+                    entries[k] = self._add_chunk(parts[k])
+        return np.fromiter(chain.from_iterable(entries), np.int64)
+
+    def _add_chunk(self, chunk: str) -> tuple[int, ...]:
+        ids = self._chunks[chunk] = tuple(map(self._intern, tokenize_chunk(chunk)))
+        return ids
+
+    def id_of(self, word: str) -> int | None:
+        """The id of ``word`` if some encoded text had it."""
+        return self._ids.get(word)
+
+    def _intern(self, word: str) -> int:
+        i = self._ids.get(word)
+        if i is not None:
+            return i
+        i = self._ids[word] = len(self.strings)
+        self.strings.append(word)
+        if i >= len(self.length):
+            size = 2 * len(self.length)
+            self.length = np.resize(self.length, size)
+            self.flags = np.resize(self.flags, size)
+            self.hash = np.resize(self.hash, size)
+        self.length[i] = len(word)
+        self.flags[i] = (self.HAS_ALPHA * any(c.isalpha() for c in word)
+                         | self.NON_SYMBOL * any(c not in _SYMBOLS for c in word))
+        h, p = 0, 1
+        for c in word:
+            h = (h + (ord(c) + 1) * p) & _MASK64
+            p = (p * HASH_BASE) & _MASK64
+        self.hash[i] = h
+        return i
+
+
+_SYMBOLS = frozenset(_d.DATATROVE_PUNCTUATION)
+_MASK64 = (1 << 64) - 1
+HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible mod 2**64
+_HASH_BASE_INV = pow(HASH_BASE, -1, 1 << 64)
+_pow = np.ones(1, np.uint64)
+_pow_inv = np.ones(1, np.uint64)
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """HASH_BASE**k and its inverse mod 2**64 for k < n (at least)."""
+    global _pow, _pow_inv
+    if len(_pow) < n:
+        size = max(n, 2 * len(_pow), 1 << 16)
+        _pow = _cumpow(HASH_BASE, size)
+        _pow_inv = _cumpow(_HASH_BASE_INV, size)
+    return _pow, _pow_inv
+
+
+def _cumpow(base: int, size: int) -> np.ndarray:
+    out = np.full(size, base, np.uint64)
+    out[0] = 1
+    return np.cumprod(out)
+
+
+class ConcatHashes:
+    """Hashes of concatenations of consecutive words of one text, for any n.
+
+    Built from the words' :attr:`Lexicon.hash` and :attr:`Lexicon.length`: with the
+    text's words concatenated, ``prefix[k]`` is the hash of the first k words, and the
+    hash of words i..i+n-1 is ``(prefix[i+n] - prefix[i]) / P**offset[i]`` mod 2**64.
+    Equal concatenations get equal hashes; different ones collide with probability ~2**-64.
+    """
+
+    def __init__(self, hashes: np.ndarray, lengths: np.ndarray) -> None:
+        self.offsets = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=self.offsets[1:])
+        pw, self._pw_inv = _powers(int(self.offsets[-1]) + 1)
+        self.prefix = np.zeros(len(hashes) + 1, np.uint64)
+        np.cumsum(hashes * pw[self.offsets[:-1]], out=self.prefix[1:])
+
+    def ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hash and characters of the concatenation of every n consecutive words."""
+        m = len(self.prefix) - n
+        if m <= 0:
+            return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        off = self.offsets
+        return (self.prefix[n:] - self.prefix[:m]) * self._pw_inv[off[:m]], off[n:] - off[:m]
+
+
+_LEXICON: Lexicon | None = None
+
+
+def lexicon() -> Lexicon:
+    """The process's shared :class:`Lexicon` (one per worker)."""
+    global _LEXICON
+    if _LEXICON is None:
+        _LEXICON = Lexicon()
+    return _LEXICON
 
 
 def words(text: str) -> list[str]:
     """The words of ``text`` as datatrove's English ``split_into_words`` gives them."""
-    cache = _cache
-    get = cache.get
-    out: list[str] = []
-    extend = out.extend
-    for chunk in text.split():
-        toks = get(chunk)
-        if toks is None:
-            if len(cache) >= _CACHE_LIMIT:
-                cache.clear()
-            toks = cache[chunk] = tokenize_chunk(chunk)
-        extend(toks)
-    return out
-
-
-def clear_cache() -> None:
-    """Forget the tokens of the chunks seen so far (the cache holds at most 2 million)."""
-    _cache.clear()
-
+    lex = lexicon()
+    strings = lex.strings
+    return [strings[i] for i in lex.encode(text).tolist()]

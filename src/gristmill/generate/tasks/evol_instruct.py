@@ -23,15 +23,19 @@ Elimination (the paper's section 3.3), in :func:`elimination_reason`:
 
 from __future__ import annotations
 
+import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from gristmill.generate.rouge import rouge_l_f1, tokenize
-from gristmill.generate.types import ParseError
+from gristmill.generate.types import Completion, Decoding, ParseError, Prompt
+from gristmill.records import REASON
 
 __all__ = ["BREADTH", "DEPTH_METHODS", "METHODS", "STOP_WORDS", "copied_prompt_words", "elimination_reason",
            "equality_prompt", "evolve_prompt", "information_gain_reason", "parse_equality", "parse_evolved",
-           "response_prompt"]
+           "response_prompt", "response_reason", "run_evolution", "EvolConfig"]
 
 _DEPTH_BASE = (
     "I want you act as a Prompt Rewriter.\n"
@@ -184,12 +188,12 @@ def response_reason(response: str) -> str | None:
 
 
 def elimination_reason(original: str, evolved: str, response: str | None, *, equal: bool | None = None,
-                       min_new_words: int = 3, max_rouge: float = 0.9) -> str | None:
+                       check_gain: bool = True, min_new_words: int = 3, max_rouge: float = 0.9) -> str | None:
     """The first elimination rule an evolution fails, or ``None``.
 
     ``equal`` is the LLM equality verdict when one was asked (rule 1 then uses it instead
-    of the proxy); ``response`` is the model's answer to the evolved instruction (rules 2
-    and 3 are skipped when it is ``None``).
+    of the proxy); ``check_gain=False`` skips rule 1; ``response`` is the model's answer to
+    the evolved instruction (rules 2 and 3 are skipped when it is ``None``).
     """
     copied = copied_prompt_words(evolved)
     if copied:
@@ -197,7 +201,7 @@ def elimination_reason(original: str, evolved: str, response: str | None, *, equ
     if equal is not None:
         if equal:
             return "no_information_gain: judged equal to the original"
-    else:
+    elif check_gain:
         reason = information_gain_reason(original, evolved, min_new_words=min_new_words, max_rouge=max_rouge)
         if reason:
             return reason
@@ -206,6 +210,112 @@ def elimination_reason(original: str, evolved: str, response: str | None, *, equ
     return None
 
 
-def pick_methods(methods: Sequence[str], n: int, index: int) -> list[str]:
-    """``n`` methods for the ``index``-th instruction, rotating through ``methods`` (deterministic)."""
-    return [methods[(index + k) % len(methods)] for k in range(n)]
+# ---- the whole loop ----------------------------------------------------------------
+Complete = Callable[[Sequence[Prompt], Decoding], list[Completion]]
+
+
+@dataclass(frozen=True)
+class EvolConfig:
+    """Settings of an Evol-Instruct run (the operator's parameters, minus the backend)."""
+
+    methods: tuple[str, ...] = METHODS
+    evolutions_per_row: int = 1
+    rounds: int = 1
+    equality_check: str = "rouge"   # rouge | llm | none
+    min_new_words: int = 3
+    max_rouge: float = 0.9
+    generate_response: bool = True
+    seed: int = 0
+
+
+def run_evolution(rows: Sequence[dict[str, Any]], instructions: Sequence[str | None], complete: Complete,
+                  decoding: Decoding, response_decoding: Decoding,
+                  config: EvolConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Evolve each instruction ``rounds`` times; returns (evolved rows, rejects).
+
+    Round r evolves every instruction that survived round r-1 (round 1: the inputs) with
+    ``evolutions_per_row`` methods picked by a generator seeded with ``seed`` and the
+    row's position. Per round, at most four backend calls: evolve, equality check (only
+    with ``equality_check: llm``), respond. Each kept row has ``instruction`` (the evolved
+    one), ``output`` (the model's response, when ``generate_response``), ``evol.method``,
+    ``evol.round``, ``evol.original`` and ``gen.parent`` (the input row's id).
+    """
+    cfg = config
+    out: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    # (input row, instruction to evolve, lineage of methods)
+    active: list[tuple[int, str, tuple[str, ...]]] = []
+    for i, inst in enumerate(instructions):
+        if inst is None or not str(inst).strip():
+            rejects.append({**rows[i], REASON: "prompt: no instruction"})
+        else:
+            active.append((i, str(inst).strip(), ()))
+    for rnd in range(1, cfg.rounds + 1):
+        jobs = []  # (row index, original, method, lineage)
+        for i, inst, lineage in active:
+            rng = random.Random(f"{cfg.seed}:{rnd}:{i}:{len(lineage)}")
+            for method in rng.sample(list(cfg.methods), min(cfg.evolutions_per_row, len(cfg.methods))):
+                jobs.append((i, inst, method, lineage))
+        if not jobs:
+            break
+        evolved_c = complete([evolve_prompt(inst, m) for _, inst, m, _ in jobs],
+                             decoding.model_copy(update={"seed": decoding.seed + rnd}))
+        stage = []  # jobs whose evolution parsed: (job, evolved text, completion)
+        for job, c in zip(jobs, evolved_c):
+            i, inst, method, lineage = job
+            parent = rows[i].get("id") if rows[i].get("id") is not None else f"row{i}"
+            path = "/".join((*lineage, method))
+            meta = {"id": f"{parent}-{path}", "gen.parent": parent, "evol.method": method, "evol.round": rnd,
+                    "evol.original": inst, "evol.lineage": path}
+            if c.finish_reason == "error":
+                rejects.append(_charge({**rows[i], **meta, "gen.raw": None, REASON: f"backend: {c.error}"}, c))
+                continue
+            try:
+                evolved = parse_evolved(c.text)
+            except ParseError as exc:
+                rejects.append(_charge({**rows[i], **meta, "gen.raw": c.text, REASON: str(exc)}, c))
+                continue
+            stage.append((job, meta, evolved, [c]))
+        equal: list[bool | None] = [None] * len(stage)
+        if cfg.equality_check == "llm" and stage:
+            eq_c = complete([equality_prompt(job[1], ev) for job, _, ev, _ in stage],
+                            decoding.model_copy(update={"temperature": 0.0, "max_tokens": 8, "num_beams": 1}))
+            for k, c in enumerate(eq_c):
+                stage[k][3].append(c)
+                if c.finish_reason != "error":
+                    try:
+                        equal[k] = parse_equality(c.text)
+                    except ParseError:
+                        equal[k] = None  # an unreadable verdict falls back to the proxy
+        responses: list[Completion | None] = [None] * len(stage)
+        if cfg.generate_response and stage:
+            responses = list(complete([response_prompt(ev) for _, _, ev, _ in stage], response_decoding))
+        survivors = []
+        for k, ((i, inst, method, lineage), meta, evolved, cs) in enumerate(stage):
+            r = responses[k]
+            if r is not None:
+                cs.append(r)
+            row = {**rows[i], **meta, "instruction": evolved, "text": evolved}
+            if r is not None and r.finish_reason == "error":
+                rejects.append(_charge({**row, "gen.raw": None, REASON: f"backend: {r.error}"}, *cs))
+                continue
+            reason = elimination_reason(inst, evolved, r.text if r is not None else None,
+                                        equal=equal[k] if cfg.equality_check == "llm" else None,
+                                        check_gain=cfg.equality_check != "none",
+                                        min_new_words=cfg.min_new_words, max_rouge=cfg.max_rouge)
+            if reason:
+                rejects.append(_charge({**row, "gen.raw": r.text if r is not None else None, REASON: reason}, *cs))
+                continue
+            output = r.text.strip() if r is not None else None
+            out.append(_charge({**row, "input": "", "output": output,
+                                "text": "\n\n".join(x for x in (evolved, output) if x)}, *cs))
+            survivors.append((i, evolved, (*lineage, method)))
+        active = survivors
+    return out, rejects
+
+
+def _charge(row: dict[str, Any], *completions: Completion) -> dict[str, Any]:
+    row.update({"gen.tokens_in": sum(c.tokens_in for c in completions),
+                "gen.tokens_out": sum(c.tokens_out for c in completions),
+                "gen.cached": all(c.cached for c in completions)})
+    return row

@@ -10,7 +10,8 @@ copied from the passage, as three labelled lines (``Question:``, ``Answer:``,
 * the answer must be supported by that span: at least ``min_answer_overlap`` (default
   0.6) of the answer's content words (not stop words) occur in the matched span, else
   ``unsupported: answer not in span (overlap 0.33 < 0.6)``; an answer with no content
-  words (``Yes``) cannot be checked and is rejected the same way.
+  words (``Yes``, ``False``) cannot be checked and is rejected
+  (``unsupported: answer has no content words to check``).
 
 The kept row's ``qa.evidence`` is the passage's own text at the matched place (not the
 model's possibly misquoted copy), with its character offsets.
@@ -108,8 +109,11 @@ class Grounding:
     answer_overlap: float
 
 
+_UNCHECKABLE = frozenset({"yes", "no", "true", "false", "correct", "incorrect"})
+
+
 def _content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
+    return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS and w not in _UNCHECKABLE]
 
 
 def ground(passage: str, pair: QAPair, *, min_span_match: float = 90.0,

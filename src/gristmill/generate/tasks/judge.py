@@ -56,7 +56,7 @@ def format_prompt(row: Mapping[str, Any], *, rubric: str = DEFAULT_RUBRIC, instr
 
 
 def parse(text: str) -> dict[str, Any]:
-    """``{"judge.score": int 1-10, "judge.rationale": str}`` from a judge's answer."""
+    """``{"judge.score": 1.0-10.0, "judge.rationale": str}`` from a judge's answer."""
     stripped = text.strip()
     score: float | None = None
     rationale = ""
@@ -80,4 +80,4 @@ def parse(text: str) -> dict[str, Any]:
     if not rationale:
         m = _RATIONALE.search(stripped)
         rationale = m.group(1).strip() if m else stripped
-    return {"judge.score": int(round(score)), "judge.rationale": rationale}
+    return {"judge.score": float(score), "judge.rationale": rationale}

@@ -160,10 +160,10 @@ def rephrase_prompt(question: str) -> list[dict[str, str]]:
 
 def parse_rephrase(text: str, walk: Walk) -> str:
     """The rephrased question; it must still name the start entity and not give away the answer."""
-    q = text.strip().strip('"').strip()
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    q = lines[0].strip('"\u201c\u201d').strip() if lines else ""
     if not q:
         raise ParseError("empty: no question in the answer")
-    q = q.splitlines()[0].strip()
     if walk.start.lower() not in q.lower():
         raise ParseError(f"rephrase_drift: start entity {walk.start!r} missing")
     if walk.end.lower() in q.lower():

