@@ -1,4 +1,4 @@
-"""recipes/curate_gutenberg.yaml: it validates, and (slow) runs the whole chain with planted contamination."""
+"""recipes/curate_gutenberg*.yaml: they validate, and (slow) the default chain runs with planted contamination."""
 
 from __future__ import annotations
 
@@ -27,6 +27,14 @@ def test_recipe_validates_and_finds_its_files() -> None:
     decontam = recipe.steps[CHAIN.index("decontam.ngram")].op
     for bench in decontam.params.benchmarks:
         assert decontam.resolve(bench.path).resolve().is_file(), bench.path  # relative to the recipe
+
+
+def test_models_recipe_adds_perplexity_and_semantic_dedup() -> None:
+    recipe = load_recipe(REPO / "recipes" / "curate_gutenberg_models.yaml")
+    names = [s.op.name for s in recipe.steps]
+    assert [n for n in names if n not in ("quality.perplexity", "dedup.semantic")] == CHAIN
+    assert names.index("quality.perplexity") < names.index("dedup.exact")
+    assert names.index("dedup.minhash") < names.index("dedup.semantic") < names.index("split.train_test")
 
 
 def _prose(topic: str) -> str:

@@ -39,14 +39,18 @@ def test_left_padded_batch_equals_one_at_a_time(hf: TransformersBackend) -> None
 
 
 def test_beam_search_and_no_repeat_ngram(hf: TransformersBackend) -> None:
-    prompt = ["List the days of the week: Monday, Tuesday,"]
-    greedy = hf.generate(prompt, Decoding(max_tokens=24))[0]
-    beams = hf.generate(prompt, Decoding(max_tokens=24, num_beams=3))[0]
-    assert beams.text and beams.error is None
-    blocked = hf.generate(prompt, Decoding(max_tokens=24, no_repeat_ngram_size=2))[0]
-    ids = hf.tokenizer(blocked.text, add_special_tokens=False)["input_ids"]
-    bigrams = list(zip(ids, ids[1:]))
-    assert len(bigrams) == len(set(bigrams)) or blocked.text != greedy.text
+    prompt = "List the days of the week: Monday, Tuesday,"
+
+    def repeated_bigrams(text: str) -> int:
+        ids = hf.tokenizer(prompt + text, add_special_tokens=False)["input_ids"]
+        bigrams = list(zip(ids, ids[1:]))
+        return len(bigrams) - len(set(bigrams))
+
+    greedy = hf.generate([prompt], Decoding(max_tokens=24))[0]
+    beams = hf.generate([prompt], Decoding(max_tokens=24, num_beams=3))[0]
+    blocked = hf.generate([prompt], Decoding(max_tokens=24, no_repeat_ngram_size=2))[0]
+    assert beams.text and beams.text != greedy.text
+    assert repeated_bigrams(greedy.text) > 0 and repeated_bigrams(blocked.text) == 0
 
 
 def test_seeded_sampling_is_reproducible(hf: TransformersBackend) -> None:

@@ -33,8 +33,11 @@ def single(llama: LlamaCppBackend) -> LlamaCppBackend:
 def test_chat_prompt_uses_the_gguf_template(llama: LlamaCppBackend) -> None:
     assert llama.render(CHAT).startswith("<|im_start|>")
     [c] = llama.generate([CHAT], Decoding(max_tokens=16))
-    assert "Paris" in c.text
-    assert c.tokens_in == len(llama.tokenize(CHAT)) and 0 < c.tokens_out <= 16 and c.error is None
+    llama.llm.reset()
+    ref = llama.llm.create_chat_completion(CHAT, temperature=0.0, max_tokens=16)
+    assert c.text == ref["choices"][0]["message"]["content"] and c.text
+    assert (c.tokens_in, c.tokens_out) == (ref["usage"]["prompt_tokens"], ref["usage"]["completion_tokens"])
+    assert c.tokens_in == len(llama.tokenize(CHAT)) and c.error is None
 
 
 def test_batched_greedy_equals_single_stream(llama: LlamaCppBackend, single: LlamaCppBackend) -> None:

@@ -24,7 +24,8 @@ def _section(html: str, anchor: str) -> str:
 
 
 def test_every_section_has_an_anchor_a_heading_and_a_link(report: str) -> None:
-    assert [s.id for s in SECTIONS] == ["summary", "funnel", "drops", "samples", "quarantine", "recipe"]
+    assert [s.id for s in SECTIONS] == ["summary", "funnel", "drops", "scores", "samples", "minhash", "quarantine",
+                                        "recipe"]
     for s in SECTIONS:
         assert f'<a href="#{s.id}">{s.title}</a>' in report
         assert f"<h2>{s.title}</h2>" in _section(report, s.id)

@@ -36,6 +36,8 @@ def tokenize(texts: Sequence[str | None] | pa.Array) -> tuple[np.ndarray, np.nda
     punctuation stripped, split on whitespace). Each distinct word is hashed once (xxh3-64).
     """
     arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.string())
+    if pa.types.is_null(arr.type):
+        arr = arr.cast(pa.string())
     parts = pc.split_pattern_regex(pc.utf8_lower(arr), _SPLIT)
     flat, parent = pc.list_flatten(parts), pc.list_parent_indices(parts)
     nonempty = pc.greater(pc.binary_length(flat), 0)
@@ -129,9 +131,9 @@ class NgramDecontam(Filter):
     """Drop rows sharing at least ``min_overlap`` word ``n``-grams with a benchmark item.
 
     Each benchmark item's text is its ``fields`` joined with newlines; a training row and
-    an item are compared as sequences of words (:func:`words`: case-folded runs of letters
+    an item are compared as sequences of words (:func:`words`: lower-cased runs of letters
     and digits, so punctuation and spacing do not matter), by their distinct ``n``-grams
-    (13 by default, as GPT-3 and the Llama papers decontaminated). An item shorter than
+    (13 by default, as GPT-3 decontaminated). An item shorter than
     ``n`` words is one n-gram of its own length (GPT-3's rule for short examples) if it
     has at least ``min_words`` words; shorter items would match almost anything and are
     skipped.
@@ -146,7 +148,7 @@ class NgramDecontam(Filter):
     Item ids are the ``id_field`` value, else the 0-based position in the file (the row
     order of a JSONL file).
 
-    The index (64-bit hashes of every item's n-grams, about 12 bytes each) is built in
+    The index (64-bit hashes of every item's n-grams, about 16 bytes each) is built in
     ``setup()``, once per worker; a benchmark file that cannot be read completely is an
     error, not a smaller index.
     """
@@ -160,8 +162,8 @@ class NgramDecontam(Filter):
     }
 
     class Params(Params):
-        benchmarks: list[Benchmark] = Field(min_length=1, description="Benchmark files: name, path, fields "
-                                                                      "(and format, id_field).")
+        benchmarks: list[Benchmark] = Field(min_length=1, description="Benchmarks, each {name, path or items, "
+                                                                      "fields, format, id_field}.")
         n: int = Field(13, ge=1, description="Words per n-gram.")
         min_overlap: int = Field(1, ge=1, description="Shared distinct n-grams that make a row contaminated.")
         min_words: int = Field(8, ge=1, description="Items with fewer words are not indexed (too generic).")
@@ -215,7 +217,7 @@ class NgramDecontam(Filter):
         n, min_words = self.params.n, self.params.min_words
         keys: list[np.ndarray] = []
         codes: list[np.ndarray] = []
-        labels: list[tuple[str, str]] = []
+        labels: list[tuple[str, str, int]] = []
         short: set[int] = set()
         skipped: dict[str, int] = {}
         for bench in self.params.benchmarks:

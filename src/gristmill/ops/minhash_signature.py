@@ -64,15 +64,15 @@ _DIGITS = re.compile(r"\d+(?:[" + _JOINERS + r"]\d+)*")
 @cache
 def _classes(normalize: bool) -> np.ndarray:
     """Class of every code point: WORD, SEP, DELETE (Mn), DIGIT (Nd) or JOINER (only if ``normalize``)."""
-    cats = [unicodedata.category(chr(cp)) for cp in range(0x110000)]
-    out = np.zeros(0x110000, np.uint8)
-    space = np.fromiter((chr(cp).isspace() for cp in range(0x110000)), bool, 0x110000)
+    by_category = {"Mn": DELETE, "Nd": DIGIT} if normalize else {}
     if normalize:
-        out[np.fromiter((c[0] in "PSZ" or c == "Cc" for c in cats), bool, len(cats))] = SEP
-        out[np.fromiter((c == "Mn" for c in cats), bool, len(cats))] = DELETE
-        out[np.fromiter((c == "Nd" for c in cats), bool, len(cats))] = DIGIT
+        by_category.update(dict.fromkeys(("Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So",
+                                          "Zs", "Zl", "Zp", "Cc"), SEP))
+    category = unicodedata.category
+    out = np.frombuffer(bytes([by_category.get(category(chr(cp)), WORD) for cp in range(0x110000)]), np.uint8).copy()
+    out[[cp for cp in range(0x3000 + 1) if chr(cp).isspace()]] = SEP  # every whitespace character is below U+3001
+    if normalize:
         out[[ord(c) for c in _JOINERS]] = JOINER
-    out[space] = SEP
     return out
 
 
@@ -178,9 +178,11 @@ def tokenize(texts: Sequence[str | None], lowercase: bool = True, normalize: boo
         codes, word, bounds = _fold_digits_and_marks(codes, cls, bounds)
     else:
         word = cls == WORD
-    prev = _shift_prev(word)
-    starts = np.flatnonzero(word & ~prev)
-    ends = np.flatnonzero(~word & prev)  # the batch ends with a separator, so every token ends
+    # +1 where a token starts, -1 after it ends (the batch ends with a separator, so every token ends)
+    step = np.diff(word.view(np.int8), prepend=np.int8(0))
+    edges = np.flatnonzero(step)
+    rising = step[edges] > 0
+    starts, ends = edges[rising], edges[~rising]
     offsets = np.searchsorted(starts, bounds)
     return Tokens(codes, starts, ends, offsets)
 
@@ -189,25 +191,30 @@ def _fold_digits_and_marks(codes: np.ndarray, cls: np.ndarray,
                            bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A digit run (runs joined by one JOINER between digits) becomes one ``0``; marks are deleted.
 
-    Returns the new code points, a word mask and the new document bounds.
+    Returns the new code points, a word mask and the new document bounds. Works on the
+    (few) positions of digits, joiners and marks rather than on whole-batch masks.
     """
-    digit = cls == DIGIT
     word = cls == WORD
-    drop = cls == DELETE
-    if digit.any():
-        nxt = np.empty_like(digit)
-        nxt[-1:] = False
-        nxt[:-1] = digit[1:]
-        digit |= (cls == JOINER) & _shift_prev(digit) & nxt
+    special = np.flatnonzero(cls >= DELETE)
+    if special.size == 0:
+        return codes, word, bounds
+    kind = cls[special]
+    digits = special[kind == DIGIT]
+    drop = [special[kind == DELETE]]
+    if digits.size:
+        joiners = special[kind == JOINER]
+        joiners = joiners[(joiners > 0) & (joiners + 1 < cls.size)]
+        joiners = joiners[(cls[joiners - 1] == DIGIT) & (cls[joiners + 1] == DIGIT)]
+        run = np.union1d(digits, joiners)  # sorted positions of digit-like characters
+        drop.append(run[1:][np.diff(run) == 1])  # all but the first of each run
         codes = codes.copy()
-        codes[digit] = _ZERO
-        word |= digit
-        drop |= digit & _shift_prev(digit)
-    if drop.any():
-        keep = ~drop
-        kept_before = np.zeros(codes.size + 1, np.int64)
-        np.cumsum(keep, out=kept_before[1:])
-        codes, word, bounds = codes[keep], word[keep], kept_before[bounds]
+        codes[digits] = _ZERO
+        word[digits] = True
+    gone = np.concatenate(drop)
+    if gone.size:
+        gone.sort()
+        codes, word = np.delete(codes, gone), np.delete(word, gone)
+        bounds = bounds - np.searchsorted(gone, bounds)
     return codes, word, bounds
 
 

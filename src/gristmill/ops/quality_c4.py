@@ -1,8 +1,8 @@
 """``quality.c4``: the C4 cleaning rules (Raffel et al. 2020), as datatrove's ``C4QualityFilter`` has them.
 
-All lines of a slice of about a megabyte of text are scored at once with Arrow string
-kernels (RE2), and only the lines that survive the cheap checks reach the costlier ones
-(lower-casing, sentence counting, the bad-word search).
+All lines of a batch are scored at once with Arrow string kernels (RE2), and only the
+lines that survive the cheap checks reach the costlier ones (lower-casing, sentence
+counting, the bad-word search), so no Python code runs per line.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from gristmill.ops.quality_fineweb import WHITESPACE_CLASS, _strings, text_slices
+from gristmill.ops.base import StepResult
+from gristmill.ops.quality_fineweb import WHITESPACE_CLASS, string_array, text_slices
 from gristmill.ops.scoring import Rule, ScoreFilter, ScoreParams
 from gristmill.records import set_column
 
@@ -32,7 +33,7 @@ _PY_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(c
     "\u2028\u2029\u202f\u205f\u3000"
 # str.splitlines() boundaries.
 _LINE_BREAK = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
-_RARE_LINE_BREAK = r"\r[^\n]|\r$|[\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
+_RARE_LINE_BREAK = r"\r[^\n]|[\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
 _CITATION = r"\[\pN*\]|\[edit\]|\[citation needed\]"
 _END = "[.?!\"']$"
 _ROW = "__c4_row"
@@ -90,8 +91,8 @@ class C4Quality(ScoreFilter):
                                                "or that end in '...'.")
         min_num_sentences: int | None = Field(5, ge=0, description="Fewest sentences in the surviving lines "
                                               "(None: no bound; datatrove: -1).")
-        min_words_per_line: int | None = Field(3, ge=0, description="Remove lines with fewer whitespace-separated "
-                                               "words (None: keep all).")
+        min_words_per_line: int | None = Field(3, ge=0, le=1000, description="Remove lines with fewer "
+                                               "whitespace-separated words (None: keep all).")
         max_word_length: int | None = Field(1000, ge=1, description="Remove lines with a longer word, in "
                                             "characters (None: no bound).")
         filter_lorem_ipsum: bool = Field(True, description="Drop documents with 'lorem ipsum' in a surviving line.")
@@ -124,10 +125,12 @@ class C4Quality(ScoreFilter):
             rules.append(Rule("lorem_ipsum", NS + "lorem_ipsum", max=0))
         if p.filter_curly_bracket:
             rules.append(Rule("curly_bracket", NS + "curly_bracket", max=0))
-        rules.append(Rule("too_few_sentences", NS + "sentences", min=p.min_num_sentences))
+        if p.min_num_sentences is not None:
+            rules.append(Rule("too_few_sentences", NS + "sentences", min=p.min_num_sentences))
         if p.filter_bad_words:
             rules.append(Rule("bad_words", NS + "bad_words", max=0))
-        rules.append(Rule("kept_line_frac", NS + "kept_line_frac", min=p.min_kept_line_frac))
+        if p.min_kept_line_frac is not None:
+            rules.append(Rule("kept_line_frac", NS + "kept_line_frac", min=p.min_kept_line_frac))
         return rules
 
     def setup(self) -> None:
@@ -139,7 +142,7 @@ class C4Quality(ScoreFilter):
         return bad_words_regex(self.params.bad_words_path)
 
     def scores(self, batch: pa.Table) -> dict[str, pa.Array]:
-        texts = _strings(batch, self.params.column)
+        texts = string_array(batch, self.params.column)
         bad = self._bad_words_regex()
         parts = [_score_slice(s, self.params, bad) for s in text_slices(texts)]
         lorem, curly, sentences, n_bad, kept, nonblank = (np.concatenate([p[k] for p in parts]) for k in range(6))
@@ -157,7 +160,7 @@ class C4Quality(ScoreFilter):
             self._rewritten = pa.concat_arrays([p[6] for p in parts]) if parts else pa.array([], pa.string())
         return out
 
-    def process(self, batch: pa.Table):  # type: ignore[override]
+    def process(self, batch: pa.Table) -> StepResult:
         if not self.params.filter_lines or batch.num_rows == 0:
             return super().process(batch)
         result = super().process(batch.append_column(_ROW, pa.array(np.arange(batch.num_rows))))
@@ -173,10 +176,10 @@ def _score_slice(texts: pa.Array, p: C4Quality.Params, bad: str | None) -> tuple
     """Per text: lorem-ipsum lines, brace lines, sentences, bad words, surviving lines,
     non-blank lines, and the surviving lines joined (when ``p.filter_lines``)."""
     n = len(texts)
-    if pc.any(pc.match_substring_regex(texts, _RARE_LINE_BREAK)).as_py():
-        split = pc.split_pattern_regex(texts, _LINE_BREAK)
-    else:  # only "\n" and "\r\n": the "\r" left on a line is stripped below
-        split = pc.split_pattern(texts, "\n")
+    rare = pc.match_substring_regex(texts, _RARE_LINE_BREAK)
+    if pc.any(rare).as_py():  # split those texts' other line breaks too
+        texts = pc.replace_with_mask(texts, rare, pc.replace_substring_regex(texts.filter(rare), _LINE_BREAK, "\n"))
+    split = pc.split_pattern(texts, "\n")  # a "\r" left by "\r\n" is stripped below
     parent = pc.list_parent_indices(split).to_numpy()
     lines = pc.utf8_trim(pc.list_flatten(split), _PY_WHITESPACE)
     nonblank = pc.greater(pc.binary_length(lines), 0)

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from gristmill.ops.scoring import Rule, ScoreFilter, ScoreParams
 
-__all__ = ["FineWebQuality", "TERMINAL_PUNCTUATION", "count_words", "text_slices"]
+__all__ = ["FineWebQuality", "TERMINAL_PUNCTUATION", "count_words", "string_array", "text_slices"]
 
 NS = "quality.fineweb."
 
@@ -105,16 +105,17 @@ class FineWebQuality(ScoreFilter):
         p = self.params
         punct = (ZeroPassesRule if p.line_punct_exclude_zero else Rule)(
             "line_punct_ratio", NS + "line_punct_ratio", min=p.line_punct_thr)
-        return [
+        rules = [
             Rule("empty", NS + "lines", min=1),
             punct,
             Rule("short_line_ratio", NS + "short_line_ratio", max=p.short_line_thr),
             Rule("char_dup_ratio", NS + "char_dup_ratio", max=p.char_duplicates_ratio),
             Rule("newline_ratio", NS + "newline_ratio", max=p.new_line_ratio),
         ]
+        return [r for r in rules if r.min is not None or r.max is not None]
 
     def scores(self, batch: pa.Table) -> dict[str, pa.Array]:
-        texts = _strings(batch, self.params.column)
+        texts = string_array(batch, self.params.column)
         ending = _ending_regex(self.params.stop_chars)
         parts = [_score_slice(s, ending, self.params.short_line_length) for s in text_slices(texts)]
         lines, punct, short, dup, chars, newlines, words = (np.concatenate(c) for c in zip(*parts))
@@ -139,7 +140,7 @@ class ZeroPassesRule(Rule):
         return {**super().to_json(), "zero_passes": True}
 
 
-def _strings(batch: pa.Table, column: str) -> pa.Array:
+def string_array(batch: pa.Table, column: str) -> pa.Array:
     """The column as one string array with nulls as empty strings."""
     if column not in batch.column_names:
         raise KeyError(f"column {column!r} not in batch (has {', '.join(batch.column_names)})")

@@ -40,40 +40,89 @@ def _group_chars(s: str) -> str:
     return s.strip().replace(" ", "")
 
 
-_LIST_PUNCT = _split_chars(_d.PUNCT)
-_LIST_QUOTES = _split_chars(_d.QUOTES)
-_LIST_CURRENCY = _split_chars(_d.CURRENCY)
-_LIST_ELLIPSES = [r"\.\.+", "…"]
-_LIST_ICONS = [f"[{_d.ICONS}]"]
-_PUNCT = _merge_chars(_d.PUNCT)
-_HYPHENS = _merge_chars(_d.HYPHENS)
-_CURRENCY = _merge_chars(_d.CURRENCY)
-_UNITS = _merge_chars(_d.UNITS)
-_CONCAT_QUOTES = _group_chars(_d.QUOTES)
-_A, _AL, _AU = _d.ALPHA, _d.ALPHA_LOWER, _d.ALPHA_UPPER
+_ASTRAL = "\U00010000-\U0010FFFF"
 
-# spacy.lang.punctuation.TOKENIZER_PREFIXES / TOKENIZER_SUFFIXES and spacy.lang.en.punctuation.TOKENIZER_INFIXES
-_PREFIXES = (["§", "%", "=", "—", "–", r"\+(?![0-9])"] + _LIST_PUNCT + _LIST_ELLIPSES + _LIST_QUOTES
-             + _LIST_CURRENCY + _LIST_ICONS)
-_SUFFIXES = (_LIST_PUNCT + _LIST_ELLIPSES + _LIST_QUOTES + _LIST_ICONS + ["'s", "'S", "’s", "’S", "—", "–"] + [
-    r"(?<=[0-9])\+",
-    r"(?<=°[FfCcKk])\.",
-    rf"(?<=[0-9])(?:{_CURRENCY})",
-    rf"(?<=[0-9])(?:{_UNITS})",
-    rf"(?<=[0-9{_AL}%²\-\+{_PUNCT}(?:{_CONCAT_QUOTES})])\.",
-    rf"(?<=[{_AU}][{_AU}])\.",
-])
-_INFIXES = _LIST_ELLIPSES + _LIST_ICONS + [
-    r"(?<=[0-9])[+\-\*^](?=[0-9-])",
-    rf"(?<=[{_AL}{_CONCAT_QUOTES}])\.(?=[{_AU}{_CONCAT_QUOTES}])",
-    rf"(?<=[{_A}]),(?=[{_A}])",
-    rf"(?<=[{_A}0-9])(?:{_HYPHENS})(?=[{_A}])",
-    rf"(?<=[{_A}0-9])[:<>=/](?=[{_A}])",
-]
 
-_prefix_search = re.compile("|".join("^" + p for p in _PREFIXES if p.strip())).search
-_suffix_search = re.compile("|".join(p + "$" for p in _SUFFIXES if p.strip())).search
-_infix_finditer = re.compile("|".join(p for p in _INFIXES if p.strip())).finditer
+def _one_of(name: str, extra: str = "", fast: bool = True) -> str:
+    """A pattern for one character of spaCy's class ``name`` (plus ``extra`` set members).
+
+    spaCy writes ``[{ALPHA}...]``; Python's ``re`` tests a set that has characters beyond
+    U+FFFF by walking its ranges, so the fast form tests the BMP part as one set and
+    the rest only behind a one-range guard.
+    """
+    bmp, astral = getattr(_d, name), getattr(_d, name + "_ASTRAL")
+    if not fast:
+        return f"[{bmp}{astral}{extra}]"
+    return f"(?:[{bmp}{extra}]|(?=[{_ASTRAL}])[{astral}])"
+
+
+def _affix_patterns(fast: bool = True) -> tuple[str, str, str]:
+    """spaCy's English prefix, suffix and infix regexes (``fast``: the same matches, sooner).
+
+    spacy.lang.punctuation.TOKENIZER_PREFIXES / TOKENIZER_SUFFIXES and
+    spacy.lang.en.punctuation.TOKENIZER_INFIXES, joined as spacy.util.compile_*_regex
+    does. The fast form also puts the literal before a lookbehind (``,(?<=X,)`` for
+    ``(?<=X),``) so the lookbehind's big set is tested only where the literal is.
+    """
+    list_punct, list_quotes, list_currency = (_split_chars(x) for x in (_d.PUNCT, _d.QUOTES, _d.CURRENCY))
+    ellipses = [r"\.\.+", "…"]
+    icons = [_one_of("ICONS", fast=fast)]
+    punct, hyphens = _merge_chars(_d.PUNCT), _merge_chars(_d.HYPHENS)
+    currency, units, quotes = _merge_chars(_d.CURRENCY), _merge_chars(_d.UNITS), _group_chars(_d.QUOTES)
+    a, a0 = _one_of("ALPHA", fast=fast), _one_of("ALPHA", "0-9", fast=fast)
+    au = _one_of("ALPHA_UPPER", fast=fast)
+    al_dot = _one_of("ALPHA_LOWER", rf"0-9%²\-\+{punct}(?:{quotes})", fast=fast)
+    al_q, au_q = _one_of("ALPHA_LOWER", quotes, fast=fast), _one_of("ALPHA_UPPER", quotes, fast=fast)
+    prefixes = (["§", "%", "=", "—", "–", r"\+(?![0-9])"] + list_punct + ellipses + list_quotes + list_currency
+                + icons)
+    suffixes = list_punct + ellipses + list_quotes + icons + ["'s", "'S", "’s", "’S", "—", "–"] + [
+        r"(?<=[0-9])\+",
+        r"(?<=°[FfCcKk])\.",
+        rf"(?<=[0-9])(?:{currency})",
+        rf"(?<=[0-9])(?:{units})",
+        rf"\.(?<={al_dot}\.)" if fast else rf"(?<={al_dot})\.",
+        rf"\.(?<={au}{au}\.)" if fast else rf"(?<={au}{au})\.",
+    ]
+    infixes = ellipses + icons + [
+        r"(?<=[0-9])[+\-\*^](?=[0-9-])",
+        rf"\.(?<={al_q}\.)(?={au_q})" if fast else rf"(?<={al_q})\.(?={au_q})",
+        rf",(?<={a},)(?={a})" if fast else rf"(?<={a}),(?={a})",
+        rf"(?=[-–—~])(?<={a0})(?:{hyphens})(?={a})" if fast else rf"(?<={a0})(?:{hyphens})(?={a})",
+        rf"[:<>=/](?<={a0}[:<>=/])(?={a})" if fast else rf"(?<={a0})[:<>=/](?={a})",
+    ]
+    return ("|".join("^" + x for x in prefixes if x.strip()), "|".join(x + "$" for x in suffixes if x.strip()),
+            "|".join(x for x in infixes if x.strip()))
+
+
+_PREFIX_RE, _SUFFIX_RE, _INFIX_RE = (re.compile(x) for x in _affix_patterns())
+_prefix_search = _PREFIX_RE.match  # every prefix is anchored: match is search
+# Every suffix is at most 5 characters long except a run of dots, so the search can start
+# near the end (lookbehinds still see the characters before): a match at the start
+# position may be the tail of a longer run of dots, and then the whole string is searched.
+_SUFFIX_WINDOW = 8
+
+
+# A suffix ends with one of these characters or an icon, is a possessive 's, or follows a digit.
+_SUFFIX_LAST = frozenset(x[-1] for x in _split_chars(_d.PUNCT) + _split_chars(_d.QUOTES) if x) | set(".…—–+")
+_is_icon = re.compile(_one_of("ICONS")).match
+_has_digit = re.compile("[0-9]").search
+
+
+def _suffix_search(s: str) -> re.Match[str] | None:
+    if not s or not (s[-1] in _SUFFIX_LAST or _has_digit(s) or s[-2:] in ("'s", "'S", "’s", "’S") or _is_icon(s[-1])):
+        return None
+    pos = len(s) - _SUFFIX_WINDOW
+    if pos <= 0:
+        return _SUFFIX_RE.search(s)
+    m = _SUFFIX_RE.search(s, pos)
+    if m is not None and m.start() == pos:
+        return _SUFFIX_RE.search(s)
+    return m
+
+
+_infix_finditer = _INFIX_RE.finditer
+# every infix match starts with one of these characters: a cheap test before the infix regex
+_infix_possible = re.compile(rf"[.…+\-*^,:<>=/–—~{_d.ICONS}]|(?=[{_ASTRAL}])[{_d.ICONS_ASTRAL}]").search
 _url_match = re.compile("(?u)" + _d.URL_PATTERN).match
 _SPECIAL: dict[str, tuple[str, ...]] = {}
 for _line in _d.EXCEPTIONS:
@@ -84,6 +133,8 @@ for _line in _d.EXCEPTIONS:
 
 def _split(chunk: str, specials: dict[str, tuple[str, ...]] | None) -> tuple[str, ...]:
     """Tokens of one chunk by the affix rules (spaCy's ``_split_affixes`` + ``_attach_tokens``)."""
+    if chunk.isalpha():  # no affix rule matches letters alone
+        return (chunk,) if specials is None else specials.get(chunk, (chunk,))
     if specials is not None and chunk in specials:
         return specials[chunk]
     prefixes: list[str] = []
@@ -125,7 +176,7 @@ def _split(chunk: str, specials: dict[str, tuple[str, ...]] | None) -> tuple[str
     if s:
         if specials is not None and s in specials:
             tokens.extend(specials[s])
-        elif _url_match(s):
+        elif not _infix_possible(s) or _url_match(s):
             tokens.append(s)
         else:
             start = 0
@@ -210,6 +261,8 @@ class Lexicon:
 
     HAS_ALPHA = 1
     NON_SYMBOL = 2
+    RECENT_TEXTS = 8192
+    RECENT_WORDS = 4_000_000
 
     def __init__(self, limit: int = 1_000_000) -> None:
         self.limit = limit
@@ -219,6 +272,9 @@ class Lexicon:
         self.strings: list[str] = []
         self._ids: dict[str, int] = {}
         self._chunks: dict[str, tuple[int, ...]] = {}
+        # the ids of recent texts: the next operator on the same batch finds them here
+        self._recent: dict[str, np.ndarray] = {}
+        self._recent_words = 0
         self.length = np.zeros(1024, np.int64)
         self.flags = np.zeros(1024, np.uint8)
         self.hash = np.zeros(1024, np.uint64)
@@ -227,9 +283,22 @@ class Lexicon:
         return len(self.strings)
 
     def encode(self, text: str) -> np.ndarray:
-        """Word ids (int64) of ``text``."""
+        """Word ids (int64) of ``text`` (read-only; remembered for the last few thousand texts)."""
+        ids = self._recent.get(text)
+        if ids is not None:
+            return ids
         if len(self._chunks) > self.limit:
             self._reset()
+        ids = self._encode(text)
+        ids.flags.writeable = False
+        recent = self._recent
+        recent[text] = ids
+        self._recent_words += len(ids)
+        while len(recent) > self.RECENT_TEXTS or self._recent_words > self.RECENT_WORDS:
+            self._recent_words -= len(recent.pop(next(iter(recent))))
+        return ids
+
+    def _encode(self, text: str) -> np.ndarray:
         parts = text.split()
         entries = list(map(self._chunks.get, parts))
         if None in entries:

@@ -17,6 +17,7 @@ from gristmill.report import charts
 from gristmill.report.data import RunData, rejected_samples
 from gristmill.report.html import esc, kv, none, num, table
 from gristmill.report import minhash as minhash_section
+from gristmill.report import scores as scores_section
 
 SAMPLES_PER_RULE = 5
 
@@ -186,6 +187,7 @@ SECTIONS: list[Section] = [
     Section("summary", "Summary", summary),
     Section("funnel", "Rows through the steps", funnel),
     Section("drops", "Drop reasons", drops),
+    Section("scores", "Scores and thresholds", scores_section.render),
     Section("samples", "Samples of dropped rows", samples),
     Section("minhash", "Near-duplicates (MinHash)", minhash_section.render),
     Section("quarantine", "Quarantine", quarantine),

@@ -22,6 +22,7 @@ search and no-repeat-n-gram are not in llama.cpp: asking for them raises
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -188,6 +189,7 @@ class _BatchEngine:
         self.batch = LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
         self.vocab = llama_cpp.llama_model_get_vocab(model.model)
         self.model = model
+        self._buf = ctypes.create_string_buffer(256)
 
     def close(self) -> None:
         self.batch.close()
@@ -221,6 +223,10 @@ class _BatchEngine:
         b.n_tokens = n
         return in_batch
 
+    def _piece(self, tok: int) -> bytes:
+        n = self.lib.llama_token_to_piece(self.vocab, tok, self._buf, len(self._buf), 0, False)
+        return self._buf.raw[:n] if n >= 0 else self.model.detokenize([tok])
+
     def _step(self, s: _Seq, d: Decoding) -> Completion | None:
         """Sample the next token of ``s``; its completion when it is finished."""
         lib = self.lib
@@ -230,7 +236,7 @@ class _BatchEngine:
             finish = "stop"
         else:
             s.out.append(tok)
-            s.text += self.model.token_to_piece(tok)
+            s.text += self._piece(tok)
             if d.stop:
                 text = s.text.decode("utf-8", errors="ignore")
                 cut = min((i for i in (text.find(x) for x in d.stop if x) if i >= 0), default=-1)
