@@ -126,8 +126,10 @@ def explain(args: argparse.Namespace) -> None:
             "mean_word_length": float(np.mean([len(w) for w in non_symbol])) if non_symbol else None,
             "hash_word_ratio": text.count("#") / n if n else None,
             "ellipsis_word_ratio": (text.count("...") + text.count("…")) / n if n else None,
-            "bullet_lines_ratio": sum(s.lstrip().startswith(("•", "-")) for s in lines) / len(lines) if lines else None,
-            "ellipsis_lines_ratio": sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines) if lines else None,
+            "bullet_lines_ratio": (sum(s.lstrip().startswith(("•", "-")) for s in lines) / len(lines)
+                                   if lines else None),
+            "ellipsis_lines_ratio": (sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines)
+                                     if lines else None),
             "alpha_words_ratio": sum(any(c.isalpha() for c in w) for w in words) / n if n else None,
             "stop_words": len(set(STOP_WORDS) & set(words)),
         }

@@ -91,7 +91,8 @@ def test_429_then_200_is_retried_honouring_retry_after(serve: Callable[..., _Ser
     path, body = server.requests[0]
     assert path == "/v1/completions"
     assert body == {"model": "default", "prompt": "hello", "max_tokens": 9, "temperature": 0.0, "top_p": 1.0,
-                    "seed": 3, "stop": ["\n"]}
+                    "seed": 3, "stop": ["\n"], "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0,
+                    "repetition_penalty": 1.0}
 
 
 def test_500s_until_max_retries_become_an_error_completion(serve: Callable[..., _Server]) -> None:
@@ -177,3 +178,12 @@ def test_beam_search_names_the_transformers_backend() -> None:
 def test_retry_after_forms() -> None:
     assert retry_after("2") == 2.0 and retry_after(None) is None and retry_after("soon") is None
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_standard_fields_only_for_strict_apis(serve: Callable[..., _Server]) -> None:
+    server = serve(lambda n, path, body: _ok())
+    backend = _backend(server.url, extra_sampling=False)
+    backend.generate(["x"], Decoding(temperature=0.7, top_p=0.9))
+    assert set(server.requests[0][1]) == {"model", "prompt", "max_tokens", "temperature", "top_p", "seed"}
+    with pytest.raises(UnsupportedDecoding, match="top_k, repetition_penalty"):
+        backend.generate(["x"], Decoding(top_k=5, repetition_penalty=1.2))

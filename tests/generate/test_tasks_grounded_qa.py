@@ -68,7 +68,8 @@ def test_operator_with_mock_backend() -> None:
     answers = {
         "Rhine": "Question: Where does the Rhine reach the sea?\nAnswer: near Rotterdam\n"
                  "Evidence: It reaches the North Sea near Rotterdam",
-        "Danube": "Question: Where does the Danube end?\nAnswer: in the Baltic\nEvidence: The Danube ends in the Baltic.",
+        "Danube": "Question: Where does the Danube end?\nAnswer: in the Baltic\n"
+                  "Evidence: The Danube ends in the Baltic.",
         "Seine": "I don't know.",
     }
     op = QAFromDocuments(backend={"type": "mock", "responses": answers}, keep_columns=["topic"])

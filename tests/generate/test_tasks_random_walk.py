@@ -135,3 +135,10 @@ def test_recipe_over_the_triples_file(tmp_path: Path) -> None:
     summary = run_recipe(recipe, runs_dir=tmp_path / "runs", progress=False, report=False)
     out = [json.loads(line) for p in summary.outputs for line in p.read_text().splitlines()]
     assert len(out) > 40 and len({r["walk.path"] for r in out}) == len(out)
+
+
+def test_operator_params_are_checked_before_running(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="graph file not found"):
+        RandomWalkQA(graph=str(tmp_path / "missing.csv"))
+    with pytest.raises(ValueError, match="min_hops"):
+        RandomWalkQA(graph=str(KG), min_hops=3, max_hops=2)

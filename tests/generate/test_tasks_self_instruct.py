@@ -207,7 +207,8 @@ def test_run_self_instruct_end_to_end() -> None:
     assert set(by_inst) == {"Tell me if the review is positive or negative.", "Write a short poem about the sea."}
     clf = by_inst["Tell me if the review is positive or negative."]
     assert all(r["is_classification"] for r in clf)
-    assert sorted((r["input"], r["output"]) for r in clf) == [("Review: Bad.", "Negative"), ("Review: Great.", "Positive")]
+    assert sorted((r["input"], r["output"]) for r in clf) == [("Review: Bad.", "Negative"),
+                                                              ("Review: Great.", "Positive")]
     gen = by_inst["Write a short poem about the sea."]
     assert {(r["input"], r["output"]) for r in gen} == {("abc", "cba"), ("xy", "yx")}
     assert all(r["self_instruct.max_rouge"] <= 0.7 for r in rows)
@@ -268,16 +269,19 @@ def test_operator_with_mock_backend_on_our_seed_file() -> None:
     assert len({r["id"] for r in rejected}) == len(rejected)
 
 
-def test_recipe_self_instruct_from_the_shared_seeds(tmp_path: Path) -> None:
-    recipe = {"name": "si", "input": {"path": str(SHARED_SEEDS), "format": "self_instruct"},
-              "steps": [{"op": "generate.self_instruct",
-                         "params": {"num_instructions": 1, "request_batch_size": 1, "max_rounds": 1,
-                                    "include_seeds": True, "backend": {"type": "mock", "responses": ANSWERS}}}],
-              "output": {"format": "jsonl"}, "executor": {"workers": 1}}
-    summary = run_recipe(recipe, runs_dir=tmp_path / "runs", progress=False, report=False)
+def test_self_instruct_recipe_with_the_mock_backend(tmp_path: Path) -> None:
+    """recipes/self_instruct.yaml (the 175 shared seeds), its model swapped for the mock by --set."""
+    answers = dict(ANSWERS)
+    overrides = [f"steps.0.params.backend={json.dumps({'type': 'mock', 'responses': answers})}",
+                 "steps.0.params.num_instructions=1", "steps.0.params.include_seeds=true"]
+    summary = run_recipe(REPO / "recipes" / "self_instruct.yaml", runs_dir=tmp_path, overrides=overrides,
+                         progress=False, report=False)
     out = [json.loads(line) for p in summary.outputs for line in p.read_text().splitlines()]
     generated = [r for r in out if "-si" in r["id"]]
-    assert len(generated) == 2 and len(out) - len(generated) >= 175
+    assert [m["content"] for m in generated[0]["messages"]][-1] in ("twelve", "seven")
+    assert len(generated) == 2 and len(out) - len(generated) >= 170  # seeds' own instances (some deduplicated)
+    steps = {s["op"]: s for s in summary.stats["steps"]}
+    assert steps["generate.self_instruct"]["dropped"]["blacklist"] >= 1
 
 
 def test_tokens_of_a_surplus_completion_are_still_counted() -> None:
@@ -287,3 +291,15 @@ def test_tokens_of_a_surplus_completion_are_still_counted() -> None:
     rows, rejects = si.run_self_instruct(["Name a famous painter."], complete, Decoding(), cfg)
     assert len(rows) == 1 and rejects == []
     assert rows[0]["gen.tokens_in"] == 2 * 10 + 5  # both bootstrap completions and the classification
+
+
+def test_operator_without_instances_gives_one_row_per_instruction() -> None:
+    answers = {"Is it classification?": " Yes",
+               "Come up with a series": " Tell me whether the number is even or odd.\n10. Name the largest desert."}
+    op = SelfInstruct(instruction_column="text", num_instructions=2, request_batch_size=1, max_rounds=1,
+                      generate_instances=False, backend={"type": "mock", "responses": answers})
+    op.ensure_setup()
+    kept = op.process(from_rows([{"id": "s", "text": "Reverse the given word."}])).kept.to_pylist()
+    assert [(r["id"], r["instruction"], r["is_classification"], r["output"]) for r in kept] == [
+        ("s-si0-0", "Tell me whether the number is even or odd.", True, None),
+        ("s-si1-0", "Name the largest desert.", True, None)]

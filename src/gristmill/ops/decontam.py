@@ -155,6 +155,7 @@ class NgramDecontam(Filter):
 
     name = "decontam.ngram"
     version = "1"
+    idempotent = True
     example_params: ClassVar[dict[str, Any]] = {
         "n": 5,
         "benchmarks": [{"name": "canary", "items": ["plain ASCII text with a few words in it, and more",

@@ -54,7 +54,7 @@ class SemanticDedup(GlobalOp):
 
     name = "dedup.semantic"
     version = "1"
-    example_params: ClassVar[dict[str, Any]] = {"max_tokens": 64}
+    example_params: ClassVar[dict[str, Any]] = {"max_tokens": 64, "threads": 1}
 
     class Params(Params):
         column: str = Field("text", description="String column whose embeddings are compared.")

@@ -30,8 +30,8 @@ from gristmill.ops.base import Generator, Params, StepResult, split_by_mask
 from gristmill.ops.scoring import Rule
 from gristmill.records import ID, LICENSE, REASON, SOURCE, set_column
 
-__all__ = ["EvolInstruct", "example_text", "JudgeScore", "Paraphrase", "QAFromDocuments", "RandomWalkQA", "SelfInstruct",
-           "TemplateGenerate"]
+__all__ = ["EvolInstruct", "JudgeScore", "Paraphrase", "QAFromDocuments", "RandomWalkQA", "SelfInstruct",
+           "TemplateGenerate", "example_text"]
 
 _REPO = Path(__file__).resolve().parents[3]
 _EXAMPLE_KG = _REPO / "recipes" / "data" / "kg_triples.csv"
@@ -159,8 +159,8 @@ class SelfInstruct(LLMGenerator):
     pool (``num_instructions`` each, gate per shard: follow with a dedup step).
 
     Rows: one per instance: ``instruction``, ``input``, ``output``, ``text`` (the whole
-    example, :func:`example_text`), ``is_classification``, ``self_instruct.max_rouge`` / ``.most_similar`` /
-    ``.avg_rouge`` / ``.round``. Rejected: ``min_words``, ``max_words``, ``blacklist``,
+    example, :func:`example_text`), ``is_classification``, ``self_instruct.max_rouge`` /
+    ``.most_similar`` / ``.avg_rouge`` / ``.round`` / ``.task`` / ``.instance``. Rejected: ``min_words``, ``max_words``, ``blacklist``,
     ``write_a_program``, ``leading_punctuation``, ``non_ascii_start``, ``rouge_l: 0.83 >
     0.7``, ``truncated``, ``instance_invalid``, ``instance_conflict``,
     ``instance_duplicate``, ``no_instances``, ``backend``.
@@ -210,7 +210,8 @@ class SelfInstruct(LLMGenerator):
 
     def writes(self) -> list[str]:
         return ["instruction", "input", "output", "text", "is_classification", "self_instruct.max_rouge",
-                "self_instruct.most_similar", "self_instruct.avg_rouge", "self_instruct.round", *super().writes()]
+                "self_instruct.most_similar", "self_instruct.avg_rouge", "self_instruct.round",
+                "self_instruct.task", "self_instruct.instance", *super().writes()]
 
     def generate(self, batch: pa.Table) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         p = self.params
@@ -230,8 +231,8 @@ class SelfInstruct(LLMGenerator):
         prefix = f"{_parent_id(rows[0], 0)}-si"
         source = rows[0].get(SOURCE) or self.name
         model = self.backend.model
-        for k, r in enumerate(out):
-            r.update({ID: f"{prefix}{r.get('self_instruct.task', 0)}-{r.get('self_instruct.instance', 0)}",
+        for r in out:
+            r.update({ID: f"{prefix}{r['self_instruct.task']}-{r['self_instruct.instance']}",
                       "text": example_text(r["instruction"], r.get("input"), r.get("output")), SOURCE: source,
                       "gen.model": model, "gen.parent": None})
         for k, r in enumerate(rejects):
@@ -332,7 +333,7 @@ class EvolInstruct(LLMGenerator):
                                                    p.decoding, p.response_decoding, config)
         for r in out + rejects:
             r["gen.model"] = self.backend.model
-            r.setdefault(SOURCE, self.name)
+            r[SOURCE] = r.get(SOURCE) or self.name
         for r in rejects:
             r.setdefault(RAW, None)
         return out, rejects
@@ -414,9 +415,9 @@ class RandomWalkQA(LLMGenerator):
     nesting its relations ("What is the birthplace of the author of Hamlet?") with the
     walk's end as the answer, checked by following the relations through the whole graph
     again. With ``rephrase``, the model rewrites the question to read naturally (the
-    rewrite must keep the start entity and not name the answer). Rows: ``instruction`` /
-    ``text`` (the question), ``input`` (empty), ``output`` (the answer, or the evidence
-    chain then the answer with ``answer_style: chain``), ``question``, ``answer``,
+    rewrite must keep the start entity and not name the answer). Rows: ``instruction``
+    (the question), ``input`` (empty), ``output`` (the answer, or the evidence chain then
+    the answer with ``answer_style: chain``), ``text``, ``question``, ``answer``,
     ``walk.start``, ``walk.hops``, ``walk.path`` (JSON triples), ``walk.evidence``.
     Rejected: ``dead_end: no 3-hop walk from 'X'``, ``ambiguous: ...``,
     ``answer_mismatch: ...``, ``duplicate_walk: ...``, ``rephrase_*: ...``.
@@ -437,6 +438,14 @@ class RandomWalkQA(LLMGenerator):
                                                                              "evidence sentences then the answer.")
         rephrase: bool = Field(False, description="Let the model rephrase each template question.")
         dedupe: bool = Field(True, description="Reject a walk already made from an earlier row of the shard.")
+
+        @field_validator("graph")
+        @classmethod
+        def _graph_exists(cls, v: str) -> str:
+            if not Path(v).is_file():
+                raise ValueError(f"graph file not found: {v} (a relative path is taken from the working directory, "
+                                 f"{Path.cwd()})")
+            return v
 
         @model_validator(mode="after")
         def _hops_ordered(self) -> RandomWalkQA.Params:

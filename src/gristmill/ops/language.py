@@ -88,6 +88,7 @@ class LanguageIdentify(Annotator):
 
     name = "lang.identify"
     version = "1"
+    idempotent = True
 
     class Params(Params):
         column: str = Field("text", description="String column whose language is identified.")
@@ -126,6 +127,7 @@ class LanguageFilter(ScoreFilter):
 
     name = "filter.language"
     version = "1"
+    idempotent = True
     example_params: ClassVar[dict[str, Any]] = {"languages": ["en", "zh"], "min_confidence": 0.5}
 
     class Params(ScoreParams):

@@ -22,8 +22,9 @@ No Python loop runs per token, shingle or permutation; per document there are on
    evaluated for a block of shingles and all permutations as one ``(num_perm, shingles)``
    uint32 array, minimised per document with ``np.minimum.reduceat``. 32-bit lanes are
    what numpy vectorises best; the shingle hashes are already uniformly mixed, so the
-   linear permutations only have to decorrelate the orderings (checked in
-   tests/ops/test_dedup_minhash.py: estimated Jaccard is unbiased within sampling error).
+   linear permutations only have to decorrelate the orderings. This is datasketch 2.0's
+   default "affine32" scheme too; tests/ops/test_dedup_minhash.py checks that the
+   estimated Jaccard similarity is unbiased, with the variance J(1-J)/num_perm.
 
 :func:`band_keys` folds each band's ``rows`` values into one mixed 64-bit key, so two
 documents share a bucket in a band exactly when their band rows are equal (up to a
@@ -133,14 +134,6 @@ def _substring_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -
     h = (prefix[ends] - prefix[starts]) * fwd[ends - 1]
     h += (ends - starts).astype(U64) * _FOLD
     return _mix(h)
-
-
-def _shift_prev(mask: np.ndarray) -> np.ndarray:
-    """``out[i] = mask[i - 1]``, ``out[0] = False``."""
-    out = np.empty_like(mask)
-    out[0:1] = False
-    out[1:] = mask[:-1]
-    return out
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ class Perplexity(ScoreFilter):
 
     name = "quality.perplexity"
     version = "1"
-    example_params: ClassVar[dict[str, Any]] = {"max_tokens": 32, "batch_size": 4}
+    example_params: ClassVar[dict[str, Any]] = {"max_tokens": 32, "batch_size": 4, "threads": 1}
 
     class Params(ScoreParams):
         column: str = Field("text", description="String column to score.")

@@ -262,11 +262,13 @@ _INFIX_RE = rf"([\p{{Ll}}{_QUOTES}])\.([\p{{Lu}}{_QUOTES}])"
 _DOT_RE = rf"([\p{{Ll}}\pN%²+\-{_QUOTES})\]}}_*]|\p{{Lu}}\p{{Lu}}|^|{_WS})\.([^.\pL\pN]|$)"
 _SENT_END = "!?。？！।۔؟" + _END_MARK
 _PUNCT_TOKEN = rf"[\pP{_END_MARK}{_ABBR_MARK}]"
-# A sentence end, then any punctuation tokens, then the first character of a word.
+# A sentence end, then any punctuation tokens, then the first character of a word; or a
+# sentence end followed by the suffix "'s" ("Henry VIII.'s" is "VIII . 's" in spaCy).
 _BOUNDARY_RE = (rf"[{_SENT_END}][^{WHITESPACE_CLASS}\pL\pN\-]*(?:{_WS}+{_PUNCT_TOKEN}+)*{_WS}+{_PUNCT_TOKEN}*"
-                rf"[^{WHITESPACE_CLASS}\pP{_END_MARK}{_ABBR_MARK}]")
+                rf"[^{WHITESPACE_CLASS}\pP{_END_MARK}{_ABBR_MARK}]|[{_SENT_END}]['’][sS](?:[^\pL\pN]|$)")
 # Lines that may hold more than one sentence (the rest count 1 without the costlier passes).
-_MAYBE_SEVERAL = rf"[{_SENT_END[:-1]}.][^{WHITESPACE_CLASS}\pL\pN]*{_WS}|[\p{{Ll}}{_QUOTES}]\.[\p{{Lu}}{_QUOTES}]"
+_MAYBE_SEVERAL = (rf"[{_SENT_END[:-1]}.][^{WHITESPACE_CLASS}\pL\pN]*{_WS}|[\p{{Ll}}{_QUOTES}]\.[\p{{Lu}}{_QUOTES}]"
+                  rf"|[{_SENT_END[:-1]}.]['’][sS]")
 
 
 def count_sentences(lines: pa.Array) -> np.ndarray:

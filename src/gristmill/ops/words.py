@@ -1,19 +1,26 @@
-"""English word tokenizer that reproduces datatrove's ``split_into_words(text, "eng")``.
+"""English words exactly as datatrove's ``split_into_words(text, "eng")`` gives them, without spaCy.
 
-datatrove (0.10.1) tokenizes English with ``spacy.blank("en")`` and then drops
-whitespace tokens. spaCy's tokenizer is context-free per whitespace-separated chunk: it
-peels prefixes and suffixes off a chunk (punctuation, quotes, currency, ``'s``, a period
-after a lower-case letter or two capitals, ...), stops at a tokenizer exception
-(``don't`` -> ``do n't``, ``Mr.``, ``:)``), keeps URLs whole, and splits the rest on
-infixes (hyphens and ``--`` between letters, ``...``, ``.`` between a lower-case and an
-upper-case letter, ``,`` ``:`` ``/`` ``=`` between letters). :func:`words` runs the same
-algorithm (spaCy's ``Tokenizer.explain``) with spaCy 3.8's English rules, which
-:mod:`gristmill.ops._words_data` holds, and caches the tokens of every chunk it has seen,
-so a document costs one ``str.split`` and one dictionary lookup per chunk.
+datatrove (0.10.1) tokenizes English with ``spacy.blank("en")`` and drops whitespace
+tokens. spaCy's tokenizer works on each whitespace-separated chunk alone: it peels
+prefixes and suffixes off a chunk (punctuation, quotes, currency, ``'s``, a period after
+a lower-case letter or two capitals, ...), stops at a tokenizer exception (``don't`` ->
+``do n't``, ``Mr.``, ``:)``), keeps URLs whole, splits the rest on infixes (hyphens and
+``--`` between letters, ``...``, ``.`` between a lower-case and an upper-case letter,
+``,`` ``:`` ``/`` ``=`` between letters), then re-finds exceptions among the resulting
+tokens (its "special matcher": ``Mr`` ``.`` -> ``Mr.``). :func:`tokenize_chunk` is a port
+of that algorithm (spaCy 3.8's ``Tokenizer._split_affixes`` and ``_attach_tokens``) with
+spaCy's English rules, held in :mod:`gristmill.ops._words_data`; its regexes match the
+same strings as spaCy's but test their large character sets only where they can apply.
+:class:`Lexicon` caches every chunk's words, so a text costs one ``str.split`` and one
+dictionary lookup per chunk, and gives each word an id and numpy features.
 
-Known difference: spaCy re-applies multi-token exceptions across chunk boundaries in a
-second pass (its "special matcher"), which on the Gutenberg sample changes 2 of 14,877
-documents by one token (``feedin' 'em`` gives ``' 'em`` here and ``' ' em`` in spaCy).
+One known difference: spaCy runs its special matcher over the whole text, so a match
+across a space, which it then discards, can still block another. On the Gutenberg sample
+this changes 2 of 14,877 documents by one word: for ``feedin' 'em."`` the first pass
+gives ``feedin ' ' em . "``; the matcher should rejoin ``' em`` into the exception
+``'em``, but the exception ``''`` matching the two apostrophes across the space blocks
+it, so spaCy keeps ``'`` ``em``, where gristmill (matching within each chunk) gives
+``'em``, as spaCy's exception table intends.
 """
 
 from __future__ import annotations
@@ -106,10 +113,11 @@ _SUFFIX_WINDOW = 8
 _SUFFIX_LAST = frozenset(x[-1] for x in _split_chars(_d.PUNCT) + _split_chars(_d.QUOTES) if x) | set(".…—–+")
 _is_icon = re.compile(_one_of("ICONS")).match
 _has_digit = re.compile("[0-9]").search
+_POSSESSIVE = ("'s", "'S", "’s", "’S")
 
 
 def _suffix_search(s: str) -> re.Match[str] | None:
-    if not s or not (s[-1] in _SUFFIX_LAST or _has_digit(s) or s[-2:] in ("'s", "'S", "’s", "’S") or _is_icon(s[-1])):
+    if not s or not (s[-1] in _SUFFIX_LAST or _has_digit(s) or s[-2:] in _POSSESSIVE or _is_icon(s[-1])):
         return None
     pos = len(s) - _SUFFIX_WINDOW
     if pos <= 0:
@@ -264,7 +272,7 @@ class Lexicon:
     RECENT_TEXTS = 8192
     RECENT_WORDS = 4_000_000
 
-    def __init__(self, limit: int = 1_000_000) -> None:
+    def __init__(self, limit: int = 500_000) -> None:
         self.limit = limit
         self._reset()
 

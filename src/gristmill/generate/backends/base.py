@@ -57,6 +57,8 @@ class BackendSpec(BaseModel):
     rate_limit_per_s: float | None = Field(None, gt=0, description="Most requests started per second.")
     chat: bool | None = Field(None, description="openai: force /chat/completions (True) or /completions "
                                                 "(False); default: chat for message prompts.")
+    extra_sampling: bool = Field(True, description="openai: send top_k, min_p and the repetition penalty "
+                                                   "(llama.cpp/vLLM/Ollama); false for APIs that reject them.")
     # mock backend
     responses: Any = Field(None, description="mock: a list (cycled), a dict prompt-substring -> text, "
                                              "or a callable(prompt_text, decoding) -> str.")

@@ -178,7 +178,8 @@ class _BatchEngine:
         self.backend = backend
         self.n_seq = backend.batch_size
         model = backend.llm._model
-        params = llama_cpp.llama_context_default_params()
+        # the single-stream context's settings (flash attention etc.), with room for n_seq sequences
+        params = llama_cpp.llama_context_params.from_buffer_copy(backend.llm.context_params)
         params.n_ctx = backend.n_ctx * self.n_seq
         params.n_seq_max = self.n_seq
         params.n_batch = params.n_ubatch = max(512, self.n_seq)

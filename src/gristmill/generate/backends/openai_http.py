@@ -8,9 +8,13 @@ gets 429 or 5xx is retried up to ``max_retries`` times with exponential backoff 
 asks. Any other failure, or the last retry's, becomes that prompt's error completion.
 
 Decoding: ``temperature`` (0 = greedy), ``top_p``, ``max_tokens``, ``stop`` and ``seed`` are
-standard; ``top_k``, ``min_p`` and the repetition penalty are sent only when set, under the
-names llama.cpp and vLLM servers read (``repeat_penalty`` and ``repetition_penalty``); a
-hosted API may reject them. Beam search and no-repeat-n-gram raise :class:`UnsupportedDecoding`.
+standard. ``top_k``, ``min_p`` and the repetition penalty (as ``repeat_penalty`` for
+llama.cpp and ``repetition_penalty`` for vLLM) are always sent, their "off" values
+included, because servers have their own defaults (llama.cpp's server penalises
+repetition by 1.1 unless told otherwise). For APIs that reject unknown fields (OpenAI's
+own) set ``extra_sampling: false``: only standard fields are sent, and asking for top-k,
+min-p or a repetition penalty raises :class:`UnsupportedDecoding`, as do beam search and
+no-repeat-n-gram everywhere.
 """
 
 from __future__ import annotations
@@ -82,7 +86,8 @@ class OpenAIBackend(BaseBackend):
 
     def __init__(self, base_url: str, model: str = "default", api_key: str | None = None, concurrency: int = 4,
                  timeout_s: float = 120.0, max_retries: int = 4, backoff_s: float = 0.5,
-                 rate_limit_per_s: float | None = None, chat: bool | None = None) -> None:
+                 rate_limit_per_s: float | None = None, chat: bool | None = None,
+                 extra_sampling: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.identity = f"{model}@{self.base_url}"
@@ -90,6 +95,7 @@ class OpenAIBackend(BaseBackend):
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.chat = chat
+        self.extra_sampling = extra_sampling
         self.limiter = RateLimiter(rate_limit_per_s)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(timeout=httpx.Timeout(timeout_s), headers=headers,
@@ -109,7 +115,7 @@ class OpenAIBackend(BaseBackend):
                 raise ValueError(f"openai backend: environment variable {spec.api_key_env} is not set")
         return cls(spec.base_url, model=spec.model or "default", api_key=key, concurrency=spec.concurrency,
                    timeout_s=spec.timeout_s, max_retries=spec.max_retries, backoff_s=spec.backoff_s,
-                   rate_limit_per_s=spec.rate_limit_per_s, chat=spec.chat)
+                   rate_limit_per_s=spec.rate_limit_per_s, chat=spec.chat, extra_sampling=spec.extra_sampling)
 
     def check(self, decoding: Decoding) -> None:
         if decoding.num_beams > 1:
@@ -118,6 +124,12 @@ class OpenAIBackend(BaseBackend):
         if decoding.no_repeat_ngram_size:
             raise UnsupportedDecoding("openai backend: no_repeat_ngram_size is not part of the OpenAI API; "
                                       "use the transformers backend (type: transformers)")
+        if not self.extra_sampling:
+            extra = {"top_k": decoding.top_k != 0, "min_p": decoding.min_p != 0,
+                     "repetition_penalty": decoding.repetition_penalty != 1.0}
+            if any(extra.values()):
+                raise UnsupportedDecoding(f"openai backend: {', '.join(k for k, v in extra.items() if v)} "
+                                          "need extra_sampling: true (llama.cpp, vLLM and Ollama servers)")
 
     def request(self, prompt: Prompt, decoding: Decoding) -> tuple[str, dict[str, Any]]:
         """The endpoint and JSON body for one prompt."""
@@ -127,12 +139,9 @@ class OpenAIBackend(BaseBackend):
                                 "seed": decoding.seed}
         if decoding.stop:
             body["stop"] = list(decoding.stop)
-        if decoding.top_k:
-            body["top_k"] = decoding.top_k
-        if decoding.min_p:
-            body["min_p"] = decoding.min_p
-        if decoding.repetition_penalty != 1.0:
-            body["repeat_penalty"] = body["repetition_penalty"] = decoding.repetition_penalty
+        if self.extra_sampling:
+            body.update(top_k=decoding.top_k, min_p=decoding.min_p, repeat_penalty=decoding.repetition_penalty,
+                        repetition_penalty=decoding.repetition_penalty)
         if chat:
             body["messages"] = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
             return "/chat/completions", body

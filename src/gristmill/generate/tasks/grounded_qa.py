@@ -35,8 +35,9 @@ SYSTEM = ("You write reading-comprehension questions. Every answer must come fro
           "the exact sentence of the passage that contains the answer.")
 _FIELDS = {"question": "question", "q": "question", "answer": "answer", "a": "answer", "evidence": "evidence",
            "span": "evidence", "supporting span": "evidence", "quote": "evidence", "support": "evidence"}
-_LINE_RE = re.compile(r"^\s*[*#\-]*\s*(question|answer|evidence|supporting span|span|quote|support|q|a)\s*[*]*\s*:\s*(.*)$",
-                      re.IGNORECASE)
+_LINE_RE = re.compile(
+    r"^\s*[*#\-]*\s*(question|answer|evidence|supporting span|span|quote|support|q|a)\s*[*]*\s*:\s*(.*)$",
+    re.IGNORECASE)
 _WS = re.compile(r"\s+")
 _WORD = re.compile(r"[a-z0-9]+")
 

@@ -68,7 +68,8 @@ MAX_INSTANCES = 5
 def encode_prompt(instructions: Sequence[str], classification: bool = False) -> str:
     """The bootstrap prompt: a numbered task list the model continues (``N+1.`` at the end)."""
     if classification:
-        prompt = "Come up with a series of classification tasks. Try to specify the possible output labels when possible.\n"
+        prompt = ("Come up with a series of classification tasks. "
+                  "Try to specify the possible output labels when possible.\n")
     else:
         prompt = "Come up with a series of tasks:\n"
     for idx, instruction in enumerate(instructions):
@@ -180,6 +181,9 @@ class Instance:
     output: str
 
 
+Dropped = list[tuple[Instance, str]]  # instances a parser dropped, each with its reason
+
+
 def parse_input_output(text: str) -> tuple[str, str]:
     """Split one example into (input, output) at ``Output:``; the reference's rules."""
     if _OUTPUT_RE.search(text):
@@ -193,8 +197,8 @@ def parse_input_output(text: str) -> tuple[str, str]:
     return inst_input, inst_output
 
 
-def _finish(instances: list[Instance], truncated: bool) -> tuple[list[Instance], list[tuple[Instance, str]]]:
-    dropped: list[tuple[Instance, str]] = []
+def _finish(instances: list[Instance], truncated: bool) -> tuple[list[Instance], Dropped]:
+    dropped: Dropped = []
     if truncated and instances:
         dropped.append((instances[-1], "truncated: last instance cut by max_tokens"))
         instances = instances[:-1]
@@ -220,7 +224,7 @@ def _finish(instances: list[Instance], truncated: bool) -> tuple[list[Instance],
     return list(unique), dropped
 
 
-def parse_generation_instances(text: str, finish_reason: str = "stop") -> tuple[list[Instance], list[tuple[Instance, str]]]:
+def parse_generation_instances(text: str, finish_reason: str = "stop") -> tuple[list[Instance], Dropped]:
     """Instances of an input-first completion, and the dropped ones with reasons."""
     text = text.strip()
     if _EXAMPLE_RE.search(text):
@@ -233,7 +237,7 @@ def parse_generation_instances(text: str, finish_reason: str = "stop") -> tuple[
     return _finish(instances, finish_reason == "length")
 
 
-def parse_classification_instances(text: str, finish_reason: str = "stop") -> tuple[list[Instance], list[tuple[Instance, str]]]:
+def parse_classification_instances(text: str, finish_reason: str = "stop") -> tuple[list[Instance], Dropped]:
     """Instances of an output-first completion (label line, then the input), and the dropped ones."""
     if "Class label:" not in text:
         raise ParseError("no_instances: no 'Class label:' in the completion")
@@ -246,8 +250,7 @@ def parse_classification_instances(text: str, finish_reason: str = "stop") -> tu
     return _finish(instances, finish_reason == "length")
 
 
-def parse_instances(text: str, is_classification: bool,
-                    finish_reason: str = "stop") -> tuple[list[Instance], list[tuple[Instance, str]]]:
+def parse_instances(text: str, is_classification: bool, finish_reason: str = "stop") -> tuple[list[Instance], Dropped]:
     """The right parser for the task type; raises :class:`ParseError` when no instance can be read."""
     if is_classification:
         return parse_classification_instances(text, finish_reason)
@@ -404,10 +407,12 @@ def _classify_and_instantiate(tasks: list[_Task], complete: Complete, decoding: 
         for t, c in zip(tasks, answers):
             t.classify = c
             t.is_classification = c.finish_reason != "error" and parse_is_classification(c.text)
-    base = [(t, {"instruction": t.instruction, "is_classification": t.is_classification, **t.meta}) for t in tasks]
+    base = [(t, {"instruction": t.instruction, "is_classification": t.is_classification, **t.meta,
+                 "self_instruct.task": i}) for i, t in enumerate(tasks)]
     if not cfg.generate_instances:
         for t, row in base:
-            rows.append(ledger.charge({**row, "input": "", "output": None}, t.bootstrap, t.classify))
+            rows.append(ledger.charge({**row, "input": "", "output": None, "self_instruct.instance": 0},
+                                      t.bootstrap, t.classify))
         return rows, rejects
     # 3. instances: classification tasks and the others have their own decoding, hence two calls
     completions: dict[int, Completion] = {}
@@ -436,5 +441,5 @@ def _classify_and_instantiate(tasks: list[_Task], complete: Complete, decoding: 
                                          *charge))
         for k, inst in enumerate(sample_instances(instances, rng, cfg.max_instances)):
             rows.append(ledger.charge({**row, "input": inst.input, "output": inst.output,
-                                       "self_instruct.task": i, "self_instruct.instance": k}, *charge))
+                                       "self_instruct.instance": k}, *charge))
     return rows, rejects
