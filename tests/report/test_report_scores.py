@@ -91,6 +91,16 @@ def test_section_shows_histograms_and_tables(run_dir: Path) -> None:
     assert ["0", "p1, p5", "10", "100.0%", "7", "70.0%"] in rows
 
 
+def test_rule_on_a_column_without_scores_passes_everything(run_dir: Path) -> None:
+    add_score_step(run_dir)
+    stats = json.loads((run_dir / "stats.json").read_text())
+    stats["steps"][-1]["rules"].append({"name": "ghost", "column": "q.missing", "min": 1, "max": None})
+    (run_dir / "stats.json").write_text(json.dumps(stats))
+    rows = _rows(_section(build_report(run_dir), "scores"))
+    assert ["3", "current", "7", "70.0%", "5", "50.0%"] in rows  # nulls pass the ghost rule
+    assert ["1", "current", "10", "100.0%", "5", "50.0%"] in rows
+
+
 def test_annotate_only_step_is_noted(run_dir: Path) -> None:
     add_score_step(run_dir, drops=False)
     assert "only annotated (drop: false)" in _section(build_report(run_dir), "scores")

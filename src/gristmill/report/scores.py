@@ -151,8 +151,8 @@ def _step(run: RunData, step: dict[str, Any]) -> str:
     path = run.run_dir / "scores" / f"{label}.parquet"
     if not path.is_file():
         return head + none(f"scores/{label}.parquet is missing")
-    values, n, kept = read_scores(path, columns)
     rules = bounds(step["rules"])
+    values, n, kept = read_scores(path, list(dict.fromkeys(columns + [b.column for b in rules])))
     note = "" if step.get("drops", True) else " The step only annotated (drop: false); nothing was dropped."
     kept_text = f", {num(kept)} kept" if kept is not None else ""
     parts = [head, f"<p>{num(n)} rows scored{kept_text}.{esc(note)}</p>"]
