@@ -26,7 +26,7 @@ def test_recipe_validates_and_finds_its_files() -> None:
     assert recipe.input_paths == [(SHARED_DATA / "gutenberg_sample.jsonl.gz").resolve()]
     decontam = recipe.steps[CHAIN.index("decontam.ngram")].op
     for bench in decontam.params.benchmarks:
-        assert decontam.resolve(bench.path).resolve().is_file(), bench.path  # relative to the recipe
+        assert decontam.resolve_path(bench.path).resolve().is_file(), bench.path  # relative to the recipe
 
 
 def test_models_recipe_adds_perplexity_and_semantic_dedup() -> None:

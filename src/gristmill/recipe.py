@@ -225,7 +225,9 @@ def validate(data: dict[str, Any], base: Path, name: str = "recipe") -> Recipe:
             errors.append(f"steps[{i}].op: {exc}")
             continue
         try:
-            steps.append(Step(i, cls(**s.params)))
+            op = cls(**s.params)
+            op.base_dir = base
+            steps.append(Step(i, op))
         except ValidationError as exc:
             errors += pydantic_messages(exc, f"steps[{i}].params", list(cls.Params.model_fields))
 

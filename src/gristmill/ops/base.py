@@ -59,6 +59,8 @@ class Operator:
     # with when the defaults are not valid or skip the interesting path, and whether
     # processing twice must equal processing once.
     example_params: ClassVar[dict[str, Any]] = {}
+    # The folder relative paths in parameters resolve against (the recipe's folder); set by the recipe loader.
+    base_dir: Path | None = None
     idempotent: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
@@ -81,6 +83,11 @@ class Operator:
         return []
 
     # ---- lifecycle ---------------------------------------------------------------
+    def resolve_path(self, path: str | Path) -> Path:
+        """``path`` from a parameter, made absolute against the recipe's folder (or the working directory)."""
+        p = Path(path)
+        return p if p.is_absolute() else (self.base_dir or Path.cwd()) / p
+
     def setup(self) -> None:
         """Load heavy state (models, indexes). Called once per worker before processing."""
 

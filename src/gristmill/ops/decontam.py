@@ -173,7 +173,6 @@ class NgramDecontam(Filter):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.base_dir: Path | None = None
         self._index: _Index | None = None
 
     def reads(self) -> list[str]:
@@ -186,21 +185,13 @@ class NgramDecontam(Filter):
         return {"_index": None}
 
     # ---- index -----------------------------------------------------------------------
-    def resolve(self, path: str) -> Path:
-        """``path`` as a file: absolute as given, relative against ``base_dir`` (the recipe's
-        folder, when the recipe loader sets it) or else the working directory."""
-        p = Path(path)
-        if p.is_absolute():
-            return p
-        return (self.base_dir or Path.cwd()) / p
-
     def items(self, bench: Benchmark) -> list[tuple[str, str]]:
         """``(item id, text)`` of every item of ``bench``."""
         if bench.items is not None:
             return [(str(i), t) for i, t in enumerate(bench.items)]
         from gristmill.io import BadRecord, ReaderOptions, open_reader
 
-        path = self.resolve(bench.path)
+        path = self.resolve_path(bench.path)
         first = bench.fields[0]
         opts = ReaderOptions(format=bench.format, text_column=first)
         out = []
