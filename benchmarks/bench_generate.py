@@ -1,7 +1,7 @@
 """Generation throughput: gristmill's backends vs raw single-stream llama.cpp, same model, same prompts.
 
     .venv/bin/python benchmarks/bench_generate.py [--prompts 32] [--max-tokens 64] [--repeats 2]
-                                                  [--batch-sizes 4,8,16] [--transformers]
+                                                  [--batch-sizes 8,16] [--hf-batch-sizes 8,16] [--threads N]
 
 What is measured
 ----------------
@@ -21,11 +21,13 @@ cores, n_ctx 2048 per sequence.
   ``raw_tokens``' seconds per generated token, minus 1 (goal < 10 %).
 * ``embedded_batch<B>``: gristmill's llama_cpp backend with continuous batching of B
   sequences (the default engine, B = 8).
-* ``transformers_bf16_b8`` (with ``--transformers``): the transformers backend, bf16
-  weights dequantized from the same GGUF, batches of 8 with left padding.
+* ``transformers_bf16_b<B>``: the transformers backend, bf16 weights dequantized from
+  the same GGUF, batches of B with left padding (torch uses the CPU's AVX512-BF16
+  kernels where it has them; the llama.cpp wheel is built for AVX2 only).
 
 tokens/s = generated tokens (from each completion's usage) / wall-clock seconds of the
-whole call, model loading excluded (each model is loaded once, before timing). Systems run
+whole call, model loading excluded (each model is loaded once and warmed up on two
+prompts, before timing). Systems run
 in alternation, ``--repeats`` rounds; the best round of each is reported, and every round
 is in the JSON. The ratio ``speedup`` is each system's tokens/s over ``raw``'s. Greedy
 outputs of raw and gristmill are compared (``same_text``): they should match exactly for
@@ -36,6 +38,7 @@ Results: benchmarks/out/bench_generate.json.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -81,12 +84,14 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--batch-sizes", default="4,8,16")
+    ap.add_argument("--batch-sizes", default="8,16", help="llama_cpp continuous-batching widths")
+    ap.add_argument("--hf-batch-sizes", default="8,16", help="transformers batch sizes ('' = skip)")
     ap.add_argument("--threads", type=int, default=default_threads())
-    ap.add_argument("--transformers", action="store_true", help="also run the transformers backend")
     args = ap.parse_args()
 
     from llama_cpp import Llama
+
+    load0 = os.getloadavg()[0]
 
     gguf = find_smollm2_gguf()
     prompts = load_prompts(args.prompts)
@@ -98,9 +103,13 @@ def main() -> None:
     for b in (int(x) for x in args.batch_sizes.split(",")):
         backends[f"embedded_batch{b}"] = create_backend({"type": "llama_cpp", "batch_size": b,
                                                          "threads": args.threads})
-    if args.transformers:
-        backends["transformers_bf16_b8"] = create_backend(
-            {"type": "transformers", "batch_size": 8, "dtype": "bfloat16", "threads": args.threads})
+    hf = None
+    for b in (int(x) for x in args.hf_batch_sizes.split(",") if x):
+        if hf is None:
+            hf = create_backend({"type": "transformers", "dtype": "bfloat16", "threads": args.threads})
+        view = copy.copy(hf)
+        view.batch_size = b
+        backends[f"transformers_bf16_b{b}"] = view
     tokens = [backends["embedded_single"].tokenize(p) for p in prompts]
 
     def run_raw() -> list[tuple[str, int]]:
@@ -123,6 +132,10 @@ def main() -> None:
     for name, backend in backends.items():
         systems[name] = lambda b=backend: [(c.text, c.tokens_out) for c in b.generate(prompts, d)]
 
+    warm = Decoding(max_tokens=4)
+    for backend in backends.values():  # first-call costs (batch context, torch kernels) are not timed
+        backend.generate(prompts[:2], warm)
+    raw.create_chat_completion(prompts[0], temperature=0.0, max_tokens=4)
     rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in systems}
     texts: dict[str, list[str]] = {}
     for r in range(args.repeats):
@@ -150,7 +163,7 @@ def main() -> None:
                   key=lambda k: summary[k]["tokens_per_s"])
     result = {
         "model": gguf.name, "prompts": len(prompts), "max_tokens": args.max_tokens, "threads": args.threads,
-        "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(), "load_1m_at_start": load0, "machine": platform.processor() or platform.machine(),
         "best": summary, "rounds": rounds, "embedded_single_overhead": overhead,
         "fastest": fastest, "fastest_speedup_vs_raw": summary[fastest]["speedup_vs_raw"],
     }

@@ -1,6 +1,6 @@
 """Near-duplicate quality: precision / recall / F1 per edit rate on planted copies of Gutenberg text.
 
-    .venv/bin/python benchmarks/bench_neardup_quality.py [--base 200] [--distractors 1000] [--seed 1]
+    .venv/bin/python benchmarks/bench_neardup_quality.py [--base 100] [--distractors 400] [--seed 1] [--skip-semantic]
 
 The labelled set
 ----------------
@@ -114,7 +114,8 @@ def edit(text: str, kind: str, rate: float, rng: random.Random, vocab: list[str]
     return " ".join(words)
 
 
-def build(base: list[dict], distractors: list[dict], rate: float, seed: int, vocab: list[str]) -> tuple[list[dict], dict[str, str]]:
+def build(base: list[dict], distractors: list[dict], rate: float, seed: int,
+          vocab: list[str]) -> tuple[list[dict], dict[str, str]]:
     """One corpus and its truth: the id of each planted document's group (the base id)."""
     rng = random.Random(f"{seed}-{rate}")
     rows = list(distractors) + list(base)
@@ -210,8 +211,8 @@ def semantic_op() -> GlobalOp | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", type=int, default=200)
-    ap.add_argument("--distractors", type=int, default=1000)
+    ap.add_argument("--base", type=int, default=100)
+    ap.add_argument("--distractors", type=int, default=400)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-semantic", action="store_true")
     args = ap.parse_args()

@@ -17,7 +17,7 @@ TEXTS = ["The three primary colors are", "def fibonacci(n):", "Once upon a time,
 
 @pytest.fixture(scope="module")
 def hf() -> Iterator[TransformersBackend]:
-    backend = create_backend({"type": "transformers", "dtype": "float32", "batch_size": 4})
+    backend = create_backend({"type": "transformers", "dtype": "float32", "batch_size": 4, "threads": 1})
     yield backend
     backend.close()
 

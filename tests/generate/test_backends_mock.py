@@ -46,3 +46,13 @@ def test_spec_rejects_unknown_keys_and_types() -> None:
 def test_default_model_is_the_packaged_smollm2_gguf() -> None:
     path = find_smollm2_gguf()
     assert path.suffix == ".gguf" and "SmolLM2-135M" in path.name and path.stat().st_size > 10_000_000
+
+
+def test_a_raising_script_is_an_error_completion() -> None:
+    def script(text: str, d: Decoding) -> str:
+        if "boom" in text:
+            raise ConnectionError("reset by peer")
+        return "fine"
+
+    out = MockBackend(script).generate(["boom", "ok"], Decoding())
+    assert out[0].error == "ConnectionError: reset by peer" and out[1].text == "fine"

@@ -17,8 +17,7 @@ from pydantic import ValidationError
 from gristmill.ops.dedup_exact import CLUSTER, DUPLICATE_OF
 from gristmill.ops.dedup_minhash import FIT_FILE, MinHashDedup, flag_probability
 from gristmill.ops.minhash_lsh import cluster
-from gristmill.ops.minhash_signature import (MinHasher, Shingles, _mix, jaccard, normalize_text,
-                                             shingle_sets, tokenize)
+from gristmill.ops.minhash_signature import MinHasher, Shingles, _mix, jaccard, normalize_text, shingle_sets, tokenize
 from gristmill.ops.minhash_state import ShardState
 from gristmill.records import from_rows
 from gristmill.runner import run_recipe
@@ -89,7 +88,8 @@ def test_distinct_documents_are_not_merged(book_docs: list[str]) -> None:
 
 def test_the_earliest_document_of_a_cluster_is_kept_whatever_the_shard(book_docs: list[str]) -> None:
     doc = book_docs[0]
-    shards = [from_rows([{"id": "x", "text": "unrelated words here and there"}, {"id": "late", "text": edit_words(doc, 0.01, 1)}]),
+    shards = [from_rows([{"id": "x", "text": "unrelated words here and there"},
+                         {"id": "late", "text": edit_words(doc, 0.01, 1)}]),
               from_rows([{"id": "first?", "text": doc}])]
     r1, r2 = run_op(MinHashDedup(), *shards)
     assert r1.kept.column("id").to_pylist() == ["x", "late"]
@@ -317,3 +317,16 @@ def test_gutenberg_planted_copies_are_found_and_every_flag_is_similar() -> None:
     for row in (r1.rejected.to_pylist() if r1.rejected is not None else []):
         sets = hasher.sketch([row["text"], text_of[row[DUPLICATE_OF]]], sets=True)[2]
         assert jaccard(sets.get(0), sets.get(1)) >= 0.5
+
+
+def test_state_of_a_changed_shard_is_never_reused(tmp_path: Path, book_docs: list[str]) -> None:
+    """Same ids, other text (or other parameters): a new state directory, not the old one."""
+    op = MinHashDedup()
+    op.scratch = tmp_path
+    first = op.summarize(from_rows(rows(book_docs[:3], "s")))
+    changed = op.summarize(from_rows(rows([book_docs[0], book_docs[1], book_docs[5]], "s")))
+    other = MinHashDedup(seed=2)
+    other.scratch = tmp_path
+    reseeded = other.summarize(from_rows(rows(book_docs[:3], "s")))
+    assert len({first.path, changed.path, reseeded.path}) == 3
+    assert not np.array_equal(first.band(0), changed.band(0))

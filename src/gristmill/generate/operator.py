@@ -76,6 +76,9 @@ class _LLMMixin:
     def setup(self) -> None:
         self.task = self.make_task()
         self.backend = self.make_backend()
+        check = getattr(self.backend, "check", None)
+        if check is not None:  # unsupported decoding settings fail here, before any request
+            check(self.params.decoding)
 
     def _drop_on_pickle(self) -> dict[str, Any]:
         return {"backend": None, "task": None}

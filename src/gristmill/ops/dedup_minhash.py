@@ -14,8 +14,8 @@ from pydantic import Field, model_validator
 from gristmill.ops.base import GlobalOp, Params, StepResult, split_by_mask
 from gristmill.ops.dedup_exact import CLUSTER, DUPLICATE_OF
 from gristmill.ops.minhash_lsh import cluster
-from gristmill.ops.minhash_signature import MinHasher, band_keys
-from gristmill.ops.minhash_state import ShardState, write_state
+from gristmill.ops.minhash_signature import MinHasher, ShingleSets, band_keys
+from gristmill.ops.minhash_state import ShardState, content_key, write_state
 from gristmill.records import ID, column_list, set_column
 
 __all__ = ["MinHashDedup", "flag_probability", "probability_table"]
@@ -74,16 +74,20 @@ class MinHashDedup(GlobalOp):
 
     class Params(Params):
         column: str = Field("text", description="String column compared between rows.")
-        num_perm: int = Field(112, ge=1, le=4096, description="Permutations (hash functions) in a signature; must equal bands x rows.")
+        num_perm: int = Field(112, ge=1, le=4096,
+                              description="Permutations (hash functions) in a signature; must equal bands x rows.")
         bands: int = Field(14, ge=1, description="LSH bands: a pair that agrees on every row of any one band is a candidate.")
         rows: int = Field(8, ge=1, description="Signature values per band.")
         shingle: Literal["word", "char"] = Field("word", description="Shingles are word n-grams or character n-grams.")
         shingle_size: int = Field(5, ge=1, le=255, description="n of the n-grams (words or characters).")
         lowercase: bool = Field(True, description="Lowercase the text before shingling.")
-        normalize: bool = Field(True, description="Strip accents, turn digit runs into 0 and punctuation/symbols into spaces before shingling; otherwise only whitespace separates words.")
+        normalize: bool = Field(True, description="Strip accents, turn digit runs into 0 and punctuation/symbols "
+                                "into spaces before shingling; otherwise only whitespace separates words.")
         seed: int = Field(1, ge=0, description="Seed of the permutations; the same seed gives the same signatures.")
-        jaccard_check: bool = Field(False, description="Join a candidate pair only if the exact Jaccard similarity of its shingle sets reaches threshold (stores shingle sets in the scratch directory).")
-        threshold: float = Field(0.7, ge=0.0, le=1.0, description="Jaccard similarity a candidate pair needs when jaccard_check is on.")
+        jaccard_check: bool = Field(False, description="Join a candidate pair only if the exact Jaccard similarity "
+                                    "of its shingle sets reaches threshold (stores shingle sets in the scratch directory).")
+        threshold: float = Field(0.7, ge=0.0, le=1.0,
+                                 description="Jaccard similarity a candidate pair needs when jaccard_check is on.")
 
         @model_validator(mode="after")
         def _bands_times_rows(self) -> MinHashDedup.Params:
@@ -132,12 +136,14 @@ class MinHashDedup(GlobalOp):
         self._check(batch)
         self.ensure_setup()
         p = self.params
-        sig, has, sets = self._hasher.sketch(column_list(batch, p.column), sets=p.jaccard_check)
+        texts = column_list(batch, p.column)
+        sig, has, sets = self._hasher.sketch(texts, sets=p.jaccard_check)
         keep = np.flatnonzero(has)
         if sets is not None and keep.size != has.size:
             sets = _subset(sets, keep)
         keys = band_keys(sig[keep], p.bands, p.rows)
-        return write_state(self.scratch, batch.num_rows, keys, batch.column(ID).take(pa.array(keep)), sets)
+        key = content_key(p.model_dump_json(), column_list(batch, ID), texts)
+        return write_state(self.scratch, key, batch.num_rows, keys, batch.column(ID).take(pa.array(keep)), sets)
 
     def fit(self, summaries: list[Any]) -> None:
         t0 = time.perf_counter()
@@ -184,13 +190,13 @@ def flag_table_text(bands: int, rows: int) -> str:
     return "\n".join(lines)
 
 
-def _subset(sets: Any, keep: np.ndarray) -> Any:
+def _subset(sets: ShingleSets, keep: np.ndarray) -> ShingleSets:
     """The shingle sets of documents ``keep`` only."""
     counts = np.diff(sets.offsets)[keep]
     offsets = np.zeros(keep.size + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     idx = np.repeat(sets.offsets[keep] - offsets[:-1], counts) + np.arange(offsets[-1])
-    return type(sets)(sets.values[idx], offsets)
+    return ShingleSets(sets.values[idx], offsets)
 
 
 def _ids_at(states: list[ShardState], globals_: np.ndarray) -> dict[int, Any]:

@@ -221,7 +221,8 @@ def _ann_candidates(vectors: np.ndarray, radius: float, lists: int | None,
     step = 65_536
     for s in range(0, n, step):
         lims, _, labels = index.range_search(vectors[s:s + step], float(radius))
-        rows = np.repeat(np.arange(s, s + len(lims) - 1), np.diff(lims))
+        rows = np.repeat(np.arange(s, s + len(lims) - 1), np.diff(lims).astype(np.int64))
+        labels = labels.astype(np.int64)
         pick = labels != rows
         found_i.append(np.minimum(rows, labels)[pick])
         found_j.append(np.maximum(rows, labels)[pick])

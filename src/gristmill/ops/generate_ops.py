@@ -82,7 +82,7 @@ class TemplateGenerate(Generator):
     class Params(Params):
         templates: list[Union[str, dict[str, str]]] = Field(
             ..., min_length=1, description="str.format templates with named slots; a mapping makes several columns.")
-        values: dict[str, list[Union[str, dict[str, Any]]]] = Field(
+        values: dict[str, list[Union[str, int, float, dict[str, Any]]]] = Field(
             default_factory=dict, description="Value lists per slot; mapping items fill linked slots together.")
         mode: Literal["product", "sample"] = Field("product", description="All combinations, or n sampled.")
         n: int = Field(1, ge=1, description="sample mode: fills per row and template.")
@@ -409,7 +409,7 @@ class RandomWalkQA(LLMGenerator):
     """Multi-hop questions from random walks over a knowledge graph of triples (no model by default).
 
     The graph is a CSV (``head,relation,tail`` header) or JSONL file (``graph``; a relative
-    path is taken from the working directory). Each input row starts ``walks_per_row``
+    path is taken from the recipe's folder). Each input row starts ``walks_per_row``
     walks of ``min_hops``-``max_hops`` hops (seeded by ``seed`` and the row id), from the
     entity in ``start_column`` or from a random entity. Each walk becomes a question
     nesting its relations ("What is the birthplace of the author of Hamlet?") with the
@@ -439,14 +439,6 @@ class RandomWalkQA(LLMGenerator):
         rephrase: bool = Field(False, description="Let the model rephrase each template question.")
         dedupe: bool = Field(True, description="Reject a walk already made from an earlier row of the shard.")
 
-        @field_validator("graph")
-        @classmethod
-        def _graph_exists(cls, v: str) -> str:
-            if not Path(v).is_file():
-                raise ValueError(f"graph file not found: {v} (a relative path is taken from the working directory, "
-                                 f"{Path.cwd()})")
-            return v
-
         @model_validator(mode="after")
         def _hops_ordered(self) -> RandomWalkQA.Params:
             if self.min_hops > self.max_hops:
@@ -460,7 +452,10 @@ class RandomWalkQA(LLMGenerator):
         return None
 
     def setup(self) -> None:
-        self.graph = random_walk.Graph.from_triples(random_walk.load_triples(self.params.graph))
+        path = self.resolve_path(self.params.graph)
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.name}: graph file not found: {path}")
+        self.graph = random_walk.Graph.from_triples(random_walk.load_triples(path))
         self._starts = sorted(h for h, edges in self.graph.edges.items() if edges)
         self.task = None
         self.backend = self.make_backend() if self.params.rephrase else None

@@ -2,8 +2,10 @@
 
 One directory per shard under the step's scratch directory, written under a temporary
 name and renamed into place (a shard's state is whole or absent). It is named by a hash
-of the shard's ids, so summarising a shard again after a kill replaces nothing and
-leaves no orphan. Files, for the n rows that have a signature, in row order:
+of the operator's parameters and the shard's ids and texts (:func:`content_key`), so
+summarising the same shard again (after a kill) reuses it and leaves no orphan, and a
+shard whose text changed under the same ids never reads stale state. Files, for the n
+rows that have a signature, in row order:
 
 * ``keys.npy``: ``(bands, n)`` uint64 band keys, band-major so :meth:`ShardState.band`
   reads one band's keys from a memory map without touching the others;
@@ -20,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,7 @@ import xxhash
 
 from gristmill.ops.minhash_signature import ShingleSets
 
-__all__ = ["ShardState", "write_state"]
+__all__ = ["ShardState", "content_key", "write_state"]
 
 
 @dataclass
@@ -72,14 +75,22 @@ class ShardState:
         return sum(f.stat().st_size for f in Path(self.path).iterdir())
 
 
-def write_state(scratch: Path | None, rows: int, keys: np.ndarray, ids: pa.Array | pa.ChunkedArray,
+def content_key(params: str, ids: Sequence[Any], texts: Sequence[str | None]) -> str:
+    """xxh3-128 hex digest of ``params`` and the shard's ids and texts (a null text differs from "")."""
+    digest = xxhash.xxh3_128(params.encode())
+    digest.update("\x1f".join(map(str, ids)).encode("utf-8", "surrogatepass"))
+    digest.update(bytes(t is None for t in texts))
+    digest.update("\x1f".join(t or "" for t in texts).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def write_state(scratch: Path | None, key: str, rows: int, keys: np.ndarray, ids: pa.Array | pa.ChunkedArray,
                 sets: ShingleSets | None) -> ShardState:
-    """Store one shard's state under ``scratch`` (or in memory when it is None) and describe it."""
+    """Store one shard's state under ``scratch`` as ``shard-<key>`` (or in memory when it is None)."""
     docs = int(keys.shape[1])
     if scratch is None:
         return ShardState(rows, docs, None, {"keys": keys, "ids": ids.to_pylist(), "sets": sets})
-    names = "\0".join(ids.cast(pa.string()).fill_null("").to_pylist())
-    final = Path(scratch) / f"shard-{rows}-{xxhash.xxh3_128_hexdigest(names.encode('utf-8', 'surrogatepass'))}"
+    final = Path(scratch) / f"shard-{key}"
     if final.is_dir():
         return ShardState(rows, docs, str(final))
     tmp = Path(scratch) / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -35,8 +35,9 @@ class Perplexity(ScoreFilter):
     ``max_tokens - stride`` tokens of context (after the first window), at about
     ``max_tokens / stride`` times the cost per token.
 
-    Windows run ``batch_size`` at a time, longest first. Scores do not depend on the batch
-    (a batch of one gives the same numbers up to float rounding, ~1e-3 relative in bfloat16).
+    Windows run ``batch_size`` at a time, longest first, right-padded. A document's score does
+    not depend on its batch-mates beyond float rounding: relative differences ~1e-6 in
+    float32 and under 1% in bfloat16, which is itself within ~5% of float32 on short text.
 
     ``max_perplexity`` defaults to 1000, a ceiling that only catches text the model finds
     close to random: ~3 KB Project Gutenberg passages score about 10 to 60 (a few

@@ -156,9 +156,20 @@ class LlamaCppBackend(BaseBackend):
                 except Exception as exc:  # noqa: BLE001 - recorded per prompt
                     yield i, error_completion(exc)
             return
-        if self._engine is None:
-            self._engine = _BatchEngine(self)
-        yield from self._engine.run(tokenized, decoding)
+        done: set[int] = set()
+        try:
+            if self._engine is None:
+                self._engine = _BatchEngine(self)
+            for i, c in self._engine.run(tokenized, decoding):
+                done.add(i)
+                yield i, c
+        except Exception as exc:  # noqa: BLE001 - the engine broke: fail what is left, start afresh next call
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+            for i, _ in tokenized:
+                if i not in done:
+                    yield i, error_completion(exc)
 
     def close(self) -> None:
         if self._engine is not None:

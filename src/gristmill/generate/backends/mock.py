@@ -6,9 +6,10 @@
 * a callable ``f(prompt_text, decoding) -> answer``.
 
 An answer is a string, a :class:`Completion` (to script ``finish_reason``/tokens), or an
-exception instance (turned into an error completion). String answers are cut at the
-decoding's stop strings and at ``max_tokens`` whitespace tokens (``finish_reason='length'``);
-tokens are counted as whitespace-separated words. Every prompt seen is kept in ``calls``.
+exception instance (an error completion, as is an exception the callable raises). String
+answers are cut at the decoding's stop strings and at ``max_tokens`` whitespace tokens
+(``finish_reason='length'``); tokens are counted as whitespace-separated words. Every
+prompt seen is kept in ``calls``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ class MockBackend(BaseBackend):
         text = prompt_text(prompt)
         r = self.responses
         if callable(r):
-            return r(text, decoding)
+            try:
+                return r(text, decoding)
+            except Exception as exc:  # noqa: BLE001 - a failing script is a failed request
+                return exc
         if isinstance(r, Mapping):
             for key, value in r.items():
                 if key in text:
