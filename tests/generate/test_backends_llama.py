@@ -76,6 +76,7 @@ def test_unsupported_settings_name_the_transformers_backend(llama: LlamaCppBacke
 
 
 def test_too_long_prompt_is_an_error_for_that_prompt_only(llama: LlamaCppBackend) -> None:
-    out = llama.generate(["word " * 600, TEXTS[0]], Decoding(max_tokens=4))
+    out = llama.generate(["word " * 600, TEXTS[0], ""], Decoding(max_tokens=4))
     assert out[0].finish_reason == "error" and "n_ctx" in out[0].error
     assert out[1].finish_reason == "length" and out[1].text
+    assert out[2].finish_reason == "error" and "empty prompt" in out[2].error

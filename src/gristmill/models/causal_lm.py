@@ -18,7 +18,7 @@ import fcntl
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,18 @@ class CausalLM:
     dtype: str
     # Prepended to every document so its first token is scored too: SmolLM2's document separator.
     prefix_id: int
+    _head_copy: Any = field(default=None, repr=False)
+
+    def _head32(self) -> Any:
+        """The output projection's weight in float32 (a copy kept when the model is not float32)."""
+        import torch
+
+        head = self.model.get_output_embeddings().weight
+        if head.dtype == torch.float32:
+            return head
+        if self._head_copy is None:
+            self._head_copy = head.detach().float()
+        return self._head_copy
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, without special tokens."""
@@ -102,8 +114,7 @@ class CausalLM:
         sums, counts = [0.0] * n, [0] * n
         order = sorted(range(n), key=lambda i: -len(windows[i]))
         base = self.model.base_model
-        head = self.model.get_output_embeddings().weight
-        head32 = head if head.dtype == torch.float32 else head.float()
+        head32 = self._head32()
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with torch.inference_mode():
             for s in range(0, n, batch_size):
@@ -153,6 +164,6 @@ def load_causal_lm(path: str | None = None, dtype: str = "float32") -> CausalLM:
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype))
     model.eval()
     prefix = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    if prefix is None or prefix == tokenizer.unk_token_id and tokenizer.unk_token != "<|endoftext|>":
+    if prefix is None or (prefix == tokenizer.unk_token_id and tokenizer.unk_token != "<|endoftext|>"):
         prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     return CausalLM(model, tokenizer, dtype, int(prefix))

@@ -42,7 +42,8 @@ class BackendSpec(BaseModel):
                                                 "default: the packaged SmolLM2-135M-Instruct GGUF.")
     # local backends
     n_ctx: int = Field(2048, ge=64, description="llama.cpp context per sequence (tokens).")
-    threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores).")
+    threads: int | None = Field(None, ge=1, description="CPU threads per worker (default: all cores; with "
+                                                        "several workers, cores / workers).")
     batch_size: int = Field(8, ge=1, description="Sequences decoded together (llama_cpp, transformers).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "bfloat16", description="transformers weights dtype.")

@@ -142,6 +142,8 @@ class LlamaCppBackend(BaseBackend):
         for i, p in enumerate(prompts):
             try:
                 tokens = self.tokenize(p)
+                if not tokens:
+                    raise ValueError("empty prompt")
                 if len(tokens) + decoding.max_tokens > self.n_ctx:
                     raise ValueError(f"prompt of {len(tokens)} tokens + max_tokens {decoding.max_tokens} "
                                      f"exceeds n_ctx {self.n_ctx}")
