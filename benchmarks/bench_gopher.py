@@ -325,7 +325,8 @@ def main() -> None:
     ref = reference_check(dt_py, args.workers, key)
     print(f"\nwords: differ from datatrove's (spaCy {ref['spacy_version']}) on "
           f"{len(ref['words_differ'])}/{ref['docs']} documents ({ref['words_differ_pct']:.3f}%); "
-          f"all {ref['values_compared']} rule values equal (exactly) on {ref['docs'] - len(ref['values_differ'])}/{ref['docs']} documents")
+          f"all {ref['values_compared']} rule values equal (exactly) on "
+          f"{ref['docs'] - len(ref['values_differ'])}/{ref['docs']} documents")
     differ = set(ref["words_differ"]) | set(ref["values_differ"])
     values = explain(dt_py, sorted(differ | set(agree["disagree"]) | set(agree["rule_differs"])))
     listed = {
