@@ -58,7 +58,8 @@ def plan(recipe: Recipe, cache: Path) -> tuple[str, list[PlannedStep]]:
     input_fp = store.fingerprint([store.file_identity(p) for p in recipe.input_paths], opts, recipe.shard_rows)
     planned, prev = [], input_fp
     for step in recipe.steps:
-        fp = store.fingerprint(prev, step.op.name, step.op.params.model_dump(mode="json"), step.op.version)
+        files = [store.file_identity(f) for f in step.op.input_files() if f.exists()]
+        fp = store.fingerprint(prev, step.op.name, step.op.params.model_dump(mode="json"), step.op.version, files)
         planned.append(PlannedStep(step, fp, cache / f"step-{step.label}-{fp}"))
         prev = fp
     return input_fp, planned

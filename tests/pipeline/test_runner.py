@@ -82,3 +82,18 @@ def test_repeated_ids_are_made_unique(tmp_path: Path) -> None:
     rows = read_jsonl(s.run_dir / "data" / "data.jsonl")
     assert [r["id"] for r in rows] == ["same", "same~2", "same~3", "same~4", "same~5"]
     assert s.stats["input"]["ids_renamed"] == 4
+
+
+def test_editing_a_file_named_in_params_reruns_the_step(tmp_path: Path, docs_file: Path) -> None:
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"id": "q1", "text": "nothing in common with the documents at all here"}) + "\n")
+    steps = [{"op": "clean.normalize"},
+             {"op": "decontam.ngram", "params": {"benchmarks": [{"name": "b", "path": str(bench)}], "n": 5}}]
+    first = run_recipe(recipe_dict(docs_file, steps=steps), runs_dir=tmp_path / "runs", progress=False)
+    assert first.stats["steps"][1]["dropped"] == {}
+    import time
+    time.sleep(0.01)
+    bench.write_text(json.dumps({"id": "q1", "text": "alpha beta gamma delta epsilon zeta eta theta iota"}) + "\n")
+    second = run_recipe(recipe_dict(docs_file, steps=steps), runs_dir=tmp_path / "runs", progress=False)
+    assert [st["cached"] for st in second.stats["steps"]] == [True, False]
+    assert second.stats["steps"][1]["dropped"].get("contamination", 0) > 0

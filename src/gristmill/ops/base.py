@@ -88,6 +88,11 @@ class Operator:
         p = Path(path)
         return p if p.is_absolute() else (self.base_dir or Path.cwd()) / p
 
+    def input_files(self) -> list[Path]:
+        """Files named in the parameters whose content the output depends on; their size and
+        modification time join the step's fingerprint, so editing one reruns the step."""
+        return []
+
     def setup(self) -> None:
         """Load heavy state (models, indexes). Called once per worker before processing."""
 

@@ -175,6 +175,9 @@ class NgramDecontam(Filter):
         super().__init__(**params)
         self._index: _Index | None = None
 
+    def input_files(self) -> list[Path]:
+        return [self.resolve_path(b.path) for b in self.params.benchmarks if b.path]
+
     def reads(self) -> list[str]:
         return [self.params.column]
 

@@ -448,6 +448,9 @@ class RandomWalkQA(LLMGenerator):
     graph: random_walk.Graph | None = None
     _starts: list[str] = []
 
+    def input_files(self) -> list[Path]:
+        return [self.resolve_path(self.params.graph)]
+
     def make_task(self) -> None:
         return None
 

@@ -139,7 +139,11 @@ class C4Quality(ScoreFilter):
     def _bad_words_regex(self) -> str | None:
         if not self.params.filter_bad_words:
             return None
-        return bad_words_regex(self.params.bad_words_path)
+        path = self.params.bad_words_path
+        return bad_words_regex(str(self.resolve_path(path)) if path else None)
+
+    def input_files(self) -> list[Path]:
+        return [self.resolve_path(self.params.bad_words_path)] if self.params.bad_words_path else []
 
     def scores(self, batch: pa.Table) -> dict[str, pa.Array]:
         texts = string_array(batch, self.params.column)
