@@ -37,6 +37,12 @@ BUILTIN: dict[str, str] = {
     "generate.random_walk": "gristmill.ops.generate_ops:RandomWalkQA",
     "generate.paraphrase": "gristmill.ops.generate_ops:Paraphrase",
     "judge.score": "gristmill.ops.generate_ops:JudgeScore",
+    "pii.detect": "gristmill.ops.pii:PiiDetect",
+    "pii.redact": "gristmill.ops.pii:PiiRedact",
+    "toxicity.score": "gristmill.ops.toxicity:ToxicityScore",
+    "bias.audit": "gristmill.ops.bias:BiasAudit",
+    "bias.counterfactual": "gristmill.ops.bias_counterfactual:GenderCounterfactual",
+    "copyright.overlap": "gristmill.ops.copyright:CopyrightOverlap",
 }
 
 
