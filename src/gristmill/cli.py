@@ -2,7 +2,9 @@
 
 Exit codes: 0 success; 1 the run failed (an operator error, or bad input under
 ``--strict``); 2 the recipe, an input path or the command line is invalid and nothing
-ran; 130 interrupted.
+ran; 3 the run finished and wrote everything, but a gate of the recipe failed (the
+message names each failed gate, its measured value and its worst records); 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gristmill import registry
 from gristmill.recipe import RecipeError, load_recipe
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_GATE = 3
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build fine-tuning data for language models and measure how far it can be trusted.")
@@ -29,8 +33,10 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error[/]: {message}", highlight=False, markup=True, soft_wrap=True) if sys.stderr.isatty() \
-        else print(f"error: {message}", file=sys.stderr)
+    if sys.stderr.isatty():  # escaped: messages quote values such as "[a, b]", which are not markup
+        err.print(f"[bold red]error[/]: {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+    else:
+        print(f"error: {message}", file=sys.stderr)
     raise typer.Exit(code)
 
 
@@ -71,6 +77,11 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
         out.print(f"  {st['step']:<28} {st['rows_in']:>9,} → {st['rows_out']:>9,}"
                   f"{'  (cached)' if st['cached'] else ''}{'  dropped: ' + drops if drops else ''}")
     out.print(f"  report: {summary.run_dir / 'report.html'}")
+    from gristmill.audit import failure_message
+
+    failed = failure_message(summary.audit)
+    if failed:
+        _fail(f"{failed}\n  details: {summary.run_dir / 'audit.json'}", EXIT_GATE)
 
 
 @app.command()
@@ -92,6 +103,16 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<
     if not (run_dir / "stats.json").exists():
         _fail(f"{run_dir}: not a finished run directory (no stats.json)", EXIT_INVALID)
     out.print(str(write_report(run_dir)))
+
+
+@app.command()
+def card(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>).")]) -> None:
+    """Rebuild a run's DATASET_CARD.md from its files."""
+    from gristmill.audit import write_card
+
+    if not (run_dir / "stats.json").exists():
+        _fail(f"{run_dir}: not a finished run directory (no stats.json)", EXIT_INVALID)
+    out.print(str(write_card(run_dir)))
 
 
 @ops_app.callback()

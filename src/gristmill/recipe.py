@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gristmill import registry
+from gristmill.audit.gates import validate_gates
 from gristmill.ops.base import Operator
 
 DEFAULT_SHARD_ROWS = 2000
@@ -44,8 +45,18 @@ class ExecutorSpec(BaseModel):
     workers: int = Field(2, ge=1, le=256)
 
 
+class CardSpec(BaseModel):
+    """What a run cannot know about its data, for ``DATASET_CARD.md``."""
+
+    model_config = ConfigDict(extra="forbid")
+    intended_use: str | None = None
+    out_of_scope_use: str | None = None
+    limitations: list[str] = Field(default_factory=list)
+
+
 class RecipeSpec(BaseModel):
-    """Top-level shape of a recipe; ``input`` and ``output`` options are checked by io."""
+    """Top-level shape of a recipe; ``input`` and ``output`` options are checked by io, ``gates`` by
+    :mod:`gristmill.audit.gates`."""
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
@@ -55,6 +66,8 @@ class RecipeSpec(BaseModel):
     output: dict[str, Any] = Field(default_factory=lambda: {"format": "jsonl"})
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     strict: bool = False
+    gates: list[Any] = Field(default_factory=list)
+    card: CardSpec = Field(default_factory=CardSpec)
 
 
 class Step:
@@ -101,6 +114,8 @@ class Recipe:
             "output": self.output,
             "executor": self.spec.executor.model_dump(mode="json"),
             "strict": self.spec.strict,
+            "gates": [str(g) for g in self.spec.gates],
+            "card": self.spec.card.model_dump(mode="json"),
         }
 
 
@@ -268,6 +283,9 @@ def validate(data: dict[str, Any], base: Path, name: str = "recipe") -> Recipe:
                     f"steps[{step.index}] ({step.op.name}): reads column(s) {', '.join(map(repr, missing))} "
                     f"that neither the input nor an earlier step provides (available: {', '.join(sorted(available))})")
             available |= set(step.op.writes())
+
+    # gates: each parses, names a known metric the recipe's steps can produce, and fits its value
+    errors += validate_gates(spec.gates, [s.op for s in spec.steps], registry.names())[1]
 
     # output
     out = dict(spec.output)

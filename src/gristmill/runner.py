@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from gristmill.audit import write_audit
 from gristmill.executors import LocalExecutor
 from gristmill.ops.base import GlobalOp
 from gristmill.pipeline import finalize, store
@@ -50,6 +51,7 @@ class RunSummary:
     run_dir: Path
     stats: dict[str, Any]
     outputs: list[Path] = field(default_factory=list)
+    audit: dict[str, Any] = field(default_factory=dict)  # audit.json: metrics, gates (``audit["passed"]``)
 
 
 def plan(recipe: Recipe, cache: Path) -> tuple[str, list[PlannedStep]]:
@@ -228,10 +230,11 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
     }
     store.write_json_atomic(run_dir / "stats.json", stats)
     finalize.prune_cache(cache, keep={input_dir, *(p.dir for p in planned)})
+    audit = write_audit(run_dir)  # audit.json with the gates evaluated, DATASET_CARD.md; callers act on failures
     if report:
         from gristmill.report import write_report
         write_report(run_dir)
-    return RunSummary(run_dir, stats, outputs)
+    return RunSummary(run_dir, stats, outputs, audit)
 
 
 def default_runs_dir() -> Path:

@@ -18,6 +18,7 @@ from gristmill.report.data import RunData, rejected_samples
 from gristmill.report.html import esc, kv, none, num, table
 from gristmill.report import minhash as minhash_section
 from gristmill.report import scores as scores_section
+from gristmill.report import audit as audit_section
 
 SAMPLES_PER_RULE = 5
 
@@ -185,6 +186,7 @@ def _size(n: int) -> str:
 
 SECTIONS: list[Section] = [
     Section("summary", "Summary", summary),
+    Section("audit", "Audit", audit_section.render),
     Section("funnel", "Rows through the steps", funnel),
     Section("drops", "Drop reasons", drops),
     Section("scores", "Scores and thresholds", scores_section.render),

@@ -1,0 +1,352 @@
+"""``DATASET_CARD.md``: a datasheet for a run's output, written from the run directory and its audit.
+
+Sections follow "Datasheets for Datasets" (Gebru et al. 2021) and Hugging Face dataset
+cards, cut to what a run can know about itself: summary; sources and licenses with
+attribution (from the output's ``source`` / ``license`` columns, and for files of
+``../shared/data`` from :data:`KNOWN_SOURCES`); the processing steps with their counts
+(``stats.json``); PII handling; toxicity; bias figures (whatever ``bias.*`` columns and
+bias steps left); contamination and copyright; the gates; known limitations; intended
+use (the recipe's ``card:`` section, else a default). Like the report it is a pure
+function of the run directory: :func:`write_card` can rebuild it at any time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+from gristmill.audit.audit import AUDIT_NAME, RunFiles, build_audit
+
+__all__ = ["CARD_NAME", "KNOWN_SOURCES", "KnownSource", "known_source", "build_card", "write_card"]
+
+CARD_NAME = "DATASET_CARD.md"
+
+
+@dataclass(frozen=True)
+class KnownSource:
+    """License and attribution of a known data file (``../shared/data/README.md``)."""
+
+    title: str
+    license: str
+    url: str
+    attribution: str
+    share_alike: bool = False
+
+    @property
+    def needs_attribution(self) -> bool:
+        return self.license.startswith("CC BY")
+
+
+_WNUT = KnownSource(
+    "WNUT-17 Emerging and Rare Entities", "CC BY 4.0", "https://github.com/leondz/emerging_entities_17",
+    "Derczynski, L., Nichols, E., van Erp, M., Limsopatham, N. (2017). Results of the WNUT2017 Shared Task on "
+    "Novel and Emerging Entity Recognition. Proceedings of the 3rd Workshop on Noisy User-generated Text. "
+    "Licensed under CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/).")
+
+KNOWN_SOURCES: dict[str, KnownSource] = {
+    "wnut17train.conll": _WNUT,
+    "emerging.dev.conll": _WNUT,
+    "emerging.test.annotated": _WNUT,
+    "crows_pairs_anonymized.csv": KnownSource(
+        "CrowS-Pairs", "CC BY-SA 4.0", "https://github.com/nyu-mll/crows-pairs",
+        "Nangia, N., Vania, C., Bhalerao, R., Bowman, S. R. (2020). CrowS-Pairs: A Challenge Dataset for Measuring "
+        "Social Biases in Masked Language Models. EMNLP 2020. Licensed under CC BY-SA 4.0 "
+        "(https://creativecommons.org/licenses/by-sa/4.0/); derived data must be shared under the same license.",
+        share_alike=True),
+    "pii_synth_dev.json": KnownSource(
+        "presidio-research synth_dataset_v2 (750 of 1500 records)", "MIT",
+        "https://github.com/microsoft/presidio-research", "Microsoft presidio-research, data/synth_dataset_v2.json "
+        "(MIT License). Template-generated from Faker values: the people in it are not real."),
+    "self_instruct_seed_tasks.jsonl": KnownSource(
+        "Self-Instruct seed tasks", "Apache-2.0", "https://github.com/yizhongw/self-instruct",
+        "Wang, Y. et al. (2023). Self-Instruct: Aligning Language Models with Self-Generated Instructions. "
+        "ACL 2023 (Apache License 2.0)."),
+    "gsm8k_test.jsonl": KnownSource(
+        "GSM8K test set", "MIT", "https://github.com/openai/grade-school-math",
+        "Cobbe, K. et al. (2021). Training Verifiers to Solve Math Word Problems (MIT License)."),
+    "HumanEval.jsonl.gz": KnownSource(
+        "HumanEval", "MIT", "https://github.com/openai/human-eval",
+        "Chen, M. et al. (2021). Evaluating Large Language Models Trained on Code (MIT License)."),
+    "tinyshakespeare.txt": KnownSource(
+        "Tiny Shakespeare", "public domain", "https://github.com/karpathy/char-rnn",
+        "Works of William Shakespeare, collected by A. Karpathy for char-rnn (public domain text)."),
+    "gutenberg_sample.jsonl.gz": KnownSource(
+        "Project Gutenberg sample (123 books)", "public domain (US)", "https://github.com/rcdm-uga/Gutenberg_Text",
+        "Texts from Project Gutenberg (https://www.gutenberg.org), public domain in the United States; "
+        "the Project Gutenberg name is a trademark, so redistributed texts should not carry its headers."),
+}
+
+
+def known_source(source: str | None) -> KnownSource | None:
+    """The known source a ``source`` value (a file path) names, by file name."""
+    if not source:
+        return None
+    return KNOWN_SOURCES.get(PurePath(str(source)).name)
+
+
+def _md(value: Any) -> str:
+    """A value for a Markdown table cell."""
+    s = "—" if value is None or value == "" else str(value)
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _n(x: Any) -> str:
+    if isinstance(x, bool) or x is None:
+        return _md(x)
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _short_source(source: Any) -> str:
+    if source is None:
+        return "(none)"
+    p = PurePath(str(source))
+    return p.name or str(source)
+
+
+def _params(params: dict[str, Any], keep: int = 6) -> str:
+    items = [f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in params.items()]
+    text = ", ".join(items[:keep]) + (", …" if len(items) > keep else "")
+    return text[:300]
+
+
+def _sources(audit: dict[str, Any]) -> tuple[str, list[str]]:
+    """The sources section and the limitations it implies."""
+    limits: list[str] = []
+    by_file: dict[tuple[str, Any], dict[str, Any]] = {}
+    for s in audit.get("sources") or []:
+        key = (_short_source(s.get("source")), s.get("license"))
+        entry = by_file.setdefault(key, {"rows": 0, "source": s.get("source")})
+        entry["rows"] += int(s.get("rows") or 0)
+    if not by_file:
+        return "The output has no rows.", limits
+    rows, notes, unlicensed = [], [], 0
+    for (name, lic), e in sorted(by_file.items(), key=lambda kv: -kv[1]["rows"]):
+        known = known_source(e["source"])
+        shown = lic
+        if lic is None and known is not None:
+            shown = f"{known.license} (known source; not set on the records)"
+        elif lic is None:
+            unlicensed += e["rows"]
+        rows.append([name, shown, _n(e["rows"]), known.title if known else None])
+        if known and known.needs_attribution and known.attribution not in notes:
+            notes.append(known.attribution)
+    parts = [_table(["source", "license", "rows", "known as"], rows)]
+    if notes:
+        parts.append("**Attribution** (required by the licenses above; keep it with any redistribution):\n\n"
+                     + "\n".join(f"- {a}" for a in notes))
+    known_all = [known_source(e["source"]) for e in by_file.values()]
+    if any(k and k.share_alike for k in known_all):
+        parts.append("Part of the data is licensed CC BY-SA: data derived from it must be released under the "
+                     "same license.")
+    other = [k for k in known_all if k and not k.needs_attribution]
+    if other:
+        parts.append("Other known sources: " + "; ".join(sorted({f"{k.title} ({k.license}, {k.url})"
+                                                                  for k in other})) + ".")
+    if unlicensed:
+        limits.append(f"{unlicensed:,} output rows carry no license and come from no known source; their terms "
+                      "of use are unknown (set `input.license` in the recipe).")
+    return "\n\n".join(parts), limits
+
+
+def _steps(run: RunFiles) -> str:
+    steps = run.steps
+    inp = run.stats.get("input") or {}
+    head = (f"{_n(inp.get('rows'))} rows read ({_n(inp.get('quarantined', 0))} input records quarantined as "
+            f"unreadable); {_n((run.stats.get('output') or {}).get('rows'))} rows written.")
+    if not steps:
+        return head + "\n\nNo processing steps."
+    params = {i: s.get("params") or {} for i, s in enumerate(run.recipe_steps)}
+    rows = []
+    for s in steps:
+        dropped = ", ".join(f"{k} {v:,}" for k, v in (s.get("dropped") or {}).items()) or "—"
+        rows.append([s.get("step"), s.get("kind"), _n(s.get("rows_in")), _n(s.get("rows_out")), dropped,
+                     _params(params.get(int(s.get("index", -1)), {}))])
+    return head + "\n\n" + _table(["step", "kind", "rows in", "rows out", "dropped (by rule)", "parameters"], rows)
+
+
+def _pii(audit: dict[str, Any]) -> tuple[str, list[str]]:
+    pii = (audit.get("summaries") or {}).get("pii")
+    if not pii or not pii.get("steps"):
+        return ("No PII step ran: the output was not checked for personal information (names, contact details, "
+                "identifiers, secrets) and may contain it."), ["Not checked for personal information."]
+    lines = ["Steps:"]
+    for s in pii["steps"]:
+        lines.append(f"- `{s['op']}` (step {s['index']}): {_params(s['params'], 10) or 'defaults'}")
+    modes = [s["params"].get("mode") for s in pii["steps"] if s["op"] == "pii.redact" and s["params"].get("mode")]
+    if modes:
+        lines.append(f"\nRedaction mode: {', '.join(map(str, modes))}.")
+    elif not any(s["op"] == "pii.redact" for s in pii["steps"]):
+        lines.append("\nPII was detected but not redacted.")
+    lines.append(f"\nPII spans remaining in the output: **{_n(pii.get('pii.remaining'))}** in "
+                 f"{_n(pii.get('pii.rows'))} rows (spans the detector found that no redaction replaced).")
+    spans = (pii.get("columns") or {}).get("pii.spans") or {}
+    if spans.get("top"):
+        lines.append("\nDetected spans by type (output rows): "
+                     + ", ".join(f"{k} {_n(v)}" for k, v in spans["top"].items()) + ".")
+    limits = ["PII detection misses what its patterns and NER model do not cover (unusual formats, names in "
+              "other languages, indirect identifiers); a zero count is not proof of absence."]
+    if pii.get("pii.remaining"):
+        limits.append(f"{_n(pii['pii.remaining'])} detected PII spans remain in the output.")
+    return "\n".join(lines), limits
+
+
+def _toxicity(audit: dict[str, Any]) -> tuple[str, list[str]]:
+    tox = (audit.get("summaries") or {}).get("toxicity")
+    if not tox:
+        return "No toxicity step ran.", ["Not checked for toxic or offensive language."]
+    score = (tox.get("columns") or {}).get("toxicity.score") or {}
+    lines = [f"Share of output rows with `toxicity.score` above {_n(tox.get('threshold'))}: "
+             f"**{_n(tox.get('toxicity.fraction'))}** ({_n(tox.get('toxicity.count'))} rows)."]
+    if score.get("mean") is not None:
+        lines.append(f"Score over the output: mean {_n(score['mean'])}, median {_n(score.get('p50'))}, "
+                     f"p99 {_n(score.get('p99'))}, max {_n(score.get('max'))}.")
+    if tox.get("dropped"):
+        lines.append("Dropped: " + ", ".join(f"{k} {_n(v)}" for k, v in tox["dropped"].items()) + ".")
+    return " ".join(lines), ["Toxicity scores come from a lexical classifier and word lists: they miss implicit "
+                             "or context-dependent toxicity and over-flag reclaimed or quoted words."]
+
+
+def _bias(audit: dict[str, Any], run: RunFiles) -> tuple[str, list[str]]:
+    bias = (audit.get("summaries") or {}).get("bias")
+    if not bias:
+        return "No bias step ran.", ["Representation of demographic groups was not measured."]
+    lines = []
+    for s in bias.get("steps") or []:
+        lines.append(f"- `{s['op']}` (step {s['index']}): {_params(s['params']) or 'defaults'}")
+    rows = []
+    for col, summ in (bias.get("columns") or {}).items():
+        if "top" in summ and summ["top"]:
+            figure = ", ".join(f"{k} {_n(v)}" for k, v in list(summ["top"].items())[:8])
+        elif summ.get("mean") is not None:
+            figure = f"mean {_n(summ['mean'])}, rows > 0: {_n(summ.get('nonzero'))}"
+        elif "true" in summ:
+            figure = f"true in {_n(summ['true'])} rows"
+        else:
+            figure = "—"
+        rows.append([f"`{col}`", figure])
+    if rows:
+        lines.append("\n" + _table(["column (output rows)", "figures"], rows))
+    extra = sorted(p.relative_to(run.run_dir).as_posix() for p in run.run_dir.glob("bias*/**/*") if p.is_file())
+    extra += sorted(p.name for p in run.run_dir.glob("bias*.json") if p.is_file())
+    if extra:
+        lines.append("\nBias step outputs in the run directory: " + ", ".join(f"`{e}`" for e in extra[:10]) + ".")
+    return "\n".join(lines), ["Bias figures count group terms from fixed lists: they measure mentions and "
+                              "co-occurrence, not how groups are portrayed, and miss groups the lists lack."]
+
+
+def _checks(audit: dict[str, Any]) -> tuple[str, list[str]]:
+    summ = audit.get("summaries") or {}
+    lines, limits = [], []
+    con = summ.get("contamination")
+    if con:
+        lines.append(f"- Benchmark contamination (`decontam.ngram`): {_n(con.get('contamination.count'))} rows "
+                     f"matched a benchmark, {_n(con.get('contamination.remaining'))} of them are in the output."
+                     + (" By benchmark: " + ", ".join(f"{k} {_n(v)}" for k, v in
+                                                       con["matched_rows_by_benchmark"].items())
+                        if con.get("matched_rows_by_benchmark") else ""))
+    else:
+        limits.append("Not checked for overlap with evaluation benchmarks.")
+    cop = summ.get("copyright")
+    if cop:
+        refs = [r.get("name") for s in cop.get("steps") or [] for r in s["params"].get("references") or []
+                if isinstance(r, dict)]
+        lines.append(f"- Verbatim overlap with protected references (`copyright.overlap`, references: "
+                     f"{', '.join(map(str, refs)) or '—'}): {_n(cop.get('copyright.count'))} rows over the "
+                     f"thresholds, {_n(cop.get('copyright.remaining'))} of them in the output; longest verbatim span "
+                     f"in the output: {_n(cop.get('copyright.max_span'))} words.")
+        limits.append("Copyright overlap is checked only against the listed references, and only for verbatim "
+                      "word sequences (paraphrase is not detected).")
+    else:
+        limits.append("Not checked for verbatim copying from protected texts.")
+    return ("\n".join(lines) if lines else "No contamination or copyright check ran."), limits
+
+
+def _gates(audit: dict[str, Any]) -> str:
+    gates = audit.get("gates") or []
+    if not gates:
+        return "The recipe sets no gates."
+    rows = []
+    for g in gates:
+        measured = g.get("measured")
+        measured = ", ".join(map(str, measured)) if isinstance(measured, list) else measured
+        rows.append([f"`{g['expr']}`", measured if not g.get("error") else g["error"],
+                     "pass" if g.get("passed") else "**FAIL**"])
+    verdict = "All gates passed." if audit.get("passed") else "**Some gates failed: see audit.json.**"
+    return _table(["gate", "measured", "result"], rows) + "\n\n" + verdict
+
+
+DEFAULT_USE = ("Fine-tuning and evaluating language models in research and development, by people who have "
+               "read this card. Not reviewed for deployment in products that affect people's rights, "
+               "health, finances or safety.")
+
+
+def build_card(run_dir: Path, audit: dict[str, Any] | None = None) -> str:
+    """The dataset card of the run in ``run_dir`` as Markdown (``audit`` defaults to ``audit.json``)."""
+    run = RunFiles(Path(run_dir))
+    if audit is None:
+        path = Path(run_dir) / AUDIT_NAME
+        audit = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else build_audit(Path(run_dir))
+    card = run.recipe.get("card") if isinstance(run.recipe.get("card"), dict) else {}
+    stats = run.stats
+    out = stats.get("output") or {}
+    name = stats.get("run", Path(run_dir).name)
+    desc = run.recipe.get("description")
+    sources, l_src = _sources(audit)
+    pii, l_pii = _pii(audit)
+    tox, l_tox = _toxicity(audit)
+    bias, l_bias = _bias(audit, run)
+    checks, l_checks = _checks(audit)
+    limitations = [*map(str, card.get("limitations") or []), *l_src, *l_pii, *l_tox, *l_bias, *l_checks]
+    quarantined = (stats.get("input") or {}).get("quarantined") or 0
+    if quarantined:
+        limitations.append(f"{quarantined:,} input records could not be read and are not in the output "
+                           "(quarantine.jsonl).")
+    splits = out.get("splits") or {}
+    summary = [
+        f"- Rows: {_n(out.get('rows'))}" + (f" ({', '.join(f'{k} {_n(v)}' for k, v in splits.items())})"
+                                            if splits else ""),
+        f"- Format: {_md(out.get('format'))}; files: {', '.join(f'`{f}`' for f in out.get('files') or []) or '—'}",
+        f"- Built by gristmill from recipe `{_md(os.path.basename(str(stats.get('recipe', '')))) }` "
+        f"on {_md(stats.get('finished'))}; the resolved recipe is `recipe.yaml`, per-step counts `stats.json`, "
+        "dropped rows with reasons `rejected/`, the audit `audit.json`, the report `report.html`.",
+    ]
+    intended = card.get("intended_use") or DEFAULT_USE
+    out_of_scope = card.get("out_of_scope_use")
+    sections = [
+        f"# Dataset card: {name}",
+        str(desc).strip() if desc else "",
+        "## Summary\n\n" + "\n".join(summary),
+        "## Sources and licenses\n\n" + sources,
+        "## Processing steps\n\n" + _steps(run),
+        "## Personal information\n\n" + pii,
+        "## Toxicity\n\n" + tox,
+        "## Bias\n\n" + bias,
+        "## Contamination and copyright\n\n" + checks,
+        "## Audit gates\n\n" + _gates(audit),
+        "## Known limitations\n\n" + "\n".join(f"- {x}" for x in dict.fromkeys(limitations)),
+        "## Intended use\n\n" + str(intended).strip()
+        + (f"\n\nOut of scope: {str(out_of_scope).strip()}" if out_of_scope else ""),
+    ]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def write_card(run_dir: Path, audit: dict[str, Any] | None = None) -> Path:
+    """Write ``run_dir/DATASET_CARD.md`` atomically and return its path."""
+    target = Path(run_dir) / CARD_NAME
+    tmp = target.with_name(f".{CARD_NAME}.{os.getpid()}.tmp")
+    tmp.write_text(build_card(Path(run_dir), audit), encoding="utf-8")
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,310 @@
+"""``copyright.overlap``: verbatim overlap between records and a protected reference corpus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from gristmill.ops.base import Params, StepResult
+from gristmill.ops.decontam import _BASE, tokenize
+from gristmill.ops.scoring import Rule, ScoreFilter, ScoreParams
+from gristmill.records import REASON, set_column
+
+__all__ = ["CopyrightOverlap", "Reference", "LONGEST_SPAN", "OVERLAP_RATIO", "SOURCE_DOC", "Matches"]
+
+LONGEST_SPAN = "copyright.longest_span"
+OVERLAP_RATIO = "copyright.overlap_ratio"
+SOURCE_DOC = "copyright.source"
+# Reference texts are tokenized this many characters at a time, so a large corpus never sits in memory as text.
+_READ_CHARS = 8 << 20
+
+
+class Reference(Params):
+    """One protected corpus: a file any gristmill reader reads, or texts written in the recipe."""
+
+    name: str = Field(description="Name used in copyright.source (``<name>:<doc id>``) and in drop reasons.")
+    path: str | None = Field(None, description="The file, directory or glob (any input format gristmill reads); "
+                                               "relative to the recipe's folder.")
+    fields: list[str] = Field(["text"], min_length=1, description="Columns whose text makes up a document, "
+                                                                  "joined with newlines in this order.")
+    format: str | None = Field(None, description="Reader format; None detects it from the file name.")
+    id_field: str | None = Field(None, description="Column naming a document; None: the reader's id (the file's "
+                                                   "id column, else <file name>:<line>).")
+    items: list[str] | None = Field(None, description="Document texts given inline instead of a file; their ids "
+                                                      "are their positions.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Reference:
+        if (self.path is None) == (self.items is None):
+            raise ValueError(f"reference {self.name!r}: give exactly one of path and items")
+        return self
+
+
+@dataclass
+class _Index:
+    """Distinct reference n-gram hashes, sorted, with the first document (in reference order) holding each.
+
+    A sorted ``uint64`` array is a hash set at 12 bytes per n-gram (a Python set of ints
+    takes ~70): a membership bitmap on the top bits (small enough for the CPU cache) turns
+    most misses away before a binary search.
+    """
+
+    keys: np.ndarray  # uint64, sorted, distinct
+    docs: np.ndarray  # int32 index into labels
+    labels: list[str]
+    words: int  # reference words indexed
+    bits: int = 16
+    filter: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.bits = max(16, min(28, int(len(self.keys) * 16).bit_length()))
+        self.filter = np.zeros(1 << self.bits, np.bool_)
+        self.filter[self.keys >> np.uint64(64 - self.bits)] = True
+
+    def lookup(self, grams: np.ndarray) -> np.ndarray:
+        """For each hash, the index of its reference document, or -1 when no document has it."""
+        out = np.full(len(grams), -1, np.int64)
+        if not len(self.keys) or not len(grams):
+            return out
+        maybe = np.flatnonzero(self.filter[grams >> np.uint64(64 - self.bits)])
+        if len(maybe):
+            g = grams[maybe]
+            pos = np.minimum(np.searchsorted(self.keys, g), len(self.keys) - 1)
+            found = self.keys[pos] == g
+            out[maybe[found]] = self.docs[pos[found]]
+        return out
+
+
+@dataclass
+class Matches:
+    """Per text: longest common span (words), share of its n-grams in the reference, and the document."""
+
+    longest_span: list[int]
+    overlap_ratio: list[float]
+    source: list[str | None]
+
+
+def positional_ngrams(word_hashes: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every run of ``n`` words inside one text (the rolling hash :mod:`decontam` uses, so
+    both index the same n-grams), and the position of each run's first word in ``word_hashes``."""
+    m = len(word_hashes) - n + 1
+    if m <= 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    acc = word_hashes[:m].copy()
+    with np.errstate(over="ignore"):
+        for j in range(1, n):
+            acc *= _BASE
+            acc += word_hashes[j:j + m]
+    inside = np.flatnonzero(owner[:m] == owner[n - 1:])
+    return acc[inside], inside
+
+
+class CopyrightOverlap(ScoreFilter):
+    """Flag or drop rows that copy text verbatim from a protected reference corpus.
+
+    Records and reference documents are compared as sequences of words (lower-cased runs
+    of letters, marks and digits, the tokenization of ``decontam.ngram``: case, punctuation
+    and spacing do not matter). The index holds every distinct word ``n``-gram of the
+    references (64-bit hashes, 12 bytes each) and is built in ``setup()``, once per worker.
+    Three columns are written for every row:
+
+    * ``copyright.longest_span``: the longest run of the row's words whose every ``n``-word
+      window is in the reference, in words (``run of k consecutive matching n-grams`` =
+      ``k + n - 1`` words); 0 when no n-gram matches. It is the longest verbatim span shared
+      with the reference whenever that run's windows come from one passage, which the
+      ``n - 1``-word overlap between consecutive windows all but guarantees for ``n >= 8``;
+      it can only over-count by stitching passages that share ``n - 1`` words.
+    * ``copyright.overlap_ratio``: the share of the row's n-grams (every position, repeats
+      included) found in the reference; 0.0 for rows shorter than ``n`` words.
+    * ``copyright.source``: ``<reference name>:<doc id>`` of the document holding most
+      n-grams of the longest run (a passage in several documents counts for the first
+      one listed); null when nothing matches.
+
+    ``n`` defaults to 8: shorter windows match stock phrases shared by unrelated texts
+    (``at the end of the day he``), longer ones miss quotations of 8 to 12 words. Rows are
+    dropped when the span exceeds ``max_longest_span`` (``copyright_span: 73 > 50
+    (gutenberg:1342)``) or the ratio exceeds ``max_overlap_ratio`` (``copyright_ratio:
+    0.82 > 0.5 (...)``); ``drop: false`` only writes the columns. A reference file that
+    cannot be read completely is an error, not a smaller index.
+    """
+
+    name = "copyright.overlap"
+    version = "1"
+    idempotent: ClassVar[bool] = True
+    example_params: ClassVar[dict[str, Any]] = {
+        "n": 4, "max_longest_span": 6,
+        "references": [{"name": "canary", "items": ["plain ASCII text with a few words in it, and more",
+                                                    "数据 清洗 是 训练 语言 模型 的 第一步"]}],
+    }
+
+    class Params(ScoreParams):
+        references: list[Reference] = Field(min_length=1, description="Protected corpora, each {name, path or "
+                                                                      "items, fields, format, id_field}.")
+        n: int = Field(8, ge=1, le=64, description="Words per n-gram: the shortest verbatim span that is seen.")
+        column: str = Field("text", description="String column compared with the references.")
+        max_longest_span: int | None = Field(50, ge=0, description="Drop rows sharing a verbatim span of more "
+                                                                   "words than this (None: no bound).")
+        max_overlap_ratio: float | None = Field(None, ge=0, le=1, description="Drop rows with a larger share of "
+                                                "their n-grams in the references (None: no bound).")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._index: _Index | None = None
+
+    def input_files(self) -> list[Path]:
+        return [self.resolve_path(r.path) for r in self.params.references if r.path]
+
+    def reads(self) -> list[str]:
+        return [self.params.column]
+
+    def writes(self) -> list[str]:
+        return [LONGEST_SPAN, OVERLAP_RATIO, SOURCE_DOC]
+
+    def score_columns(self) -> list[str]:
+        return [LONGEST_SPAN, OVERLAP_RATIO]
+
+    def rules(self) -> list[Rule]:
+        p = self.params
+        rules = []
+        if p.max_longest_span is not None:
+            rules.append(Rule("copyright_span", LONGEST_SPAN, max=p.max_longest_span))
+        if p.max_overlap_ratio is not None:
+            rules.append(Rule("copyright_ratio", OVERLAP_RATIO, max=p.max_overlap_ratio))
+        return rules
+
+    def _drop_on_pickle(self) -> dict[str, Any]:
+        return {"_index": None}
+
+    # ---- index -----------------------------------------------------------------------
+    def documents(self, ref: Reference) -> Iterator[tuple[str, str]]:
+        """``(doc id, text)`` of every document of ``ref``, streamed."""
+        if ref.items is not None:
+            yield from ((str(i), t) for i, t in enumerate(ref.items))
+            return
+        from gristmill.io import BadRecord, ReaderOptions, open_reader
+
+        path = self.resolve_path(ref.path)
+        first = ref.fields[0]
+        n = 0
+        for rec in open_reader(path, ReaderOptions(format=ref.format, text_column=first)):
+            if isinstance(rec, BadRecord):
+                where = f"{rec.source}:{rec.line}" if rec.line is not None else rec.source
+                raise ValueError(f"{self.name}: reference {ref.name!r}: {where}: unreadable record: {rec.reason}")
+            parts = [rec["text"] if f == first else rec.get(f) for f in ref.fields]
+            doc = rec.get(ref.id_field) if ref.id_field else rec["id"]
+            n += 1
+            yield str(doc), "\n".join(str(p) for p in parts if p is not None)
+        if not n:
+            raise ValueError(f"{self.name}: reference {ref.name!r}: {path} has no documents")
+
+    def build_index(self) -> _Index:
+        n = self.params.n
+        keys: list[np.ndarray] = []
+        docs: list[np.ndarray] = []
+        labels: list[str] = []
+        words = 0
+        texts: list[str] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal words, size
+            if not texts:
+                return
+            wh, owner = tokenize(texts)
+            words += len(wh)
+            grams, pos = positional_ngrams(wh, owner, n)
+            keys.append(grams)
+            docs.append((owner[pos] + (len(labels) - len(texts))).astype(np.int32))
+            texts.clear()
+            size = 0
+
+        for ref in self.params.references:
+            for doc, text in self.documents(ref):
+                labels.append(f"{ref.name}:{doc}")
+                texts.append(text)
+                size += len(text)
+                if size >= _READ_CHARS:
+                    flush()
+        flush()
+        all_keys = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
+        all_docs = np.concatenate(docs) if docs else np.zeros(0, np.int32)
+        order = np.argsort(all_keys, kind="stable")  # equal keys keep reference order: the first doc wins
+        all_keys, all_docs = all_keys[order], all_docs[order]
+        first = np.ones(len(all_keys), np.bool_)
+        first[1:] = all_keys[1:] != all_keys[:-1]
+        return _Index(all_keys[first], all_docs[first], labels, words)
+
+    def setup(self) -> None:
+        self._index = self.build_index()
+
+    @property
+    def index(self) -> _Index:
+        if self._index is None:
+            self._index = self.build_index()
+        return self._index
+
+    # ---- matching --------------------------------------------------------------------
+    def matches(self, texts: Sequence[str | None] | pa.Array) -> Matches:
+        """Longest common span, overlap ratio and source document of each text."""
+        idx, n = self.index, self.params.n
+        count = len(texts)
+        span = np.zeros(count, np.int64)
+        ratio = np.zeros(count, np.float64)
+        source: list[str | None] = [None] * count
+        wh, owner = tokenize(texts)
+        grams, pos = positional_ngrams(wh, owner, n)
+        if not len(grams):
+            return Matches(span.tolist(), ratio.tolist(), source)
+        doc = idx.lookup(grams)
+        hit = doc >= 0
+        total = np.bincount(owner[pos], minlength=count)
+        hits = np.bincount(owner[pos[hit]], minlength=count)
+        np.divide(hits, total, out=ratio, where=total > 0)
+        if not hit.any():
+            return Matches(span.tolist(), ratio.tolist(), source)
+        # maximal runs of consecutive matching n-grams: positions adjacent within one text
+        hp, hd = pos[hit], doc[hit]
+        ho = owner[hp]
+        starts = np.flatnonzero(np.r_[True, (hp[1:] != hp[:-1] + 1) | (ho[1:] != ho[:-1])])
+        lengths = np.diff(np.r_[starts, len(hp)])
+        run_owner = ho[starts]
+        # the longest run of each text (the first one on ties): sort by text, then length descending
+        order = np.lexsort((starts, -lengths, run_owner))
+        best = order[np.r_[True, run_owner[order][1:] != run_owner[order][:-1]]]
+        labels = idx.labels
+        for r in best.tolist():
+            row = int(run_owner[r])
+            span[row] = int(lengths[r]) + n - 1
+            run_docs = hd[starts[r]:starts[r] + lengths[r]]
+            values, counts = np.unique(run_docs, return_counts=True)
+            source[row] = labels[int(values[counts.argmax()])]
+        return Matches(span.tolist(), ratio.tolist(), source)
+
+    def scores(self, batch: pa.Table) -> dict[str, pa.Array]:
+        p = self.params
+        if p.column not in batch.column_names:
+            raise KeyError(f"{self.name}: column {p.column!r} not in batch (has {', '.join(batch.column_names)})")
+        m = self.matches(batch.column(p.column))
+        return {LONGEST_SPAN: pa.array(m.longest_span, pa.int64()),
+                OVERLAP_RATIO: pa.array(m.overlap_ratio, pa.float64()),
+                SOURCE_DOC: pa.array(m.source, pa.string())}
+
+    def process(self, batch: pa.Table) -> StepResult:
+        if batch.num_rows == 0:
+            for col, typ in ((LONGEST_SPAN, pa.int64()), (OVERLAP_RATIO, pa.float64()), (SOURCE_DOC, pa.string())):
+                if col not in batch.column_names:
+                    batch = set_column(batch, col, pa.array([], typ))
+            return StepResult(batch)
+        result = super().process(batch)
+        rejected = result.rejected
+        if rejected is not None and rejected.num_rows:  # name the document in the reason
+            reasons = [f"{r} ({s})" if s else r for r, s in zip(rejected.column(REASON).to_pylist(),
+                                                               rejected.column(SOURCE_DOC).to_pylist())]
+            result = StepResult(result.kept, set_column(rejected, REASON, pa.array(reasons, pa.string())))
+        return result

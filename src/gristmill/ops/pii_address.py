@@ -1,0 +1,151 @@
+"""Street addresses: a street line, then optional unit, city / region / postcode lines.
+
+A street line is one of
+
+* a house number, one to four words and a street suffix (``1668 Glyn St``,
+  ``31 Seneca Place``; the USPS Publication 28 suffixes and their abbreviations);
+* a street-type word before or inside the name and a house number
+  (``Rue Dielhère 130``, ``Søndergade 52``, ``Puruntie 82``, ``36 rue de pologne``;
+  French, Spanish, Portuguese, Italian, German, Dutch, Nordic, Finnish, Slavic and
+  Hungarian street words);
+* a post-office or military address (``P.O. Box 149``, ``PSC 9009, Box 9725``,
+  ``Unit 8812 Box 3030``, ``USNS Bergman``, ``APO AE 09001``);
+* capitalised words and a house number right after an address cue ("address:",
+  "lives at", "located at", "send ... to", "meet me at", "the corner of").
+
+The street line then takes in, across commas, line breaks or runs of spaces: units
+(``Apt. 085``, ``Suite 132``, ``Unit 5``, ``Flat 2``, ``#12``), and up to three short
+lines of capitalised or upper-case place words, two-letter state codes and postcodes
+(US ZIP and ZIP+4, UK, Canadian, Dutch and plain 4–6 digit codes), stopping at anything
+that is not part of an address (a labelled field such as "Phone:", a sentence).
+"""
+
+from __future__ import annotations
+
+import re
+
+from gristmill.ops.pii_spans import Span
+
+__all__ = ["detect_addresses"]
+
+# USPS Publication 28, appendix C1: primary street suffixes and common abbreviations.
+_SUFFIXES = (
+    "Alley Aly Annex Anx Arcade Arc Avenue Ave Av Bayou Byu Beach Bch Bend Bnd Bluff Blf Bluffs Blfs Bottom Btm "
+    "Boulevard Blvd Branch Br Bridge Brg Brook Brk Brooks Brks Burg Bg Burgs Bgs Bypass Byp Camp Cp Canyon Cyn "
+    "Cape Cpe Causeway Cswy Center Ctr Centers Ctrs Circle Cir Circles Cirs Cliff Clf Cliffs Clfs Club Clb Common "
+    "Cmn Commons Cmns Corner Cor Corners Cors Course Crse Court Ct Courts Cts Cove Cv Coves Cvs Creek Crk Crescent "
+    "Cres Crest Crst Crossing Xing Crossroad Xrd Crossroads Xrds Curve Curv Dale Dl Dam Dm Divide Dv Drive Dr "
+    "Drives Drs Estate Est Estates Ests Expressway Expy Extension Ext Extensions Exts Falls Fls Ferry Fry Field "
+    "Fld Fields Flds Flat Flt Flats Flts Ford Frd Fords Frds Forest Frst Forge Frg Forges Frgs Fork Frk Forks Frks "
+    "Fort Ft Freeway Fwy Garden Gdn Gardens Gdns Gateway Gtwy Glen Gln Glens Glns Green Grn Greens Grns Grove Grv "
+    "Groves Grvs Harbor Hbr Harbors Hbrs Haven Hvn Heights Hts Highway Hwy Hill Hl Hills Hls Hollow Holw Inlet "
+    "Inlt Island Is Islands Iss Isle Junction Jct Junctions Jcts Key Ky Keys Kys Knoll Knl Knolls Knls Lake Lk "
+    "Lakes Lks Land Landing Lndg Lane Ln Light Lgt Lights Lgts Loaf Lf Lock Lck Locks Lcks Lodge Ldg Loop Mall "
+    "Manor Mnr Manors Mnrs Meadow Mdw Meadows Mdws Mews Mill Ml Mills Mls Mission Msn Motorway Mtwy Mount Mt "
+    "Mountain Mtn Mountains Mtns Neck Nck Orchard Orch Oval Overpass Opas Park Parks Parkway Pkwy Parkways Pass "
+    "Passage Psge Path Pike Pine Pne Pines Pnes Place Pl Plain Pln Plains Plns Plaza Plz Point Pt Points Pts Port "
+    "Prt Ports Prts Prairie Pr Radial Radl Ramp Ranch Rnch Rapid Rpd Rapids Rpds Rest Rst Ridge Rdg Ridges Rdgs "
+    "River Riv Road Rd Roads Rds Route Rte Row Rue Run Shoal Shl Shoals Shls Shore Shr Shores Shrs Skyway Skwy "
+    "Spring Spg Springs Spgs Spur Spurs Square Sq Squares Sqs Station Sta Stravenue Stra Stream Strm Street St "
+    "Streets Sts Summit Smt Terrace Ter Throughway Trwy Trace Trce Track Trak Trafficway Trfy Trail Trl Trailer "
+    "Trlr Tunnel Tunl Turnpike Tpke Underpass Upas Union Un Unions Uns Valley Vly Valleys Vlys Viaduct Via View Vw "
+    "Views Vws Village Vlg Villages Vlgs Ville Vl Vista Vis Walk Walks Wall Way Ways Well Wl Wells Wls "
+    "Close Crescent Gate Wynd Quay Rise"
+).split()
+_SUFFIX_RE = r"(?:" + "|".join(sorted(set(_SUFFIXES), key=len, reverse=True)) + r")\b\.?"
+
+# Street-type words written before the name (Romance, Slavic, Hungarian, ...).
+_PREFIX_WORDS = (
+    "rue avenue av boulevard bd chemin allée allee impasse place quai route cours "
+    "calle carrer avenida av. paseo camino plaza ronda travesía travessera "
+    "rua travessa praça largo estrada alameda "
+    "via viale piazza corso vicolo strada largo "
+    "ulica ul. ulice aleja al. cesta trg náměstí nám. "
+    "straße strasse weg"
+).split()
+_PREFIX_RE = r"(?i:" + "|".join(re.escape(w) for w in sorted(set(_PREFIX_WORDS), key=len, reverse=True)) + r")"
+# Street-type morphemes that end a compound street name (Germanic, Nordic, Finnish, Dutch, Slavic, Hungarian).
+_COMPOUND_END = (
+    "straße strasse str. gasse weg platz allee ring damm ufer steig pfad chaussee "
+    "gade vej vænge allé stræde torv veien vegen vei veg gata gatan gränd vägen väg stig brekka braut "
+    "tie katu kuja polku kaari raitti "
+    "laan straat plein gracht singel kade dreef dijk "
+    "ská ská ná ova ová ého utca út u. körút tér sor "
+    "ulica cesta"
+).split()
+_COMPOUND_RE = r"(?i:" + "|".join(re.escape(w) for w in sorted(set(_COMPOUND_END), key=len, reverse=True)) + r")"
+
+_W = r"[A-ZÀ-ÖØ-ÞĀ-Ž][^\W\d_]*(?:[-'’.][^\W\d_]+)*\.?"            # capitalised word
+_LW = r"[^\W\d_]+(?:[-'’.][^\W\d_]+)*\.?"                          # any word
+_NUM = r"\d{1,5}(?:[A-Za-z]\b|/\d{1,4}|-\d{1,4})?\.?"
+_SP = r"[ \t]+"
+
+_STREET_PATTERNS = [
+    # 1668 Glyn St / 52 Huntly Street / 2046 50 Point Walter Road
+    re.compile(rf"(?<![\w.-])(?:{_NUM}{_SP})?{_NUM}{_SP}(?:{_W}{_SP}){{0,3}}{_SUFFIX_RE}(?!\w)"),
+    # Rue Dielhère 130 / Reyes Católicos 17 / Nieuwe Baan 473 (prefix word form, number after)
+    re.compile(rf"(?<![\w.-])(?:{_NUM}{_SP})?{_PREFIX_RE}{_SP}(?:{_LW}{_SP}){{0,3}}{_LW}{_SP}{_NUM}(?![\w])"),
+    # 36 rue de pologne / 12 avenue des Champs (number first)
+    re.compile(rf"(?<![\w.-]){_NUM},?{_SP}{_PREFIX_RE}{_SP}(?:{_LW}{_SP}){{0,3}}{_LW}(?![\w])"),
+    # Søndergade 52 / Puruntie 82 / Wesselényi u. 94. / Dašická 688 (compound ending, number after)
+    re.compile(rf"(?<![\w.-])(?:{_NUM}{_SP})?(?:{_W}{_SP}){{0,2}}[^\W\d_]*{_COMPOUND_RE}{_SP}{_NUM}(?![\w])"),
+    # P.O. Box 149 / PO Box 12 / PSC 9009, Box 9725 / Unit 8812 Box 3030 / USNS Bergman / USS Nimitz
+    re.compile(rf"(?<![\w.])(?:P\.?\s?O\.?\s?Box\s+\d+|PSC\s+\d{{3,5}},?\s+Box\s+\d{{3,5}}|"
+               rf"Unit\s+\d{{3,5}},?\s+Box\s+\d{{3,5}}|(?:USNS|USNV|USS|USCGC)\s+{_W})"),
+]
+# Capitalised words and a house number right after a cue that introduces an address.
+_CUE = re.compile(rf"(?i:\baddress(?:\s+is)?\s*[:\-]?|\blives?\s+(?:at|on|in)|\blocated\s+(?:at|on)|"
+                  rf"\bsend\s+(?:it|them|a\s+new\s+one|the\s+\w+)\s+to|\bmeet\s+(?:me\s+|you\s+)?at|"
+                  rf"\barrived\s+at|\bstop\s+at|\bcorner\s+of|\bdeliver(?:ed)?\s+to|\bmoved\s+to|\boffice\s+is\s+at|"
+                  rf"\bis\s+at|\bship\s+to|\bmail\s+(?:it\s+)?to)[ \t\n]*"
+                  rf"(?P<street>(?:{_NUM}{_SP})?{_W}(?:{_SP}{_LW}){{0,3}}{_SP}{_NUM}(?![\w]))")
+
+_UNIT = re.compile(rf"(?:[ \t]*[,\n][ \t]*|[ \t]+)(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|Fl\.|Room|Rm\.?|"
+                   rf"Bldg\.?|Building|#)[ \t]*\d+[A-Za-z]?")
+_MILITARY = r"(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}"
+_POSTCODE = (r"(?:\d{5}(?:-\d{4})?|\d{3}[ -]\d{2}|\d{2}-\d{3}|\d{4,6}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|"
+             r"[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{4}\s?[A-Z]{2})")
+_PLACE_WORD = r"(?:[A-ZÀ-ÖØ-ÞĀ-Ž][^\W\d_]*(?:[-'’.][^\W\d_]+)*\.?|de|del|la|le|u|v|an|am|op|nan|N|S|E|W)"
+_PLACE = rf"{_PLACE_WORD}(?:[ \t]{_PLACE_WORD}){{0,3}}"
+# One trailing line: city, optional state code, optional postcode; or a military line.
+_TAIL = re.compile(rf"(?:[ \t]*,[ \t]*|[ \t]*\n[ \t]*(?:,[ \t]*)?|[ \t]{{2,}}|[ \t]+)"
+                   rf"(?:{_MILITARY}|{_PLACE}(?:,?[ \t]+{_POSTCODE})?|{_POSTCODE})(?=[ \t]*(?:[\n,.;:?!)]|$|[ \t]{{2,}}))")
+_NOT_PLACE = re.compile(r"(?i)^(?:phone|tel|telephone|mobile|fax|desk|e-?mail|website|web|address|name|zip|"
+                        r"personal|info|dear|hi|hello|thanks|regards|sincerely|the|i|we|my|it|and|or|but)\b")
+
+
+def _extend(text: str, end: int, max_tails: int = 4) -> int:
+    """Extend an address ending at ``end`` over units and city / region / postcode lines."""
+    while True:
+        m = _UNIT.match(text, end)
+        if not m:
+            break
+        end = m.end()
+    for _ in range(max_tails):
+        m = _TAIL.match(text, end)
+        if not m:
+            break
+        body = m.group().strip(" \t\n,")
+        if not body or _NOT_PLACE.match(body):
+            break
+        if "\n\n" in m.group() and not re.fullmatch(_POSTCODE, body):
+            break
+        end = m.end()
+    return end
+
+
+def detect_addresses(text: str) -> list[Span]:
+    """Street addresses, each from its street line through its unit, city and postcode lines."""
+    cands: list[tuple[int, int, float, str]] = []
+    for i, pattern in enumerate(_STREET_PATTERNS):
+        for m in pattern.finditer(text):
+            cands.append((m.start(), m.end(), 0.7, f"address:{i}"))
+    for m in _CUE.finditer(text):
+        cands.append((m.start("street"), m.end("street"), 0.55, "address:cue"))
+    for m in re.finditer(_MILITARY, text):
+        cands.append((m.start(), m.end(), 0.7, "address:military"))
+    out = []
+    for start, end, score, name in cands:
+        end = _extend(text, end)
+        out.append(Span("STREET_ADDRESS", start, end, score, name))
+    return out

@@ -1,0 +1,385 @@
+"""Rule-based PII detectors: regular expressions confirmed by checksums and parsers.
+
+Each detector is a function ``text -> list[Span]``; none needs a model.
+
+* ``EMAIL_ADDRESS`` — ``local@domain.tld``.
+* ``PHONE_NUMBER`` — the ``phonenumbers`` library (Google's libphonenumber metadata):
+  :class:`phonenumbers.PhoneNumberMatcher` run once per region of ``regions`` with the
+  given leniency (``valid``: the number must be a valid number of its region); numbers
+  written with ``+`` and a country code are found whatever the region.
+* ``CREDIT_CARD`` — 13–19 digits, optionally grouped by spaces or dashes, with a card
+  network's leading digit and a valid Luhn check digit.
+* ``IBAN_CODE`` — country code, two check digits and the BBAN (optionally grouped by
+  spaces), with the country's registered length and a valid ISO 7064 mod-97 checksum.
+* ``IP_ADDRESS`` — IPv4 dotted quads and IPv6 addresses that :mod:`ipaddress` parses.
+* ``US_SSN`` — ``AAA-GG-SSSS`` (or spaces); area 000, 666 and 900–999, group 00 and
+  serial 0000 are never issued and are not matched. Nine bare digits count only right
+  after an "SSN" / "social security" cue.
+* ``DATE_OF_BIRTH`` / ``DATE_TIME`` — numeric (``10/23/1951``, ``1951-10-23``) and
+  month-name dates (``March 3, 1990``, ``3rd of March 1990``) that are real calendar
+  dates; a date within a few words after a birth cue ("born", "DOB", "date of birth",
+  "birthday") is a date of birth, any other date is ``DATE_TIME``.
+* ``URL_CREDENTIALS`` — the ``user:password`` part of ``scheme://user:password@host``.
+* ``URL`` — ``http(s)://...`` and ``www.`` addresses.
+* ``SECRET`` — API keys and tokens with a known shape (AWS ``AKIA...``, GitHub ``ghp_``
+  and ``github_pat_``, Slack ``xox.-`` and webhooks, Google ``AIza``, Stripe, OpenAI
+  ``sk-``, JWTs), ``-----BEGIN ... PRIVATE KEY-----`` blocks, and the value of a
+  ``key = value`` pair whose key names a secret (api_key, token, secret, password, ...)
+  when the value is long and random enough (Shannon entropy).
+"""
+
+from __future__ import annotations
+
+import calendar
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import cache
+
+from gristmill.ops.pii_spans import Span
+
+__all__ = ["DEFAULT_REGIONS", "PATTERN_DETECTORS", "detect_credit_cards", "detect_dates", "detect_emails",
+           "detect_ibans", "detect_ips", "detect_phones", "detect_secrets", "detect_ssns", "detect_url_credentials",
+           "detect_urls", "iban_valid", "luhn_valid", "shannon_entropy", "ssn_valid"]
+
+# Regions tried by the phone detector, measured on the PII dev set (benchmarks/bench_pii.py).
+DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "NL", "SE", "AU", "IN", "BR", "CA")
+
+# ---- email ------------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+%-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])")
+
+
+def detect_emails(text: str) -> list[Span]:
+    """E-mail addresses."""
+    if "@" not in text:
+        return []
+    return [Span("EMAIL_ADDRESS", m.start(), m.end(), 1.0, "email") for m in _EMAIL.finditer(text)
+            if not m.group().startswith(".")]
+
+
+# ---- phone numbers ----------------------------------------------------------------------
+
+def detect_phones(text: str, regions: Sequence[str] = DEFAULT_REGIONS, leniency: str = "valid") -> list[Span]:
+    """Phone numbers found by libphonenumber's matcher for any of ``regions``."""
+    import phonenumbers
+    from phonenumbers import Leniency
+
+    if sum(c.isdigit() for c in text) < 6:
+        return []
+    level = {"possible": Leniency.POSSIBLE, "valid": Leniency.VALID,
+             "strict": Leniency.STRICT_GROUPING}[leniency]
+    found: dict[tuple[int, int], Span] = {}
+    for region in regions:
+        for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=level):
+            found.setdefault((m.start, m.end), Span("PHONE_NUMBER", m.start, m.end, 0.75, f"phonenumbers:{region}"))
+    return list(found.values())
+
+
+# ---- credit cards -----------------------------------------------------------------------
+
+_DIGIT_GROUPS = re.compile(r"(?<![\w.-])\d+(?:[ -]\d+)*(?![\w-])")
+_GROUP = re.compile(r"\d+")
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether a digit string passes the Luhn (mod 10) check."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card_prefix_ok(digits: str) -> bool:
+    first = digits[0]
+    if first in "23456":
+        return True
+    # 15-digit JCB (1800, 2131) and UATP (1...) numbers
+    return first == "1" and len(digits) == 15
+
+
+def detect_credit_cards(text: str) -> list[Span]:
+    """Card numbers: 13–19 digits in groups, a network's leading digit, a valid Luhn digit."""
+    out: list[Span] = []
+    for run in _DIGIT_GROUPS.finditer(text):
+        groups = [(g.start(), g.end()) for g in _GROUP.finditer(run.group())]
+        i = 0
+        while i < len(groups):
+            best = None
+            for j in range(len(groups) - 1, i - 1, -1):
+                s, e = run.start() + groups[i][0], run.start() + groups[j][1]
+                digits = re.sub(r"\D", "", text[s:e])
+                if 13 <= len(digits) <= 19 and _card_prefix_ok(digits) and luhn_valid(digits) \
+                        and len(set(digits)) > 2:
+                    best = (j, s, e)
+                    break
+            if best is None:
+                i += 1
+                continue
+            out.append(Span("CREDIT_CARD", best[1], best[2], 0.95, "luhn"))
+            i = best[0] + 1
+    return out
+
+
+# ---- IBAN -------------------------------------------------------------------------------
+
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
+    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25,
+    "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18,
+    "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33,
+    "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2})(\d{2}) ?[A-Z0-9]")
+
+
+def iban_valid(iban: str) -> bool:
+    """Whether an IBAN (spaces allowed) has its country's length and a valid mod-97 checksum."""
+    s = iban.replace(" ", "").upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", s):
+        return False
+    if IBAN_LENGTHS.get(s[:2], len(s)) != len(s):
+        return False
+    rearranged = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def detect_ibans(text: str) -> list[Span]:
+    """IBANs with a valid checksum, written compact or in groups of four."""
+    out: list[Span] = []
+    pos = 0
+    while True:
+        m = _IBAN_START.search(text, pos)
+        if m is None:
+            return out
+        # Walk the alphanumerics after the country code, single spaces allowed between them.
+        chars, ends, k = 0, [], m.start()
+        while k < len(text) and chars < 34:
+            ch = text[k]
+            if ch.isascii() and ch.isalnum():
+                chars += 1
+                ends.append(k + 1)
+            elif not (ch == " " and k + 1 < len(text) and text[k + 1].isascii() and text[k + 1].isalnum()
+                      and k > m.start()):
+                break
+            k += 1
+        lengths = [IBAN_LENGTHS[m.group(1)]] if m.group(1) in IBAN_LENGTHS else range(min(chars, 34), 14, -1)
+        hit = None
+        for n in lengths:
+            if n <= chars:
+                end = ends[n - 1]
+                after = text[end:end + 1]
+                if (not after or not (after.isascii() and after.isalnum())) and iban_valid(text[m.start():end]):
+                    hit = end
+                    break
+        if hit:
+            out.append(Span("IBAN_CODE", m.start(), hit, 1.0, "iban"))
+            pos = hit
+        else:
+            pos = m.start() + 1
+
+
+# ---- IP addresses -----------------------------------------------------------------------
+
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
+
+
+def detect_ips(text: str) -> list[Span]:
+    """IPv4 and IPv6 addresses that :mod:`ipaddress` accepts."""
+    out: list[Span] = []
+    if "." in text:
+        for m in _IPV4.finditer(text):
+            try:
+                ipaddress.IPv4Address(m.group())
+            except ValueError:
+                continue
+            out.append(Span("IP_ADDRESS", m.start(), m.end(), 0.9, "ipv4"))
+    if text.count(":") >= 2:
+        for m in _IPV6.finditer(text):
+            value = m.group()
+            if value.count(":") < 2 or not any(c.isalnum() for c in value):
+                continue
+            try:
+                ipaddress.IPv6Address(value)
+            except ValueError:
+                continue
+            out.append(Span("IP_ADDRESS", m.start(), m.end(), 0.9, "ipv6"))
+    return out
+
+
+# ---- US social security numbers --------------------------------------------------------
+
+_SSN = re.compile(r"(?<![\w-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-])")
+_SSN_BARE = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?| #)?)\W{0,6}(?:is\W{1,3})?(\d{9})\b")
+
+
+def ssn_valid(area: str, group: str, serial: str) -> bool:
+    """Whether an SSN's parts could have been issued (not area 000/666/9xx, group 00, serial 0000)."""
+    return not (area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000")
+
+
+def detect_ssns(text: str) -> list[Span]:
+    """US social security numbers."""
+    out = [Span("US_SSN", m.start(), m.end(), 0.85, "ssn") for m in _SSN.finditer(text)
+           if ssn_valid(m.group(1), m.group(3), m.group(4))]
+    for m in _SSN_BARE.finditer(text):
+        d = m.group(1)
+        if ssn_valid(d[:3], d[3:5], d[5:]):
+            out.append(Span("US_SSN", m.start(1), m.end(1), 0.8, "ssn"))
+    return out
+
+
+# ---- dates ------------------------------------------------------------------------------
+
+_MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
+_MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
+_MONTHS["sept"] = 9
+_MONTH_RE = "(?:" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_ORD = r"(?:st|nd|rd|th)?"
+_DATE_PATTERNS = [
+    # 10/23/1951, 23.10.1951, 23-10-51
+    re.compile(r"(?<![\w/.-])(?P<a>\d{1,2})(?P<sep>[/.-])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})(?![\w/-]|\.\d)"),
+    # 1951-10-23, 1951/10/23
+    re.compile(r"(?<![\w/.-])(?P<y>\d{4})(?P<sep>[/-])(?P<a>\d{1,2})(?P=sep)(?P<b>\d{1,2})(?![\w/-]|\.\d)"),
+    # March 3, 1990 / Mar 3rd 1990 / March 1990
+    re.compile(rf"(?i)\b(?P<m>{_MONTH_RE})\s+(?:(?P<d>\d{{1,2}}){_ORD},?\s+)?(?P<y>\d{{4}})\b"),
+    # 3 March 1990 / 3rd of March, 1990
+    re.compile(rf"(?i)\b(?P<d>\d{{1,2}}){_ORD}\s+(?:of\s+)?(?P<m>{_MONTH_RE}),?\s+(?P<y>\d{{4}})\b"),
+]
+_BIRTH_CUE = re.compile(r"(?i)\b(?:born|birth\s*date|date\s+of\s+birth|birthday|d\.?o\.?b\.?|b-day|birth)\b")
+_BIRTH_WINDOW = 40
+
+
+def _valid_date(y: int, m: int, d: int) -> bool:
+    if not 1 <= m <= 12:
+        return False
+    return 1 <= d <= calendar.monthrange(y if y > 0 else 2000, m)[1]
+
+
+def _date_ok(match: re.Match[str]) -> bool:
+    g = match.groupdict()
+    y = int(g["y"]) if g.get("y") else 2000
+    if len(g.get("y") or "") == 4 and not 1000 <= y <= 2199:
+        return False
+    if g.get("m"):
+        m = _MONTHS[g["m"].lower().rstrip(".")]
+        return _valid_date(y, m, int(g["d"])) if g.get("d") else True
+    a, b = int(g["a"]), int(g["b"])
+    if match.re is _DATE_PATTERNS[1]:
+        return _valid_date(y, a, b)
+    return _valid_date(y, a, b) or _valid_date(y, b, a)
+
+
+def detect_dates(text: str) -> list[Span]:
+    """Calendar dates: ``DATE_OF_BIRTH`` after a birth cue, ``DATE_TIME`` otherwise."""
+    spans: list[Span] = []
+    cues = [m.end() for m in _BIRTH_CUE.finditer(text)]
+    for pattern in _DATE_PATTERNS:
+        for m in pattern.finditer(text):
+            if not _date_ok(m):
+                continue
+            birth = any(0 <= m.start() - c <= _BIRTH_WINDOW and "\n\n" not in text[c:m.start()] for c in cues)
+            spans.append(Span("DATE_OF_BIRTH", m.start(), m.end(), 0.9, "date+birth_cue") if birth
+                         else Span("DATE_TIME", m.start(), m.end(), 0.6, "date"))
+    return spans
+
+
+# ---- URLs and credentials in URLs -------------------------------------------------------
+
+_URL_CREDS = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://(?P<cred>[^\s:/@?#]+:[^\s/@?#]+)@[\w.-]+")
+_URL = re.compile(r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+")
+_URL_TRAIL = ".,;:!?)]}'\""
+
+
+def detect_url_credentials(text: str) -> list[Span]:
+    """The ``user:password`` of URLs that carry credentials."""
+    if "://" not in text:
+        return []
+    return [Span("URL_CREDENTIALS", m.start("cred"), m.end("cred"), 0.95, "url_credentials")
+            for m in _URL_CREDS.finditer(text)]
+
+
+def detect_urls(text: str) -> list[Span]:
+    """Web addresses (``http(s)://``, ``ftp://``, ``www.``), trailing punctuation excluded."""
+    out = []
+    for m in _URL.finditer(text):
+        end = m.end()
+        while end > m.start() and text[end - 1] in _URL_TRAIL:
+            if text[end - 1] == ")" and text[m.start():end].count("(") >= text[m.start():end].count(")"):
+                break
+            end -= 1
+        if end - m.start() > 8:
+            out.append(Span("URL", m.start(), end, 0.6, "url"))
+    return out
+
+
+# ---- secrets ----------------------------------------------------------------------------
+
+_KNOWN_SECRETS = [
+    ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}\b")),
+    ("github_token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b")),
+    ("github_pat", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b")),
+    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}")),
+    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("stripe_key", re.compile(r"\b[rsp]k_(?:live|test)_[0-9A-Za-z]{16,}\b")),
+    ("openai_key", re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}\b")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+                               r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
+]
+_SECRET_ASSIGN = re.compile(
+    r"(?i)(?P<key>[\w.-]*(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|pwd|credential|auth|private[_-]?key)"
+    r"[\w.-]*)[\"']?\s*(?::|=|=>|:=)\s*[\"']?(?P<value>[^\s\"',;]{8,})")
+
+
+def shannon_entropy(s: str) -> float:
+    """Bits per character of ``s``'s character distribution."""
+    if not s:
+        return 0.0
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in Counter(s).values())
+
+
+def _random_enough(value: str, key: str) -> bool:
+    classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value),
+                   any(c.isdigit() for c in value), any(not c.isalnum() for c in value)))
+    if "pass" in key.lower() or "pwd" in key.lower():
+        return classes >= 2 and len(value) >= 8
+    return len(value) >= 16 and classes >= 2 and shannon_entropy(value) >= 3.0
+
+
+def detect_secrets(text: str) -> list[Span]:
+    """API keys, tokens, private key blocks and secret-looking ``key = value`` values."""
+    out = []
+    for name, pattern in _KNOWN_SECRETS:
+        out.extend(Span("SECRET", m.start(), m.end(), 0.99, name) for m in pattern.finditer(text))
+    for m in _SECRET_ASSIGN.finditer(text):
+        value = m.group("value")
+        if _random_enough(value, m.group("key")) and "://" not in value:
+            out.append(Span("SECRET", m.start("value"), m.end("value"), 0.7, "secret_assignment"))
+    return out
+
+
+@cache
+def _all_detectors() -> dict[str, Callable[[str], list[Span]]]:
+    return {
+        "EMAIL_ADDRESS": detect_emails, "CREDIT_CARD": detect_credit_cards, "IBAN_CODE": detect_ibans,
+        "IP_ADDRESS": detect_ips, "US_SSN": detect_ssns, "DATE_TIME": detect_dates,
+        "URL_CREDENTIALS": detect_url_credentials, "URL": detect_urls, "SECRET": detect_secrets,
+    }
+
+
+# Rule detectors that take no options, by the type they produce (dates also produce DATE_OF_BIRTH).
+PATTERN_DETECTORS = _all_detectors()
