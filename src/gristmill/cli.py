@@ -28,6 +28,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build fine-tuning data for language models and measure how far it can be trusted.")
 ops_app = typer.Typer(help="List operators, or show one operator's parameters.", invoke_without_command=True)
 app.add_typer(ops_app, name="ops")
+eval_app = typer.Typer(help="Evaluate models: bias benchmarks.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 out = Console()
 err = Console(stderr=True)
 
@@ -171,6 +173,45 @@ def ops_show(name: Annotated[str, typer.Argument(help="Operator name, e.g. filte
     extra = getattr(cls, "describe_extra", None)
     if callable(extra):
         out.print(extra(cls()))
+
+
+@eval_app.command("bias")
+def eval_bias(model: Annotated[Optional[str], typer.Option(help="Transformers directory or .gguf file of a causal "
+                                                           "LM (default: the packaged SmolLM2-135M-Instruct).")] = None,
+              data: Annotated[Optional[Path], typer.Option(help="CrowS-Pairs CSV (default: "
+                                                           "../shared/data/crows_pairs_anonymized.csv).")] = None,
+              limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N pairs.")] = None,
+              batch_size: Annotated[int, typer.Option(min=1, help="Sentences per forward pass.")] = 32,
+              dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
+              out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the figures as JSON here.")] = None,
+              quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False) -> None:
+    """Score a causal LM on CrowS-Pairs: the share of pairs whose more stereotyping sentence is more likely."""
+    import json
+
+    from gristmill.evaluate import crows_pairs
+
+    if dtype not in ("float32", "bfloat16"):
+        _fail(f"--dtype must be float32 or bfloat16, not {dtype!r}", EXIT_INVALID)
+    if model and not Path(model).exists():
+        _fail(f"--model {model}: no such file or directory", EXIT_INVALID)
+    try:
+        result = crows_pairs.evaluate(model, data, limit, batch_size, dtype, progress=not quiet)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc), EXIT_INVALID)
+    table = Table("bias type", "pairs", "stereotyped", "95% CI", box=None, pad_edge=False,
+                  title=f"CrowS-Pairs: {result['model']}", title_justify="left")
+    for name, block in [("all", result), *result["by_bias_type"].items(), *(
+            (f"direction: {d}", b) for d, b in result["by_direction"].items())]:
+        ci = block.get("ci95")
+        table.add_row(name, f"{block['pairs']:,}", f"{100 * block['pct_stereotype']:.1f}%",
+                      f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f}%" if ci else "-")
+    out.print(table)
+    out.print(f"{result['tokens']:,} tokens scored in {result['seconds']:.1f}s (model load {result['load_seconds']:.1f}s); "
+              "50% is unbiased, higher prefers stereotypes.")
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        out.print(f"figures: {out_path}")
 
 
 def main() -> None:  # pragma: no cover

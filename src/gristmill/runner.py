@@ -216,6 +216,7 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
 
     finalize.write_rejected(run_dir, planned, len(shards))
     finalize.write_scores(run_dir, planned, len(shards))
+    finalize.write_summaries(run_dir, planned)
     input_stats = finalize.write_quarantine(run_dir, [s.path for s in shards])
     input_stats.update({"paths": [str(p) for p in recipe.input_paths],
                         "format": recipe.input_options.format, "shards": len(shards), "seconds": input_seconds})

@@ -10,6 +10,7 @@ import pytest
 from pydantic import Field
 
 from gristmill import registry
+from gristmill.generate.backends import UnsupportedDecoding
 from gristmill.generate.operator import LLMAnnotator, LLMGenerator, LLMParams
 from gristmill.generate.types import ParseError
 from gristmill.records import from_rows
@@ -84,15 +85,20 @@ def test_generator_rows_parse_failures_and_backend_errors() -> None:
     kept = result.kept.to_pylist()
     assert [(r["id"], r["text"], r["gen.parent"], r["source"], r["license"]) for r in kept] == [
         ("r0-0", "x", "r0", "s.jsonl", "cc0"), ("r0-1", "y", "r0", "s.jsonl", "cc0")]
-    assert all(r["gen.model"] == "mock" and r["gen.tokens_out"] == 3 and r["gen.tokens_in"] == 2
-               and r["gen.cached"] is False for r in kept)
+    assert all(r["gen.model"] == "mock" and r["gen.cached"] is False for r in kept)
+    # a completion's tokens are counted once, on the first row it made
+    assert [(r["gen.tokens_in"], r["gen.tokens_out"]) for r in kept] == [(2, 3), (0, 0)]
     rejected = {r["id"]: r for r in result.rejected.to_pylist()}
     assert rejected["r1"]["_reason"] == "parse: unusable answer 'bad answer'"
     assert rejected["r1"]["gen.raw"] == "bad answer"
     assert rejected["r2"]["_reason"] == "backend: RuntimeError: HTTP 503 after 4 retries"
     assert rejected["r3"]["_reason"] == "prompt: empty text"
+    assert (rejected["r1"]["gen.tokens_in"], rejected["r1"]["gen.tokens_out"]) == (2, 2)
     # the row without a prompt was never sent
     assert op.backend.calls == ["Split: one", "Split: two", "Split: three"]
+    assert op.take_usage() == {"requests": 3, "cached": 0, "errors": 1, "truncated": 0, "tokens_in": 4,
+                               "tokens_out": 5, "seconds": pytest.approx(0, abs=0.5)}
+    assert op.take_usage()["requests"] == 0
 
 
 def test_generator_sends_a_shard_in_one_call_and_pickles_without_its_backend() -> None:
@@ -112,6 +118,13 @@ def test_generator_params_validate_backend_and_decoding() -> None:
         SplitGenerator(decoding={"temprature": 1})
     op = SplitGenerator(decoding={"max_tokens": 7, "stop": ["\n"]})
     assert op.params.decoding.max_tokens == 7 and op.params.backend.type == "llama_cpp"
+
+
+def test_unsupported_decoding_fails_at_setup_before_any_request() -> None:
+    op = SplitGenerator(backend={"type": "openai", "base_url": "http://127.0.0.1:9/v1"},
+                        decoding={"num_beams": 3})
+    with pytest.raises(UnsupportedDecoding, match="transformers"):
+        op.ensure_setup()
 
 
 def test_annotator_adds_columns_and_null_scores_on_failure() -> None:

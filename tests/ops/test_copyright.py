@@ -181,18 +181,20 @@ def test_gutenberg_books_flag_planted_excerpts_and_not_unrelated_books() -> None
         books = [json.loads(line) for line in f]
     ref, rest = books[:40], books[40:]
     titles = {b["title"] for b in ref}
-    rest = [b for b in rest if b["title"] not in titles]
+    rest = [b for b in rest if b["title"] not in titles and len(b["text"]) > 200_000]
     op = CopyrightOverlap(drop=False, references=[{"name": "gutenberg", "items": [b["text"] for b in ref]}])
     t0 = time.perf_counter()
     op.ensure_setup()
     assert time.perf_counter() - t0 < 60
-    chunks = [b["text"][30000 + k * 3000:33000 + k * 3000] for b in rest[:40] for k in range(10)]
+    # from the middle of each book: every book's Project Gutenberg header and license footer is verbatim shared
+    chunks = [b["text"][len(b["text"]) // 4 + k * 3000:][:3000] for b in rest[:30] for k in range(10)]
     book = words(ref[7]["text"])
     planted_text = " ".join(book[len(book) // 2:len(book) // 2 + 120])
     planted = f"{FILLER}. {planted_text} {FILLER}"
     m = op.matches([*chunks, planted])
     assert m.longest_span[-1] >= 120 and m.source[-1] == "gutenberg:7"
     unrelated = m.longest_span[:-1]
-    # stock phrases of 8-12 words occur, copied passages of 50 do not (a few shared editions aside)
+    assert len(unrelated) >= 200
+    # stock phrases of 8-12 words occur, copied passages of 50 do not (quotations aside)
     assert sum(s > 50 for s in unrelated) <= 0.02 * len(unrelated)
     assert sorted(unrelated)[len(unrelated) // 2] == 0

@@ -11,12 +11,12 @@ or JSON Lines. Only generic things are read: columns by their namespaced names
 
 Metric definitions are in :data:`gristmill.audit.gates.METRICS`; in detail:
 
-* ``pii.remaining``: for each output row, the spans in ``pii.spans`` (else ``pii.count``)
-  of the last ``pii.detect`` step; when a ``pii.redact`` step ran after it, spans it
-  redacted do not count: a span marked ``redacted`` in ``pii.spans``, every span of a row
-  whose ``pii.redacted`` is true, or ``pii.redacted`` spans of a row when it is a count.
-  It is what the detector found and nobody removed, not a second detection pass (which
-  would count consistent pseudonyms as PII).
+* ``pii.remaining``: for each output row, the spans in ``pii.spans`` whose type the last
+  ``pii.redact`` step redacts (its ``types``; every type when no redact step ran). pii.redact
+  replaces ``pii.spans`` by the spans it still detects after redacting (a redacted value,
+  tag or pseudonym, is not detected again), so this counts PII the pipeline meant to remove
+  and did not; types it keeps on purpose (by default dates and plain URLs) do not count.
+  Without ``pii.spans`` the row's ``pii.remaining`` (all types), else ``pii.count``.
 * ``toxicity.fraction``: output rows with ``toxicity.score`` strictly above the
   ``toxicity.score`` step's rule maximum (stats.json), else 0.5, over ``rows.out``.
 * ``contamination.*``: rows with ``decontam.overlap >= min_overlap`` of the last
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -57,6 +58,13 @@ SNIPPET = 200
 DEFAULT_TOXICITY_THRESHOLD = 0.5
 OUTPUT = "output"
 WHERE = "_where"
+_SECRET = re.compile(r"salt|secret|token|password|api_key", re.I)
+
+
+def mask_secrets(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the values of secret-looking keys (salt, token, ...) replaced by ``***``."""
+    return {k: "***" if _SECRET.search(str(k)) and not str(k).endswith("_env") and v is not None else v
+            for k, v in params.items()}
 
 
 # ---- reading the run directory ---------------------------------------------------------
@@ -315,35 +323,28 @@ def _dropped(run: RunFiles, target: str) -> Measure:
     return Measure(value, worst, note)
 
 
-def _pii_remaining(run: RunFiles) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
-    """Remaining PII spans per output row (see the module doc), and the span types of each row."""
-    out = run.output
-    detect = run.last_step("pii.detect")
+def pii_types(run: RunFiles) -> set[str] | None:
+    """The PII types that count as remaining: the last pii.redact step's ``types`` (None: all types)."""
     redact = run.last_step("pii.redact")
-    redacted_after = detect is not None and redact is not None and redact[0] > detect[0]
-    spans = _strings(out, "pii.spans")
-    counts = _floats(out, "pii.count")
-    flags = _strings(out, "pii.redacted")
-    remaining = np.zeros(out.num_rows)
-    types: list[Counter[str]] = []
-    for i in range(out.num_rows):
-        row_spans = spans[i] if isinstance(spans[i], list) else None
-        if row_spans is not None:
-            live = [s for s in row_spans if not (redacted_after and isinstance(s, dict) and s.get("redacted"))]
-        else:
-            live = []
-        n = len(live) if row_spans is not None else (0 if math.isnan(counts[i]) else counts[i])
-        flag = flags[i]
-        if redacted_after and not any(isinstance(s, dict) and "redacted" in s for s in row_spans or []):
-            if isinstance(flag, bool):
-                n, live = (0, []) if flag else (n, live)
-            elif isinstance(flag, (int, float)):
-                n = max(n - flag, 0)
-            elif flag is None and "pii.redacted" not in out.column_names:
-                n, live = 0, []  # a redact step ran and says nothing per row: it replaced what it found
-        remaining[i] = n
-        types.append(Counter(_span_type(s) for s in live[: int(n)]))
-    return remaining, [dict(t) for t in types]
+    types = redact[1].get("types") if redact is not None else None
+    return set(map(str, types)) if isinstance(types, list) else None
+
+
+def _pii_remaining(run: RunFiles) -> tuple[np.ndarray, list[dict[str, int]]]:
+    """Remaining PII spans per output row (see the module doc), and their counts by type."""
+    out = run.output
+    counted = pii_types(run)
+    if "pii.spans" in out.column_names:
+        remaining, types = np.zeros(out.num_rows), []
+        for i, spans in enumerate(_strings(out, "pii.spans")):
+            kinds = Counter(t for t in map(_span_type, spans or []) if counted is None or t in counted)
+            remaining[i] = sum(kinds.values())
+            types.append(dict(kinds))
+        return remaining, types
+    for column in ("pii.remaining", "pii.count"):
+        if column in out.column_names:
+            return np.nan_to_num(_floats(out, column)), [{} for _ in range(out.num_rows)]
+    return np.zeros(out.num_rows), [{} for _ in range(out.num_rows)]
 
 
 def _span_type(span: Any) -> str:
@@ -402,8 +403,8 @@ def measure(run: RunFiles, name: str) -> Measure:
                                                   ["decontam.benchmark", "decontam.item"]),
                        f"decontam.overlap >= {threshold}")
     if name in ("pii.remaining", "pii.rows"):
-        if run.last_step("pii.detect") is None:
-            return Measure(None, note="no pii.detect step ran")
+        if run.last_step("pii.detect") is None and run.last_step("pii.redact") is None:
+            return Measure(None, note="no pii step ran")
         remaining, types = _pii_remaining(run)
         value = int(remaining.sum()) if name == "pii.remaining" else int((remaining > 0).sum())
         worst = _worst(out, remaining > 0, remaining, [OUTPUT] * out.num_rows)
@@ -458,7 +459,7 @@ def applicable_metrics(run: RunFiles) -> list[str]:
     from gristmill.audit.gates import METRICS
 
     ops = set(run.ops())
-    names = [m.name for m in METRICS.values() if m.needs is None or m.needs in ops]
+    names = [m.name for m in METRICS.values() if not m.needs or set(m.needs) & ops]
     rules: dict[str, None] = {}
     for s in run.steps:
         rules.update(dict.fromkeys(s.get("dropped") or {}))
@@ -504,7 +505,7 @@ def _summaries(run: RunFiles, measures: dict[str, Measure]) -> dict[str, Any]:
     sections: dict[str, Any] = {}
 
     def steps_of(prefix: str) -> list[dict[str, Any]]:
-        return [{"index": i, "op": s.get("op"), "params": s.get("params") or {}}
+        return [{"index": i, "op": s.get("op"), "params": mask_secrets(s.get("params") or {})}
                 for i, s in enumerate(run.recipe_steps) if str(s.get("op", "")).startswith(prefix)]
 
     def dropped_by(prefix: str) -> dict[str, int]:
@@ -526,6 +527,11 @@ def _summaries(run: RunFiles, measures: dict[str, Measure]) -> dict[str, Any]:
             continue
         sections[family] = {"steps": ran, "dropped": dropped_by(prefix),
                             **{m: measures[m].value for m in metrics if m in measures}, "columns": cols}
+    if "pii" in sections:
+        counted = pii_types(run)
+        sections["pii"]["types_counted"] = sorted(counted) if counted is not None else "all"
+        if "pii.redacted" in out.column_names:
+            sections["pii"]["spans_redacted"] = int(np.nansum(_floats(out, "pii.redacted")))
     if "toxicity" in sections:
         sections["toxicity"]["threshold"] = toxicity_threshold(run)
     if "contamination" in sections:
@@ -642,7 +648,25 @@ def failure_message(audit: dict[str, Any]) -> str | None:
         lines.append(f"  {g['expr']}: measured {shown}" + (f" ({g['note']})" if g.get("note") else ""))
         worst = g.get("worst") or []
         if worst:
-            lines.append("    worst: " + "; ".join(
-                f"{w.get('id')} ({w.get('value')}" + (f", {w['where']}" if w.get("where") != OUTPUT else "") + ")"
-                for w in worst))
+            lines.append("    worst records:")
+            lines += [f"      {_describe(w)}" for w in worst]
     return "\n".join(lines)
+
+
+def _describe(w: dict[str, Any]) -> str:
+    """``id (value, where, detail=...)`` of one worst record."""
+    parts = [str(w.get("value"))]
+    if w.get("where") not in (OUTPUT, None):
+        parts.append(f"in {w['where']}")
+    for k, v in w.items():
+        if k not in ("id", "value", "where", "source", "text"):
+            parts.append(f"{k}={_short(v)}")
+    return f"{w.get('id')} ({', '.join(parts)})"
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {x}" for k, x in v.items()) + "}"
+    return str(v)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
-from gristmill.audit.audit import AUDIT_NAME, RunFiles, build_audit
+from gristmill.audit.audit import AUDIT_NAME, RunFiles, build_audit, mask_secrets
 
 __all__ = ["CARD_NAME", "KNOWN_SOURCES", "KnownSource", "known_source", "build_card", "write_card"]
 
@@ -116,10 +116,18 @@ def _short_source(source: Any) -> str:
     return p.name or str(source)
 
 
-def _params(params: dict[str, Any], keep: int = 6) -> str:
-    items = [f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in params.items()]
-    text = ", ".join(items[:keep]) + (", …" if len(items) > keep else "")
-    return text[:300]
+def compact(value: Any, limit: int = 40) -> str:
+    """A parameter value in a few characters: lists of named things by their names, long text cut."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
+        return "[" + ", ".join(str(v["name"]) for v in value) + "]"
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def params_text(params: dict[str, Any], keep: int = 8) -> str:
+    """``k=v, ...`` of the parameters that are set (not null), each value compacted."""
+    items = [f"{k}={compact(v)}" for k, v in mask_secrets(params).items() if v is not None]
+    return ", ".join(items[:keep]) + (", …" if len(items) > keep else "")
 
 
 def _sources(audit: dict[str, Any]) -> tuple[str, list[str]]:
@@ -140,7 +148,7 @@ def _sources(audit: dict[str, Any]) -> tuple[str, list[str]]:
             shown = f"{known.license} (known source; not set on the records)"
         elif lic is None:
             unlicensed += e["rows"]
-        rows.append([name, shown, _n(e["rows"]), known.title if known else None])
+        rows.append([name, shown, _n(e["rows"]), f"[{known.title}]({known.url})" if known else None])
         if known and known.needs_attribution and known.attribution not in notes:
             notes.append(known.attribution)
     parts = [_table(["source", "license", "rows", "known as"], rows)]
@@ -151,10 +159,6 @@ def _sources(audit: dict[str, Any]) -> tuple[str, list[str]]:
     if any(k and k.share_alike for k in known_all):
         parts.append("Part of the data is licensed CC BY-SA: data derived from it must be released under the "
                      "same license.")
-    other = [k for k in known_all if k and not k.needs_attribution]
-    if other:
-        parts.append("Other known sources: " + "; ".join(sorted({f"{k.title} ({k.license}, {k.url})"
-                                                                  for k in other})) + ".")
     if unlicensed:
         limits.append(f"{unlicensed:,} output rows carry no license and come from no known source; their terms "
                       "of use are unknown (set `input.license` in the recipe).")
@@ -173,7 +177,7 @@ def _steps(run: RunFiles) -> str:
     for s in steps:
         dropped = ", ".join(f"{k} {v:,}" for k, v in (s.get("dropped") or {}).items()) or "—"
         rows.append([s.get("step"), s.get("kind"), _n(s.get("rows_in")), _n(s.get("rows_out")), dropped,
-                     _params(params.get(int(s.get("index", -1)), {}))])
+                     params_text(params.get(int(s.get("index", -1)), {}))])
     return head + "\n\n" + _table(["step", "kind", "rows in", "rows out", "dropped (by rule)", "parameters"], rows)
 
 
@@ -184,17 +188,21 @@ def _pii(audit: dict[str, Any]) -> tuple[str, list[str]]:
                 "identifiers, secrets) and may contain it."), ["Not checked for personal information."]
     lines = ["Steps:"]
     for s in pii["steps"]:
-        lines.append(f"- `{s['op']}` (step {s['index']}): {_params(s['params'], 10) or 'defaults'}")
+        lines.append(f"- `{s['op']}` (step {s['index']}): {params_text(s['params'], 10) or 'defaults'}")
     modes = [s["params"].get("mode") for s in pii["steps"] if s["op"] == "pii.redact" and s["params"].get("mode")]
     if modes:
         lines.append(f"\nRedaction mode: {', '.join(map(str, modes))}.")
     elif not any(s["op"] == "pii.redact" for s in pii["steps"]):
         lines.append("\nPII was detected but not redacted.")
+    counted = pii.get("types_counted")
+    counted = "all types" if counted in (None, "all") else ", ".join(counted)
     lines.append(f"\nPII spans remaining in the output: **{_n(pii.get('pii.remaining'))}** in "
-                 f"{_n(pii.get('pii.rows'))} rows (spans the detector found that no redaction replaced).")
+                 f"{_n(pii.get('pii.rows'))} rows (still detected in the output text; types counted: {counted}).")
+    if pii.get("spans_redacted") is not None:
+        lines.append(f"Spans redacted: {_n(pii['spans_redacted'])}.")
     spans = (pii.get("columns") or {}).get("pii.spans") or {}
     if spans.get("top"):
-        lines.append("\nDetected spans by type (output rows): "
+        lines.append("\nSpans still detected in the output, by type: "
                      + ", ".join(f"{k} {_n(v)}" for k, v in spans["top"].items()) + ".")
     limits = ["PII detection misses what its patterns and NER model do not cover (unusual formats, names in "
               "other languages, indirect identifiers); a zero count is not proof of absence."]
@@ -225,7 +233,7 @@ def _bias(audit: dict[str, Any], run: RunFiles) -> tuple[str, list[str]]:
         return "No bias step ran.", ["Representation of demographic groups was not measured."]
     lines = []
     for s in bias.get("steps") or []:
-        lines.append(f"- `{s['op']}` (step {s['index']}): {_params(s['params']) or 'defaults'}")
+        lines.append(f"- `{s['op']}` (step {s['index']}): {params_text(s['params']) or 'defaults'}")
     rows = []
     for col, summ in (bias.get("columns") or {}).items():
         if "top" in summ and summ["top"]:
@@ -239,12 +247,64 @@ def _bias(audit: dict[str, Any], run: RunFiles) -> tuple[str, list[str]]:
         rows.append([f"`{col}`", figure])
     if rows:
         lines.append("\n" + _table(["column (output rows)", "figures"], rows))
+    for s in bias.get("steps") or []:
+        path = run.run_dir / "summaries" / f"{s['index']:02d}-{s['op']}.json"
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(summary, dict):
+            lines.append(f"\n### {s['op']} (step {s['index']}): `summaries/{path.name}`\n")
+            lines += summary_markdown(summary)
     extra = sorted(p.relative_to(run.run_dir).as_posix() for p in run.run_dir.glob("bias*/**/*") if p.is_file())
-    extra += sorted(p.name for p in run.run_dir.glob("bias*.json") if p.is_file())
     if extra:
         lines.append("\nBias step outputs in the run directory: " + ", ".join(f"`{e}`" for e in extra[:10]) + ".")
     return "\n".join(lines), ["Bias figures count group terms from fixed lists: they measure mentions and "
                               "co-occurrence, not how groups are portrayed, and miss groups the lists lack."]
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def _label(item: dict[str, Any]) -> str:
+    """An entry of a list as ``name value``: its first text field and its share (else first number)."""
+    name = next((v for v in item.values() if isinstance(v, str)), "?")
+    value = item.get("share", next((v for v in item.values() if isinstance(v, (int, float))
+                                    and not isinstance(v, bool)), None))
+    return f"{name} {_n(value)}" if value is not None else str(name)
+
+
+def _records_table(records: list[dict[str, Any]], keys: list[str] | None = None, rows: int = 8) -> str:
+    cols = list(dict.fromkeys(k for r in records[:rows] for k, v in r.items() if _scalar(v)))[:9]
+    lists = list(dict.fromkeys(k for r in records[:rows] for k, v in r.items()
+                               if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)))[:1]
+    headers = (["key"] if keys else []) + cols + [f"{k} (first 3)" for k in lists]
+    body = []
+    for i, r in enumerate(records[:rows]):
+        cells = [keys[i]] if keys else []
+        cells += [_n(r.get(c)) for c in cols]
+        cells += ["; ".join(_label(x) for x in (r.get(k) or [])[:3]) for k in lists]
+        body.append(cells)
+    return _table(headers, body)
+
+
+def summary_markdown(obj: dict[str, Any], path: str = "", depth: int = 0) -> list[str]:
+    """A step's JSON run summary as Markdown, read generically: scalars on one line, lists of
+    records and mappings of records as tables (first rows only), nested mappings one level deep."""
+    out = []
+    scalars = [(k, v) for k, v in obj.items() if _scalar(v)]
+    if scalars:
+        out.append(f"- {path or 'totals'}: " + ", ".join(f"{k} {_n(v)}" for k, v in scalars))
+    for k, v in obj.items():
+        key = f"{path}.{k}" if path else k
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            out.append(f"\n{key} (first {min(len(v), 8)} of {len(v)}):\n\n{_records_table(v)}\n")
+        elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
+            out.append(f"\n{key}:\n\n{_records_table(list(v.values()), list(map(str, v)))}\n")
+        elif isinstance(v, dict) and depth < 1:
+            out += summary_markdown(v, key, depth + 1)
+    return out
 
 
 def _checks(audit: dict[str, Any]) -> tuple[str, list[str]]:
@@ -252,8 +312,9 @@ def _checks(audit: dict[str, Any]) -> tuple[str, list[str]]:
     lines, limits = [], []
     con = summ.get("contamination")
     if con:
-        lines.append(f"- Benchmark contamination (`decontam.ngram`): {_n(con.get('contamination.count'))} rows "
-                     f"matched a benchmark, {_n(con.get('contamination.remaining'))} of them are in the output."
+        lines.append(f"- Benchmark contamination (`decontam.ngram`): rows matching a benchmark: "
+                     f"{_n(con.get('contamination.count'))}, of them in the output: "
+                     f"{_n(con.get('contamination.remaining'))}."
                      + (" By benchmark: " + ", ".join(f"{k} {_n(v)}" for k, v in
                                                        con["matched_rows_by_benchmark"].items())
                         if con.get("matched_rows_by_benchmark") else ""))
@@ -264,9 +325,9 @@ def _checks(audit: dict[str, Any]) -> tuple[str, list[str]]:
         refs = [r.get("name") for s in cop.get("steps") or [] for r in s["params"].get("references") or []
                 if isinstance(r, dict)]
         lines.append(f"- Verbatim overlap with protected references (`copyright.overlap`, references: "
-                     f"{', '.join(map(str, refs)) or '—'}): {_n(cop.get('copyright.count'))} rows over the "
-                     f"thresholds, {_n(cop.get('copyright.remaining'))} of them in the output; longest verbatim span "
-                     f"in the output: {_n(cop.get('copyright.max_span'))} words.")
+                     f"{', '.join(map(str, refs)) or '—'}): rows over the thresholds: {_n(cop.get('copyright.count'))}, "
+                     f"of them in the output: {_n(cop.get('copyright.remaining'))}; longest verbatim span in the "
+                     f"output: {_n(cop.get('copyright.max_span'))} words.")
         limits.append("Copyright overlap is checked only against the listed references, and only for verbatim "
                       "word sequences (paraphrase is not detected).")
     else:

