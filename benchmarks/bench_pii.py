@@ -82,7 +82,7 @@ PRESIDIO_MAP: dict[str, str] = {}
 WNUT_MAP = {"person": "PERSON", "location": "LOCATION", "corporation": "ORGANIZATION", "group": "ORGANIZATION"}
 NAME_TYPES = ("PERSON", "LOCATION", "ORGANIZATION")
 GRISTMILL_TYPES = {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN", "DATE_TIME",
-                   "STREET_ADDRESS", "URL_CREDENTIALS", "URL", "SECRET", "PERSON", "ORGANIZATION", "LOCATION"}
+                   "STREET_ADDRESS", "URL_CREDENTIALS", "URL", "SECRET", "PERSON", "ORGANIZATION", "LOCATION", "NRP"}
 PRESIDIO_CONFIGS = ("presidio-default", "presidio-org")
 
 
@@ -90,8 +90,13 @@ PRESIDIO_CONFIGS = ("presidio-default", "presidio-org")
 
 def presidio_worker(config: str, in_path: str, out_path: str) -> None:
     """Analyse the texts in ``in_path`` with Presidio; write every result with its score."""
+    import tldextract
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    # Presidio's e-mail recognizer calls tldextract, which would try to fetch the public
+    # suffix list; use the snapshot that ships in the package instead.
+    tldextract.extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
     ignore = ["CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT", "QUANTITY",
               "WORK_OF_ART"]

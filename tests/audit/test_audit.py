@@ -275,3 +275,26 @@ def test_shipped_recipe_with_a_violated_gate_exits_3_naming_gate_value_and_recor
     assert audit["metrics"]["license"]["value"] == ["Apache-2.0", "CC-BY-4.0", "MIT"]
     card = (tmp_path / "audit_gate_fails" / "DATASET_CARD.md").read_text(encoding="utf-8")
     assert "presidio-research" in card and "**FAIL**" in card
+
+
+@pytest.mark.slow
+def test_shipped_audit_example_passes_every_gate_and_audits_each_planted_risk(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["run", str(REPO / "recipes" / "audit_example.yaml"),
+                                   "--runs-dir", str(tmp_path), "-q"])
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "audit_example"
+    audit = json.loads((run / "audit.json").read_text(encoding="utf-8"))
+    assert audit["passed"] and len(audit["gates"]) == 6
+    m = {k: v["value"] for k, v in audit["metrics"].items()}
+    assert m["contamination.count"] == 1 and m["copyright.count"] == 1 and m["dropped.toxicity"] == 1
+    assert m["pii.remaining"] == 0 and m["toxicity.fraction"] == 0
+    rejected = {p.stem: pq.read_table(p).column("id").to_pylist() for p in (run / "rejected").glob("*.parquet")}
+    assert rejected["03-decontam.ngram"] == ["audit-canary"] and rejected["04-copyright.overlap"] == ["audit-quote"]
+    assert rejected["05-toxicity.score"] == ["audit-rude"]
+    contact = next(json.loads(line) for line in (run / "data" / "data.jsonl").read_text(encoding="utf-8").splitlines()
+                   if json.loads(line)["id"] == "audit-contact")
+    assert "m.lopez@archive-volunteers.net" not in contact["text"] and "<EMAIL_ADDRESS>" in contact["text"]
+    assert audit["summaries"]["pii"]["spans_redacted"] > 700
+    card = (run / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert "Redaction mode: tag." in card and "summaries/08-bias.audit.json" in card and "All gates passed." in card
+    assert "All 6 gates passed." in (run / "report.html").read_text(encoding="utf-8")

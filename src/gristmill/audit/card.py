@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
-from gristmill.audit.audit import AUDIT_NAME, RunFiles, build_audit, mask_secrets
+from gristmill.audit.audit import AUDIT_NAME, build_audit
+from gristmill.audit.run_files import RunFiles, mask_secrets
 
 __all__ = ["CARD_NAME", "KNOWN_SOURCES", "KnownSource", "known_source", "build_card", "write_card"]
 
@@ -325,7 +326,8 @@ def _checks(audit: dict[str, Any]) -> tuple[str, list[str]]:
         refs = [r.get("name") for s in cop.get("steps") or [] for r in s["params"].get("references") or []
                 if isinstance(r, dict)]
         lines.append(f"- Verbatim overlap with protected references (`copyright.overlap`, references: "
-                     f"{', '.join(map(str, refs)) or '—'}): rows over the thresholds: {_n(cop.get('copyright.count'))}, "
+                     f"{', '.join(map(str, refs)) or '—'}): rows over the thresholds: "
+                     f"{_n(cop.get('copyright.count'))}, "
                      f"of them in the output: {_n(cop.get('copyright.remaining'))}; longest verbatim span in the "
                      f"output: {_n(cop.get('copyright.max_span'))} words.")
         limits.append("Copyright overlap is checked only against the listed references, and only for verbatim "

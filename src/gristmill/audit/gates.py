@@ -8,10 +8,11 @@ A recipe's ``gates:`` list holds expressions such as ``pii.remaining == 0``,
     op     := == | != | <= | >= | < | > | in | not in
     value  := number | 'string' | "string" | bare-word | null | true | false | [value, ...]
 
-A bare word (``CC-BY-4.0``: letters, digits and ``_.:/@+-``) is a string. Number metrics compare as numbers (``in`` is list
-membership). The ``license`` metric is the *set* of license values in the output: ``in
-[...]`` passes when every value is listed, ``not in [...]`` when none is, ``== v`` when all
-rows have ``v``, ``!= v`` when no row has ``v``; a row without a license is ``null``.
+A bare word (``CC-BY-4.0``: letters, digits and ``_.:/@+-``) is a string. Number metrics
+compare as numbers (``in`` is list membership). The ``license`` metric is the *set* of
+license values in the output: ``in [...]`` passes when every value is listed, ``not in
+[...]`` when none is, ``== v`` when all rows have ``v``, ``!= v`` when no row has ``v``; a
+row without a license is ``null``.
 The metrics are measured by :mod:`gristmill.audit.audit`.
 """
 
@@ -216,7 +217,8 @@ def check_gate(gate: Gate, ops: list[str], registered: list[str] | None = None) 
         raise GateError(f"{gate.metric} is a number; compare it with a number, got {_show(v)}")
 
 
-def validate_gates(exprs: list[Any], ops: list[str], registered: list[str] | None = None) -> tuple[list[Gate], list[str]]:
+def validate_gates(exprs: list[Any], ops: list[str],
+                   registered: list[str] | None = None) -> tuple[list[Gate], list[str]]:
     """Parse and check every gate; return the gates and located errors (``gates[1]: ...``)."""
     gates, errors = [], []
     for i, expr in enumerate(exprs):

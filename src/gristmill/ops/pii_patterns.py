@@ -8,7 +8,8 @@ Each detector is a function ``text -> list[Span]``; none needs a model.
   given leniency (``valid``: the number must be a valid number of its region); numbers
   written with ``+`` and a country code are found whatever the region.
 * ``CREDIT_CARD`` — 13–19 digits, optionally grouped by spaces or dashes, with a card
-  network's leading digit and a valid Luhn check digit.
+  network's leading digit and a valid Luhn check digit (12–19 digits and any leading digit
+  right after a card word such as "card", "cc", "visa").
 * ``IBAN_CODE`` — country code, two check digits and the BBAN (optionally grouped by
   spaces), with the country's registered length and a valid ISO 7064 mod-97 checksum.
 * ``IP_ADDRESS`` — IPv4 dotted quads and IPv6 addresses that :mod:`ipaddress` parses.
@@ -130,8 +131,13 @@ def _card_prefix_ok(digits: str) -> bool:
     return first == "1" and len(digits) == 15
 
 
+_CARD_CUE = re.compile(r"(?i)\b(?:card|cc|credit|debit|visa|master\s?card|maestro|amex|american\s+express|discover|"
+                       r"jcb|diners)\b[^\n]{0,20}$")
+
+
 def detect_credit_cards(text: str) -> list[Span]:
-    """Card numbers: 13–19 digits in groups, a network's leading digit, a valid Luhn digit."""
+    """Card numbers: 13–19 digits in groups with a network's leading digit and a valid Luhn
+    digit; 12–19 digits with any leading digit when a card word ("card", "cc", "visa") precedes."""
     out: list[Span] = []
     for run in _DIGIT_GROUPS.finditer(text):
         groups = [(g.start(), g.end()) for g in _GROUP.finditer(run.group())]
@@ -141,13 +147,18 @@ def detect_credit_cards(text: str) -> list[Span]:
             for j in range(len(groups) - 1, i - 1, -1):
                 s, e = run.start() + groups[i][0], run.start() + groups[j][1]
                 digits = re.sub(r"\D", "", text[s:e])
-                if 13 <= len(digits) <= 19 and _card_prefix_ok(digits) and luhn_valid(digits):
-                    best = (j, s, e)
+                if not 12 <= len(digits) <= 19 or not luhn_valid(digits):
+                    continue
+                if len(digits) >= 13 and _card_prefix_ok(digits):
+                    best = (j, s, e, 0.95)
+                    break
+                if _CARD_CUE.search(text[max(0, s - 40):s]):
+                    best = (j, s, e, 0.8)
                     break
             if best is None:
                 i += 1
                 continue
-            out.append(Span("CREDIT_CARD", best[1], best[2], 0.95, "luhn"))
+            out.append(Span("CREDIT_CARD", best[1], best[2], best[3], "luhn"))
             i = best[0] + 1
     return out
 
@@ -284,6 +295,7 @@ _DATE_PATTERNS = [
 ]
 _BIRTH_CUE = re.compile(r"(?i)\b(?:born|birth\s*date|date\s+of\s+birth|birthday|d\.?o\.?b\.?|b-day|birth)\b")
 _BIRTH_WINDOW = 40
+_CLAUSE_END = re.compile(r"[.;!?]\s|\n\s*\n")
 
 
 def _valid_date(y: int, m: int, d: int) -> bool:
@@ -314,7 +326,8 @@ def detect_dates(text: str) -> list[Span]:
         for m in pattern.finditer(text):
             if not _date_ok(m):
                 continue
-            birth = any(0 <= m.start() - c <= _BIRTH_WINDOW and "\n\n" not in text[c:m.start()] for c in cues)
+            birth = any(0 <= m.start() - c <= _BIRTH_WINDOW and not _CLAUSE_END.search(text[c:m.start()])
+                        for c in cues)
             spans.append(Span("DATE_OF_BIRTH", m.start(), m.end(), 0.9, "date+birth_cue") if birth
                          else Span("DATE_TIME", m.start(), m.end(), 0.6, "date"))
     return spans

@@ -16,7 +16,7 @@ __all__ = ["MODEL_DETECTORS", "PRIORITY", "TYPES", "Span", "resolve_overlaps"]
 TYPES = (
     "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN",
     "DATE_OF_BIRTH", "DATE_TIME", "STREET_ADDRESS", "URL_CREDENTIALS", "URL", "SECRET",
-    "PERSON", "ORGANIZATION", "LOCATION",
+    "PERSON", "ORGANIZATION", "LOCATION", "NRP",
 )
 
 # Which type wins when two spans overlap and neither is clearly longer: checksummed and
@@ -24,7 +24,7 @@ TYPES = (
 PRIORITY = {
     "SECRET": 100, "URL_CREDENTIALS": 95, "CREDIT_CARD": 90, "IBAN_CODE": 90, "US_SSN": 85,
     "EMAIL_ADDRESS": 85, "IP_ADDRESS": 80, "URL": 75, "PHONE_NUMBER": 70, "DATE_OF_BIRTH": 65,
-    "STREET_ADDRESS": 60, "DATE_TIME": 40, "PERSON": 30, "ORGANIZATION": 25, "LOCATION": 20,
+    "STREET_ADDRESS": 60, "DATE_TIME": 40, "PERSON": 30, "ORGANIZATION": 25, "LOCATION": 20, "NRP": 15,
 }
 
 

@@ -1,0 +1,214 @@
+"""pii.detect and pii.redact (gristmill.ops.pii)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from pydantic import ValidationError
+
+from gristmill.ops.pii import PiiDetect, PiiRedact, redact_text
+from gristmill.ops.pii_spans import Span
+
+DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
+
+TEXT = ("Call Jouni Hahli at +1 212-555-0142 or mail jouni@corp.fi. Card 4111 1111 1111 1111, "
+        "IBAN GB82WEST12345698765432, SSN 123-45-6789, born 10/23/1951. He lives at 1668 Glyn St, "
+        "Springfield, IL 62704. key AKIAIOSFODNN7ABCDEFG from 10.1.2.3 via postgres://admin:hunter2@db:5432")
+EXPECTED = {
+    "PHONE_NUMBER": "+1 212-555-0142", "EMAIL_ADDRESS": "jouni@corp.fi", "CREDIT_CARD": "4111 1111 1111 1111",
+    "IBAN_CODE": "GB82WEST12345698765432", "US_SSN": "123-45-6789", "DATE_OF_BIRTH": "10/23/1951",
+    "STREET_ADDRESS": "1668 Glyn St, Springfield, IL 62704", "SECRET": "AKIAIOSFODNN7ABCDEFG",
+    "IP_ADDRESS": "10.1.2.3", "URL_CREDENTIALS": "admin:hunter2",
+}
+
+
+def batch(*texts: str | None) -> pa.Table:
+    return pa.table({"id": [f"r{i}" for i in range(len(texts))], "text": pa.array(list(texts), pa.string())})
+
+
+def run(op, table: pa.Table) -> pa.Table:  # type: ignore[no-untyped-def]
+    op.ensure_setup()
+    return op.process(table).kept
+
+
+def spans_of(table: pa.Table, row: int = 0) -> list[dict]:
+    return table.column("pii.spans").to_pylist()[row]
+
+
+def test_detect_finds_every_type_with_offsets() -> None:
+    out = run(PiiDetect(include_text=True), batch(TEXT))
+    spans = spans_of(out)
+    got = {(s["type"], s["text"]) for s in spans}
+    for typ, value in EXPECTED.items():
+        assert (typ, value) in got, typ
+    assert all(TEXT[s["start"]:s["end"]] == s["text"] for s in spans)
+    assert out.column("pii.count").to_pylist() == [len(spans)]
+    ordered = sorted(spans, key=lambda s: s["start"])
+    assert all(a["end"] <= b["start"] for a, b in zip(ordered, ordered[1:])), "spans overlap"
+
+
+def test_detect_leaves_values_out_unless_asked_and_handles_nulls() -> None:
+    out = run(PiiDetect(), batch(TEXT, None, "", "nothing personal here"))
+    assert all(s["text"] is None for s in spans_of(out))
+    assert out.column("pii.count").to_pylist()[1:] == [0, 0, 0]
+    assert out.schema.field("pii.spans").type == pa.list_(pa.struct([
+        ("type", pa.string()), ("start", pa.int32()), ("end", pa.int32()), ("text", pa.string()),
+        ("score", pa.float32()), ("detector", pa.string())]))
+
+
+def test_detect_types_and_min_score() -> None:
+    out = run(PiiDetect(types=["EMAIL_ADDRESS", "US_SSN"], ner=False), batch(TEXT))
+    assert {s["type"] for s in spans_of(out)} == {"EMAIL_ADDRESS", "US_SSN"}
+    out = run(PiiDetect(min_score=0.9, ner=False), batch(TEXT))
+    assert spans_of(out) and all(s["score"] >= 0.9 - 1e-6 for s in spans_of(out))  # float32 column
+    with pytest.raises(ValidationError):
+        PiiDetect(types=["NOT_A_TYPE"])
+
+
+def test_detect_missing_column_is_an_error() -> None:
+    with pytest.raises(KeyError, match="column 'body'"):
+        run(PiiDetect(column="body"), batch("x"))
+
+
+def outside_spans(text: str, spans: list[tuple[int, int]]) -> list[str]:
+    pieces, pos = [], 0
+    for a, b in sorted(spans):
+        pieces.append(text[pos:a])
+        pos = b
+    pieces.append(text[pos:])
+    return pieces
+
+
+@pytest.mark.parametrize("mode", ["tag", "hash", "pseudonym"])
+def test_redaction_keeps_text_outside_spans_byte_for_byte(mode: str) -> None:
+    det = run(PiiDetect(types=list(EXPECTED), ner=False), batch(TEXT))
+    spans = [Span(s["type"], s["start"], s["end"], s["score"], s["detector"]) for s in spans_of(det)]
+    out, n = redact_text(TEXT, spans, mode, "salt")
+    assert n == len(spans)
+    # every piece of the original outside the spans appears in the output, in order, unchanged
+    pos = 0
+    for piece in outside_spans(TEXT, [(s.start, s.end) for s in spans]):
+        found = out.find(piece, pos)
+        assert found >= pos, piece
+        pos = found + len(piece)
+    for value in EXPECTED.values():
+        assert value not in out
+
+
+def test_tag_mode() -> None:
+    out = run(PiiRedact(ner=False), batch("mail jouni@corp.fi or call +1 212-555-0142."))
+    assert out.column("text").to_pylist() == ["mail <EMAIL_ADDRESS> or call <PHONE_NUMBER>."]
+    assert out.column("pii.redacted").to_pylist() == [2]
+    assert out.column("pii.remaining").to_pylist() == [0]
+
+
+def test_hash_mode_is_salted_and_consistent() -> None:
+    texts = batch("a: jouni@corp.fi", "b: JOUNI@corp.fi and bob@corp.fi")
+    out = run(PiiRedact(mode="hash", salt="one", ner=False), texts).column("text").to_pylist()
+    h = re.findall(r"<EMAIL_ADDRESS:[0-9a-f]{12}>", " ".join(out))
+    assert len(h) == 3 and h[0] == h[1] != h[2]
+    other = run(PiiRedact(mode="hash", salt="two", ner=False), texts).column("text").to_pylist()
+    assert other[0] != out[0]
+
+
+def test_pseudonyms_are_consistent_across_batches_and_operators() -> None:
+    a = run(PiiRedact(mode="pseudonym", salt="s"), batch("Contact Mr. Jouni Hahli at jouni@corp.fi."))
+    b = run(PiiRedact(mode="pseudonym", salt="s"), batch("x", "Later, Mr. Jouni Hahli wrote from jouni@corp.fi!"))
+    fa, fb = a.column("text").to_pylist()[0], b.column("text").to_pylist()[1]
+    name = re.search(r"Mr\. (.+?) at", fa).group(1)
+    email = re.search(r"at (\S+@example\.\w+)\.", fa).group(1)
+    assert f"Mr. {name} wrote from {email}!" in fb
+    assert "Jouni" not in fa + fb and "jouni@" not in fa + fb
+
+
+@pytest.mark.parametrize("mode", ["tag", "hash", "pseudonym"])
+def test_redaction_is_idempotent_and_leaves_nothing_to_detect(mode: str) -> None:
+    op = PiiRedact(mode=mode, salt="s")
+    once = run(op, batch(TEXT, "Dear Ms. Quinzia Rossi, your card 4111111111111111 expires.", None, ""))
+    twice = op.process(once).kept
+    assert twice.to_pylist() == once.to_pylist()
+    detected = run(PiiDetect(types=list(op.params.types)), once)
+    assert detected.column("pii.count").to_pylist() == [0, 0, 0, 0]
+
+
+def test_redacted_count_accumulates_and_remaining_counts_unselected_types() -> None:
+    op = PiiRedact(types=["EMAIL_ADDRESS"], ner=False)
+    once = run(op, batch("jouni@corp.fi, born 10/23/1951"))
+    assert once.column("pii.redacted").to_pylist() == [1]
+    assert once.column("pii.remaining").to_pylist() == [1]     # the date of birth
+    again = run(PiiRedact(types=["DATE_OF_BIRTH"], ner=False), once)
+    assert again.column("text").to_pylist() == ["<EMAIL_ADDRESS>, born <DATE_OF_BIRTH>"]
+    assert again.column("pii.redacted").to_pylist() == [2]
+    assert again.column("pii.remaining").to_pylist() == [0]
+
+
+def test_redact_refreshes_stale_spans_from_detect() -> None:
+    detected = run(PiiDetect(ner=False), batch("mail jouni@corp.fi on 10/23/2020"))
+    out = run(PiiRedact(ner=False), detected)
+    assert out.column("text").to_pylist() == ["mail <EMAIL_ADDRESS> on 10/23/2020"]
+    [span] = spans_of(out)
+    assert (span["type"], span["start"]) == ("DATE_TIME", out.column("text").to_pylist()[0].index("10/"))
+    assert out.column("pii.count").to_pylist() == [1]
+
+
+def test_salt_is_required_for_hash_and_pseudonym(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GRISTMILL_PII_SALT", raising=False)
+    with pytest.raises(ValueError, match="GRISTMILL_PII_SALT"):
+        PiiRedact(mode="hash").ensure_setup()
+    monkeypatch.setenv("GRISTMILL_PII_SALT", "from-env")
+    a = run(PiiRedact(mode="hash", ner=False), batch("jouni@corp.fi")).column("text").to_pylist()
+    b = run(PiiRedact(mode="hash", salt="from-env", ner=False), batch("jouni@corp.fi")).column("text").to_pylist()
+    assert a == b
+    PiiRedact().ensure_setup()  # tag mode needs no salt
+    with pytest.raises(ValidationError):
+        PiiRedact(types=[])
+
+
+def test_operators_pickle() -> None:
+    op = PiiRedact(mode="pseudonym", salt="s")
+    out = run(op, batch(TEXT))
+    clone = pickle.loads(pickle.dumps(op))
+    assert run(clone, batch(TEXT)).to_pylist() == out.to_pylist()
+
+
+def test_recipe_runs_detect_then_redact(tmp_path: Path) -> None:
+    from gristmill.runner import run_recipe
+    from tests.conftest import recipe_dict
+
+    data = tmp_path / "in.jsonl"
+    data.write_text("\n".join(json.dumps({"id": str(i), "text": t}) for i, t in enumerate(
+        [TEXT, "nothing personal in this one", "Email me: jouni@corp.fi"])) + "\n")
+    steps = [{"op": "pii.detect"}, {"op": "pii.redact", "params": {"mode": "pseudonym", "salt": "s"}}]
+    summary = run_recipe(recipe_dict(data, steps=steps), runs_dir=tmp_path / "runs", progress=False, report=False)
+    rows = {r["id"]: r for f in summary.outputs if f.suffix == ".jsonl"
+            for r in map(json.loads, f.read_text().splitlines())}
+    assert rows["2"]["text"].startswith("Email me: ") and "@example." in rows["2"]["text"]
+    assert rows["1"]["pii.redacted"] == 0 and rows["0"]["pii.redacted"] >= len(EXPECTED)
+    assert rows["0"]["pii.remaining"] == rows["0"]["pii.count"]
+
+
+@pytest.mark.slow
+def test_dev_set_recall_and_idempotence() -> None:
+    """Over presidio-research's synthetic PII dev set: most gold PII characters are
+    detected, and pseudonymising twice changes nothing."""
+    records = json.loads((DATA / "pii_synth_dev.json").read_text())
+    texts = [r["full_text"] for r in records]
+    out = run(PiiDetect(), batch(*texts))
+    hit = total = 0
+    for rec, spans in zip(records, out.column("pii.spans").to_pylist()):
+        covered = {i for s in spans for i in range(s["start"], s["end"])}
+        for g in rec["spans"]:
+            if g["entity_type"] in ("TITLE", "AGE", "ZIP_CODE", "US_DRIVER_LICENSE"):
+                continue
+            chars = [i for i in range(g["start_position"], g["end_position"]) if not rec["full_text"][i].isspace()]
+            total += len(chars)
+            hit += sum(i in covered for i in chars)
+    assert hit / total > 0.85
+    op = PiiRedact(mode="pseudonym", salt="s")
+    once = run(op, batch(*texts))
+    assert op.process(once).kept.to_pylist() == once.to_pylist()
