@@ -85,11 +85,9 @@ def start_stub(latency_s: float) -> tuple[ThreadingHTTPServer, str]:
             data = json.dumps({"choices": [{"message": {"role": "assistant", "content": "ok " * 32},
                                             "finish_reason": "length"}],
                                "usage": {"prompt_tokens": 20, "completion_tokens": 32}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            # one write: separate header and body writes meet Nagle + delayed ACK (40 ms a request)
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+            self.wfile.write(head.encode() + data)
 
         def log_message(self, *args: Any) -> None:
             pass

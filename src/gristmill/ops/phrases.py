@@ -104,9 +104,13 @@ class PhraseMatcher:
         """Non-overlapping matches in ``tokens``, longest first at each position, left to right."""
         lower = [t.lower() for t in tokens]
         out: list[Match] = []
-        i, n = 0, len(tokens)
+        n = len(tokens)
         ci, cs = self._by_first_ci, self._by_first_cs
-        while i < n:
+        starts = [i for i, (t, low) in enumerate(zip(tokens, lower)) if low in ci or t in cs]
+        end = 0
+        for i in starts:
+            if i < end:
+                continue
             best = None
             for entries, seq in ((cs.get(tokens[i]), tokens), (ci.get(lower[i]), lower)):
                 for e in entries or ():
@@ -119,12 +123,10 @@ class PhraseMatcher:
                         continue
                     best = (k, e)
                     break
-            if best is None:
-                i += 1
-                continue
-            k, e = best
-            out.append(Match(i, i + k, e.label, " ".join(tokens[i:i + k])))
-            i += k
+            if best is not None:
+                k, e = best
+                out.append(Match(i, i + k, e.label, " ".join(tokens[i:i + k])))
+                end = i + k
         return out
 
 
