@@ -154,8 +154,11 @@ def test_runner_caches_completions_in_the_run_dir(tmp_path: Path, monkeypatch: p
     assert (summary.run_dir / "llm-cache.sqlite").is_file()
     out = [json.loads(line) for p in summary.outputs for line in p.read_text().splitlines()]
     assert len(out) == 10 and not any(r["gen.cached"] for r in out)
+    llm = summary.stats["steps"][0]["llm"]  # backend usage summed over shards into stats.json
+    assert llm["requests"] == 5 and llm["cached"] == 0
     # a changed separator re-runs the step, but every request is answered from the cache
     recipe["steps"][0]["params"]["sep"] = "q"
     summary = run_recipe(recipe, runs_dir=tmp_path / "runs", progress=False, report=False)
     out = [json.loads(line) for p in summary.outputs for line in p.read_text().splitlines()]
     assert len(out) == 5 and all(r["gen.cached"] and r["text"] == "p |" for r in out)
+    assert summary.stats["steps"][0]["llm"]["cached"] == 5

@@ -175,13 +175,16 @@ def step_stats(planned: list[Any], n_shards: int, fit_seconds: dict[int, float],
         for s in shard:
             dropped.update(s["dropped"])
         seconds = sum(s["seconds"] for s in shard) + fit_seconds.get(p.step.index, 0.0)
+        llm: Counter[str] = Counter()
+        for s in shard:
+            llm.update({k: v for k, v in (s.get("llm") or {}).items() if isinstance(v, (int, float))})
         rows_in = sum(s["rows_in"] for s in shard)
         out.append({"index": p.step.index, "step": p.step.label, "op": p.step.op.name, "kind": p.step.op.kind,
                     "rows_in": rows_in, "rows_out": sum(s["rows_out"] for s in shard),
                     "dropped": dict(dropped.most_common()), "seconds": round(seconds, 4),
                     "rows_per_s": round(rows_in / seconds, 1) if seconds > 0 else None,
                     "cached": p.step.index not in computed, "fingerprint": p.fingerprint,
-                    **_rules(p.step.op)})
+                    **_rules(p.step.op), **({"llm": dict(llm)} if llm else {})})
     return out
 
 

@@ -107,6 +107,9 @@ def run_segment(task: SegmentTask) -> list[dict[str, Any]]:
         seconds = time.perf_counter() - t0
         stats = {"rows_in": batch.num_rows, "rows_out": result.kept.num_rows,
                  "dropped": reason_counts(result.rejected), "seconds": seconds}
+        usage = getattr(op, "take_usage", None)
+        if callable(usage):
+            stats["llm"] = usage()  # requests, cached, errors, tokens in/out of this shard
         _commit_step(final, result.kept, result.rejected, stats)
         out.append({**stats, "cached": False})
         batch, source = result.kept, final
