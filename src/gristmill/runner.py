@@ -95,13 +95,30 @@ def _lock(run_dir: Path) -> Any:
 def _wait_all(futures: dict[Future, Any], bars: Any, task_id: int) -> dict[Any, Any]:
     results = {}
     pending = set(futures)
+    llm_bars: dict[str, int] = {}
     while pending:
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
         for fut in done:
             key, rows = futures[fut]
             results[key] = fut.result()
             bars.advance(task_id, rows)
+            _advance_llm(bars, llm_bars, results[key])
     return results
+
+
+def _advance_llm(bars: Any, llm_bars: dict[str, int], shard_steps: Any) -> None:
+    """LLM steps: show requests/s and tokens/s as shards finish (bars appear on first use)."""
+    if not isinstance(shard_steps, list):
+        return
+    for st in shard_steps:
+        usage = st.get("llm") if isinstance(st, dict) and not st.get("cached") else None
+        if not usage:
+            continue
+        for field, unit in (("requests", "req"), ("tokens_out", "tok")):
+            if field not in llm_bars:
+                llm_bars[field] = bars.add_task(f"  llm {'requests' if unit == 'req' else 'tokens out'}",
+                                                total=None, unit=unit)
+            bars.advance(llm_bars[field], usage.get(field, 0))
 
 
 def _note_computed(seg: list[PlannedStep], results: dict[Any, Any], computed: set[int]) -> None:

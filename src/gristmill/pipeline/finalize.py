@@ -73,12 +73,14 @@ def write_outputs(run_dir: Path, shard_dirs: list[Path], output: dict[str, Any],
         for key, part in groups:
             if key not in writers:
                 writers[key] = open_writer(tmp / f"{key}{EXTENSIONS.get(fmt, '')}", fmt, **options)
-            writers[key].write(part)
+            if part.num_rows:  # chat writers check their columns; an empty shard has nothing to check
+                writers[key].write(part)
             counts[key] += part.num_rows
         bars.advance(tid, table.num_rows)
     if not writers:
         writers["data"] = open_writer(tmp / f"data{EXTENSIONS.get(fmt, '')}", fmt, **options)
-        writers["data"].write(schema.empty_table())
+        if fmt not in ("openai", "sharegpt", "alpaca"):
+            writers["data"].write(schema.empty_table())
     for w in writers.values():
         w.close()
     store.replace_dir(tmp, final)
