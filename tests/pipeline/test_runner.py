@@ -97,3 +97,11 @@ def test_editing_a_file_named_in_params_reruns_the_step(tmp_path: Path, docs_fil
     second = run_recipe(recipe_dict(docs_file, steps=steps), runs_dir=tmp_path / "runs", progress=False)
     assert [st["cached"] for st in second.stats["steps"]] == [True, False]
     assert second.stats["steps"][1]["dropped"].get("contamination", 0) > 0
+
+
+def test_a_run_that_keeps_nothing_still_writes_chat_output(tmp_path: Path, docs_file: Path) -> None:
+    data = recipe_dict(docs_file, steps=[{"op": "filter.length", "params": {"min_words": 10_000}}],
+                       output={"format": "openai"})
+    s = run_recipe(data, runs_dir=tmp_path, progress=False)
+    assert s.stats["output"]["rows"] == 0
+    assert (s.run_dir / "data" / "data.jsonl").read_text() == ""
