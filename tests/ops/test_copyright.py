@@ -146,7 +146,7 @@ def test_unreadable_or_empty_reference_is_an_error_not_a_smaller_index(tmp_path:
         CopyrightOverlap(references=[{"name": "r", "path": str(bad)}]).ensure_setup()
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="has no documents"):
+    with pytest.raises(ValueError, match="is empty"):
         CopyrightOverlap(references=[{"name": "r", "path": str(empty)}]).ensure_setup()
 
 

@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from gristmill.ops.base import Params, StepResult
+from gristmill.ops.text_sources import TextSource, iter_texts
+from gristmill.ops.base import StepResult
 from gristmill.ops.decontam import _BASE, tokenize
 from gristmill.ops.scoring import Rule, ScoreFilter, ScoreParams
 from gristmill.records import REASON, set_column
@@ -25,25 +26,8 @@ SOURCE_DOC = "copyright.source"
 _READ_CHARS = 8 << 20
 
 
-class Reference(Params):
-    """One protected corpus: a file any gristmill reader reads, or texts written in the recipe."""
-
-    name: str = Field(description="Name used in copyright.source (``<name>:<doc id>``) and in drop reasons.")
-    path: str | None = Field(None, description="The file, directory or glob (any input format gristmill reads); "
-                                               "relative to the recipe's folder.")
-    fields: list[str] = Field(["text"], min_length=1, description="Columns whose text makes up a document, "
-                                                                  "joined with newlines in this order.")
-    format: str | None = Field(None, description="Reader format; None detects it from the file name.")
-    id_field: str | None = Field(None, description="Column naming a document; None: the reader's id (the file's "
-                                                   "id column, else <file name>:<line>).")
-    items: list[str] | None = Field(None, description="Document texts given inline instead of a file; their ids "
-                                                      "are their positions.")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Reference:
-        if (self.path is None) == (self.items is None):
-            raise ValueError(f"reference {self.name!r}: give exactly one of path and items")
-        return self
+class Reference(TextSource):
+    """A protected reference corpus; documents are named by ``id_field`` or the reader's id."""
 
 
 @dataclass
@@ -189,24 +173,8 @@ class CopyrightOverlap(ScoreFilter):
     # ---- index -----------------------------------------------------------------------
     def documents(self, ref: Reference) -> Iterator[tuple[str, str]]:
         """``(doc id, text)`` of every document of ``ref``, streamed."""
-        if ref.items is not None:
-            yield from ((str(i), t) for i, t in enumerate(ref.items))
-            return
-        from gristmill.io import BadRecord, ReaderOptions, open_reader
-
-        path = self.resolve_path(ref.path)
-        first = ref.fields[0]
-        n = 0
-        for rec in open_reader(path, ReaderOptions(format=ref.format, text_column=first)):
-            if isinstance(rec, BadRecord):
-                where = f"{rec.source}:{rec.line}" if rec.line is not None else rec.source
-                raise ValueError(f"{self.name}: reference {ref.name!r}: {where}: unreadable record: {rec.reason}")
-            parts = [rec["text"] if f == first else rec.get(f) for f in ref.fields]
-            doc = rec.get(ref.id_field) if ref.id_field else rec["id"]
-            n += 1
-            yield str(doc), "\n".join(str(p) for p in parts if p is not None)
-        if not n:
-            raise ValueError(f"{self.name}: reference {ref.name!r}: {path} has no documents")
+        path = self.resolve_path(ref.path) if ref.path else None
+        yield from iter_texts(ref, path, f"{self.name}: reference", default_id="reader")
 
     def build_index(self) -> _Index:
         n = self.params.n

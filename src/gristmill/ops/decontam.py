@@ -11,8 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
-from pydantic import Field, model_validator
+from pydantic import Field
 
+from gristmill.ops.text_sources import TextSource, iter_texts
 from gristmill.ops.base import Filter, Params, StepResult, split_by_mask
 from gristmill.records import set_column
 
@@ -74,27 +75,8 @@ def ngram_hashes(word_hashes: np.ndarray, owner: np.ndarray, n: int) -> tuple[np
     return acc[inside], owner[:m][inside]
 
 
-class Benchmark(Params):
-    """One benchmark to decontaminate against: a file, or items written in the recipe."""
-
-    name: str = Field(description="Name used in reasons and in decontam.benchmark (e.g. gsm8k).")
-    path: str | None = Field(None, description="The file (any format gristmill reads); a relative path is resolved "
-                                               "against the recipe's folder when the recipe loader sets it, else "
-                                               "the working directory.")
-    fields: list[str] = Field(["text"], min_length=1,
-                              description="Columns whose text makes up an item, joined in this order "
-                                          "(e.g. question, answer).")
-    format: str | None = Field(None, description="Reader format; None detects it from the file name.")
-    id_field: str | None = Field(None, description="Column naming an item (e.g. task_id); None: the item's 0-based "
-                                                   "position in the file.")
-    items: list[str] | None = Field(None, description="Item texts given inline instead of a file (canary strings, "
-                                                      "held-out prompts); their ids are their positions.")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Benchmark:
-        if (self.path is None) == (self.items is None):
-            raise ValueError(f"benchmark {self.name!r}: give exactly one of path and items")
-        return self
+class Benchmark(TextSource):
+    """A benchmark to decontaminate against; items are named by ``id_field`` or their position."""
 
 
 @dataclass
@@ -190,23 +172,8 @@ class NgramDecontam(Filter):
     # ---- index -----------------------------------------------------------------------
     def items(self, bench: Benchmark) -> list[tuple[str, str]]:
         """``(item id, text)`` of every item of ``bench``."""
-        if bench.items is not None:
-            return [(str(i), t) for i, t in enumerate(bench.items)]
-        from gristmill.io import BadRecord, ReaderOptions, open_reader
-
-        path = self.resolve_path(bench.path)
-        first = bench.fields[0]
-        opts = ReaderOptions(format=bench.format, text_column=first)
-        out = []
-        for i, rec in enumerate(open_reader(path, opts)):
-            if isinstance(rec, BadRecord):
-                raise ValueError(f"{self.name}: benchmark {bench.name!r}: {path}: unreadable record: {rec.reason}")
-            parts = [rec["text"] if f == first else rec.get(f) for f in bench.fields]
-            item = str(rec.get(bench.id_field)) if bench.id_field else str(i)
-            out.append((item, "\n".join(str(p) for p in parts if p is not None)))
-        if not out:
-            raise ValueError(f"{self.name}: benchmark {bench.name!r}: {path} has no items")
-        return out
+        path = self.resolve_path(bench.path) if bench.path else None
+        return list(iter_texts(bench, path, f"{self.name}: benchmark"))
 
     def build_index(self) -> _Index:
         n, min_words = self.params.n, self.params.min_words
