@@ -114,11 +114,10 @@ def _advance_llm(bars: Any, llm_bars: dict[str, int], shard_steps: Any) -> None:
         usage = st.get("llm") if isinstance(st, dict) and not st.get("cached") else None
         if not usage:
             continue
-        for field, unit in (("requests", "req"), ("tokens_out", "tok")):
-            if field not in llm_bars:
-                llm_bars[field] = bars.add_task(f"  llm {'requests' if unit == 'req' else 'tokens out'}",
-                                                total=None, unit=unit)
-            bars.advance(llm_bars[field], usage.get(field, 0))
+        for key, unit, label in (("requests", "req", "llm requests"), ("tokens_out", "tok", "llm tokens out")):
+            if key not in llm_bars:
+                llm_bars[key] = bars.add_task(f"  {label}", total=None, unit=unit)
+            bars.advance(llm_bars[key], usage.get(key, 0))
 
 
 def _note_computed(seg: list[PlannedStep], results: dict[Any, Any], computed: set[int]) -> None:
