@@ -13,10 +13,11 @@ from tests.conftest import REPO, SHARED_DATA
 
 
 # A mock model for the default job: each Self-Instruct prompt kind gets a fixed completion; the
-# instance carries an e-mail address that must not reach the chat data.
+# instance carries an e-mail address (not at example.com: reserved domains are not PII) that must not
+# reach the chat data.
 _MOCK_BACKEND = {"type": "mock", "responses": {
     "Is it classification?": "No",
-    "Come up with examples": "Example 1\nInput: the spring picnic\nOutput: Write to jane.doe@example.com by Friday.",
+    "Come up with examples": "Example 1\nInput: the spring picnic\nOutput: Write to jane.doe@gmail.com by Friday.",
     "Come up with a series of tasks": " Describe a rainy afternoon in a small town.\n"
                                       "10. List three uses for an old wooden chair.\n"
                                       "11. Write an invitation to a neighbourhood picnic.",
@@ -42,7 +43,7 @@ def test_default_recipe_generates_curates_and_audits_chat_data(tmp_path: Path) -
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
     text = json.dumps(rows)
     assert "Describe a rainy afternoon" in text and "the spring picnic" in text
-    assert "jane.doe@example.com" not in text and "<EMAIL_ADDRESS>" in text
+    assert "jane.doe@gmail.com" not in text and "<EMAIL_ADDRESS>" in text
     assert (s.run_dir / "report.html").is_file()
     assert "generate.self_instruct" in (s.run_dir / "DATASET_CARD.md").read_text(encoding="utf-8")
 
