@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterator, Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -147,14 +147,10 @@ class RunFiles:
     def _jsonl_files(self) -> list[Path]:
         return sorted(p for p in (self.run_dir / "data").glob("*.jsonl*") if p.is_file())
 
-    @cached_property
-    def output(self) -> pa.Table:
-        """``id``, ``source``, ``license`` and the audit columns of every output row (no text)."""
-        if self.output_files:
-            return concat_tables([_read_columns(f, _is_audit_column) for f in self.output_files])
+    def jsonl_records(self) -> Iterator[dict[str, Any]]:
+        """Every JSON object of the output's JSONL files, as written (unparseable lines skipped)."""
         from gristmill.io.base import Opened
 
-        rows: list[dict[str, Any]] = []
         for f in self._jsonl_files():  # the output's own columns, source included (a reader would reset it)
             with Opened(f) as fh:
                 for line in fh.stream:
@@ -163,7 +159,14 @@ class RunFiles:
                     except ValueError:
                         continue
                     if isinstance(rec, dict):
-                        rows.append({k: v for k, v in rec.items() if _is_audit_column(k)})
+                        yield rec
+
+    @cached_property
+    def output(self) -> pa.Table:
+        """``id``, ``source``, ``license`` and the audit columns of every output row (no text)."""
+        if self.output_files:
+            return concat_tables([_read_columns(f, _is_audit_column) for f in self.output_files])
+        rows = [{k: v for k, v in rec.items() if _is_audit_column(k)} for rec in self.jsonl_records()]
         return pa.Table.from_pylist(rows) if rows else concat_tables([])
 
     @cached_property

@@ -84,18 +84,9 @@ def generated_rows(run_dir: Path) -> tuple[list[str], list[str]]:
             ids.append(str(row.get(ID)))
             texts.append(_row_text(row))
     if not files.output_files:
-        for path in files._jsonl_files():
-            from gristmill.io.base import Opened
-
-            with Opened(path) as fh:
-                for line in fh.stream:
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(rec, dict):
-                        ids.append(str(rec.get(ID)))
-                        texts.append(_row_text(rec))
+        for rec in files.jsonl_records():
+            ids.append(str(rec.get(ID)))
+            texts.append(_row_text(rec))
     return ids, texts
 
 
