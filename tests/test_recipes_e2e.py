@@ -45,7 +45,9 @@ def test_default_recipe_generates_curates_and_audits_chat_data(tmp_path: Path) -
     assert "Describe a rainy afternoon" in text and "the spring picnic" in text
     assert "jane.doe@gmail.com" not in text and "<EMAIL_ADDRESS>" in text
     assert (s.run_dir / "report.html").is_file()
-    assert "generate.self_instruct" in (s.run_dir / "DATASET_CARD.md").read_text(encoding="utf-8")
+    card = (s.run_dir / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert "generate.self_instruct" in card
+    assert "Apache-2.0" in card  # generated rows carry the seeds' license into the card
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from gristmill.generate.operator import RAW, LLMGenerator, LLMParams
 from gristmill.generate.tasks import evol_instruct, self_instruct
 from gristmill.generate.types import Decoding
-from gristmill.records import ID, SOURCE
+from gristmill.records import ID, LICENSE, SOURCE
 from gristmill.ops.generate_ops.common import _parent_id, example_text
 
 
@@ -104,11 +104,13 @@ class SelfInstruct(LLMGenerator):
         out, rejects = self_instruct.run_self_instruct(seeds, self.complete, p.decoding, config)
         prefix = f"{_parent_id(rows[0], 0)}-si"
         source = rows[0].get(SOURCE) or self.name
+        licenses = {row.get(LICENSE) for row in rows} - {None}
+        license_ = licenses.pop() if len(licenses) == 1 else None  # the seeds' license, when they share one
         model = self.backend.model
         for r in out:
             r.update({ID: f"{prefix}{r['self_instruct.task']}-{r['self_instruct.instance']}",
                       "text": example_text(r["instruction"], r.get("input"), r.get("output")), SOURCE: source,
-                      "gen.model": model, "gen.parent": None})
+                      LICENSE: license_, "gen.model": model, "gen.parent": None})
         for k, r in enumerate(rejects):
             r.update({ID: f"{prefix}-rejected{k}", SOURCE: source, "gen.model": model})
             r.setdefault(RAW, None)
@@ -126,7 +128,7 @@ class SelfInstruct(LLMGenerator):
                             "text": example_text(row[column], inst.get("input"), inst.get("output")),
                             "input": inst.get("input") or "", "output": inst.get("output"),
                             "is_classification": bool(row.get("is_classification")),
-                            SOURCE: row.get(SOURCE), "gen.parent": _parent_id(row, n)})
+                            SOURCE: row.get(SOURCE), LICENSE: row.get(LICENSE), "gen.parent": _parent_id(row, n)})
         return out
 
 
