@@ -9,7 +9,7 @@ a lower-case letter or two capitals, ...), stops at a tokenizer exception (``don
 ``,`` ``:`` ``/`` ``=`` between letters), then re-finds exceptions among the resulting
 tokens (its "special matcher": ``Mr`` ``.`` -> ``Mr.``). :func:`tokenize_chunk` is a port
 of that algorithm (spaCy 3.8's ``Tokenizer._split_affixes`` and ``_attach_tokens``) with
-spaCy's English rules, held in :mod:`gristmill.ops._words_data`; its regexes match the
+spaCy's English rules, held in ``gristmill/data/words_en.json``; its regexes match the
 same strings as spaCy's but test their large character sets only where they can apply.
 :class:`Lexicon` caches every chunk's words, so a text costs one ``str.split`` and one
 dictionary lookup per chunk, and gives each word an id and numpy features.
@@ -25,12 +25,17 @@ it, so spaCy keeps ``'`` ``em``, where gristmill (matching within each chunk) gi
 
 from __future__ import annotations
 
+import json
 import re
 from itertools import chain
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-from gristmill.ops import _words_data as _d
+_WORDS_DATA = Path(__file__).parents[1] / "data" / "words_en.json"
+_d = SimpleNamespace(**json.loads(_WORDS_DATA.read_text(encoding="utf-8")))
+_d.EXCEPTIONS = tuple(_d.EXCEPTIONS)
 
 __all__ = ["ConcatHashes", "Lexicon", "lexicon", "tokenize_chunk", "words"]
 
