@@ -28,8 +28,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build fine-tuning data for language models and measure how far it can be trusted.")
 ops_app = typer.Typer(help="List operators, or show one operator's parameters.", invoke_without_command=True)
 app.add_typer(ops_app, name="ops")
-eval_app = typer.Typer(help="Evaluate models: bias benchmarks.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate models and datasets: perplexity, generation metrics, diversity, "
+                       "divergence, bias benchmarks.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+train_app = typer.Typer(help="Train models on built data: causal-LM SFT, NER, classification, a small LM from "
+                        "scratch.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+experiment_app = typer.Typer(help="Experiments on the risks of generated data: model collapse, bias "
+                             "amplification.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
 out = Console()
 err = Console(stderr=True)
 
@@ -103,6 +110,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<
     from gristmill.report import write_report
 
     if not (run_dir / "stats.json").exists():
+        if (run_dir / "config.json").is_file():  # a train / eval / experiment / select run
+            from gristmill.rundir import RunDir
+
+            out.print(str(RunDir(run_dir, "").finish()))
+            return
         _fail(f"{run_dir}: not a finished run directory (no stats.json)", EXIT_INVALID)
     out.print(str(write_report(run_dir)))
 
@@ -212,6 +224,20 @@ def eval_bias(model: Annotated[Optional[str], typer.Option(help="Transformers di
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         out.print(f"figures: {out_path}")
+
+
+def _register_commands() -> None:
+    """Commands that live in :mod:`gristmill.commands` (each module owns its command's options)."""
+    from gristmill.commands import eval_cmds, experiment, generate, select, train
+
+    train.register(train_app)
+    eval_cmds.register(eval_app)
+    experiment.register(experiment_app)
+    generate.register(app)
+    select.register(app)
+
+
+_register_commands()
 
 
 def main() -> None:  # pragma: no cover

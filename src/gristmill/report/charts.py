@@ -121,6 +121,38 @@ def curves(
     return _svg(fig, ("curves", key, title, xlabel, ylabel))
 
 
+def band_curves(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    bands: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]] | None = None,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    logy: bool = False,
+) -> str:
+    """Line curves with optional shaded intervals (``name -> (xs, lo, hi)``, same names as ``series``)."""
+    bands = bands or {}
+    fig = Figure(figsize=(WIDTH, 3.2))
+    ax = fig.add_subplot()
+    for k, (name, (xs, ys)) in enumerate(series.items()):
+        color = PALETTE[k % len(PALETTE)]
+        ax.plot(list(xs), list(ys), label=label(name), color=color, linewidth=1.5, marker="o", markersize=2.5)
+        if name in bands:
+            bx, lo, hi = bands[name]
+            ax.fill_between(list(bx), list(lo), list(hi), color=color, alpha=0.18, linewidth=0)
+    if series:
+        ax.legend(fontsize=8, frameon=False)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(label(xlabel))
+    ax.set_ylabel(label(ylabel))
+    ax.set_title(label(title, 90), fontsize=10)
+    _style(ax)
+    _tight(fig)
+    key = ({k: (list(x), list(y)) for k, (x, y) in series.items()},
+           {k: tuple(list(v) for v in b) for k, b in bands.items()}, title, xlabel, ylabel, logy)
+    return _svg(fig, ("band_curves", key))
+
+
 def _figure(rows: int, legend: int = 0) -> tuple[Figure, object]:
     height = 0.9 + 0.32 * max(rows, 1) + 0.18 * legend
     fig = Figure(figsize=(WIDTH, height))

@@ -1,0 +1,5 @@
+"""CLI commands beyond the pipeline: each module registers its commands on a typer app.
+
+Modules import heavy libraries (torch, transformers) inside the command functions, so
+``gristmill --help`` stays fast. Exit codes follow :mod:`gristmill.cli`.
+"""

@@ -1,0 +1,1 @@
+"""Experiments on generated data: model collapse, bias amplification."""

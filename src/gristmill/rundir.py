@@ -1,0 +1,172 @@
+"""Run directories for training, evaluation, experiments and data selection.
+
+The pipeline has its own layout (:mod:`gristmill.pipeline.store`); everything else that
+a user runs — ``gristmill train``, ``eval``, ``experiment``, ``select`` — writes here::
+
+    <runs>/<name>/
+        config.json      the resolved configuration (every default filled in)
+        metrics.jsonl    one line per logged point: {"series", "step", <values>, "time"}
+        results.json     final figures (merged by :meth:`RunDir.result`)
+        report.json      the report's items in order: tables, curves, samples, text
+        report.html      rendered from the files above by :func:`gristmill.report.rundir.render`
+        ...              whatever the command adds (checkpoints/, model/, samples.jsonl)
+
+Items added to the report are keyed by their title: adding an item with a title that
+is already there replaces it, so a resumed run does not repeat itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunDir", "read_metrics"]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return _jsonable(value.item())
+    return value
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(_jsonable(obj), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """All points of a ``metrics.jsonl``; a torn last line (killed run) is skipped."""
+    points = []
+    if not path.is_file():
+        return points
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            points.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return points
+
+
+class RunDir:
+    """One run's directory. Create with :meth:`create`; call :meth:`finish` to write the report."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path = Path(path)
+        self.kind = kind
+
+    @classmethod
+    def create(cls, path: str | Path, kind: str, config: Mapping[str, Any], resume: bool = False) -> "RunDir":
+        """Make (or, with ``resume``, reopen) the directory and save the resolved ``config``.
+
+        Without ``resume`` an existing directory's metrics, results and report items are
+        cleared (other files, e.g. checkpoints, are left for the caller to decide about).
+        """
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path, kind)
+        if not resume:
+            for name in ("metrics.jsonl", "results.json", "report.json", "report.html"):
+                (path / name).unlink(missing_ok=True)
+        _write_json(path / "config.json", {"kind": kind, **dict(config)})
+        return run
+
+    # -- raw files ---------------------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+
+    def log(self, series: str, step: float, **values: Any) -> None:
+        """Append one point of ``series`` (e.g. ``train``, ``dev``) at ``step``."""
+        point = {"series": series, "step": step, **values, "time": round(time.time(), 3)}
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(_jsonable(point), ensure_ascii=False) + "\n")
+
+    def metrics(self, series: str | None = None) -> list[dict[str, Any]]:
+        points = read_metrics(self.path / "metrics.jsonl")
+        return [p for p in points if series is None or p.get("series") == series]
+
+    def save_json(self, name: str, obj: Any) -> Path:
+        """Write ``obj`` as ``<run>/<name>`` atomically."""
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(target, obj)
+        return target
+
+    def results(self) -> dict[str, Any]:
+        f = self.path / "results.json"
+        return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
+
+    def result(self, **values: Any) -> dict[str, Any]:
+        """Merge ``values`` into ``results.json`` and return the whole mapping."""
+        merged = {**self.results(), **values}
+        _write_json(self.path / "results.json", merged)
+        return merged
+
+    # -- report items ------------------------------------------------------------------------
+    def _items(self) -> list[dict[str, Any]]:
+        f = self.path / "report.json"
+        return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else []
+
+    def _add(self, item: dict[str, Any]) -> None:
+        items = [i for i in self._items() if i.get("title") != item["title"]]
+        items.append(item)
+        _write_json(self.path / "report.json", items)
+
+    def table(self, title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]], note: str = "") -> None:
+        """A table in the report."""
+        self._add({"type": "table", "title": title, "headers": list(headers),
+                   "rows": [list(r) for r in rows], "note": note})
+
+    def curve(self, title: str, series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+              xlabel: str = "", ylabel: str = "", note: str = "",
+              bands: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]] | None = None,
+              logy: bool = False) -> None:
+        """Line curves ``name -> (xs, ys)``; ``bands`` adds shaded ``name -> (xs, lo, hi)`` intervals."""
+        self._add({"type": "curve", "title": title, "xlabel": xlabel, "ylabel": ylabel, "note": note,
+                   "series": {k: [list(x), list(y)] for k, (x, y) in series.items()},
+                   "bands": {k: [list(x), list(lo), list(hi)] for k, (x, lo, hi) in (bands or {}).items()},
+                   "logy": logy})
+
+    def bars(self, title: str, labels: Sequence[str], values: Sequence[float], xlabel: str = "",
+             note: str = "") -> None:
+        """Horizontal bars (distributions over named categories)."""
+        self._add({"type": "bars", "title": title, "labels": [str(x) for x in labels],
+                   "values": list(values), "xlabel": xlabel, "note": note})
+
+    def histogram(self, title: str, values: Sequence[float], xlabel: str = "", bins: int = 30,
+                  note: str = "") -> None:
+        """A histogram of ``values`` (e.g. lengths, scores)."""
+        self._add({"type": "histogram", "title": title, "values": list(values), "xlabel": xlabel,
+                   "bins": bins, "note": note})
+
+    def samples(self, title: str, items: Iterable[tuple[str, str]], note: str = "") -> None:
+        """Labelled text samples (generations, decoded outputs)."""
+        self._add({"type": "samples", "title": title, "items": [list(i) for i in items], "note": note})
+
+    def text(self, title: str, body: str) -> None:
+        """A paragraph of plain text (shown preformatted)."""
+        self._add({"type": "text", "title": title, "body": body})
+
+    def finish(self, title: str | None = None) -> Path:
+        """Render ``report.html`` from the run's files; returns its path."""
+        from gristmill.report.rundir import render
+
+        out = self.path / "report.html"
+        tmp = out.with_name(f".report.{os.getpid()}.tmp")
+        tmp.write_text(render(self.path, title=title), encoding="utf-8")
+        os.replace(tmp, out)
+        return out

@@ -1,0 +1,1 @@
+"""Training-data selection under a budget: baselines and bandits."""

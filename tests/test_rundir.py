@@ -1,0 +1,38 @@
+import json
+
+from gristmill.rundir import RunDir, read_metrics
+
+
+def test_rundir_writes_config_metrics_results_and_report(tmp_path):
+    run = RunDir.create(tmp_path / "r", "train-lm", {"lr": 0.001})
+    for step in range(3):
+        run.log("train", step, loss=3.0 - step)
+    run.log("dev", 2, loss=2.5, perplexity=12.2)
+    run.result(perplexity=12.2)
+    run.result(seconds=1.5)
+    run.table("Per type", ["type", "f1"], [["PER", 0.5]])
+    run.curve("Dev perplexity", {"replace": ([0, 1], [10.0, 12.0])}, bands={"replace": ([0, 1], [9, 11], [11, 13])})
+    run.samples("Samples", [("greedy", "to be <or> not")])
+    html = run.finish().read_text()
+    assert json.loads((tmp_path / "r/config.json").read_text()) == {"kind": "train-lm", "lr": 0.001}
+    assert run.results() == {"perplexity": 12.2, "seconds": 1.5}
+    assert "Per type" in html and "&lt;or&gt;" in html and html.count("<svg") >= 3
+    assert [p["series"] for p in run.metrics()] == ["train"] * 3 + ["dev"]
+
+
+def test_same_title_replaces_item_and_resume_keeps_metrics(tmp_path):
+    run = RunDir.create(tmp_path / "r", "x", {})
+    run.log("train", 0, loss=1.0)
+    run.table("T", ["a"], [[1]])
+    run.table("T", ["a"], [[2]])
+    assert json.loads((tmp_path / "r/report.json").read_text())[0]["rows"] == [[2]]
+    again = RunDir.create(tmp_path / "r", "x", {}, resume=True)
+    assert len(again.metrics()) == 1
+    fresh = RunDir.create(tmp_path / "r", "x", {})
+    assert fresh.metrics() == [] and not (tmp_path / "r/report.json").exists()
+
+
+def test_torn_metrics_line_is_skipped(tmp_path):
+    f = tmp_path / "metrics.jsonl"
+    f.write_text('{"series": "train", "step": 0, "loss": 1}\n{"series": "tr')
+    assert len(read_metrics(f)) == 1
