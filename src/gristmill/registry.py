@@ -43,6 +43,9 @@ BUILTIN: dict[str, str] = {
     "bias.audit": "gristmill.ops.bias:BiasAudit",
     "bias.counterfactual": "gristmill.ops.bias_counterfactual:GenderCounterfactual",
     "copyright.overlap": "gristmill.ops.copyright:CopyrightOverlap",
+    "augment.entity_swap": "gristmill.ops.augment:EntitySwap",
+    "augment.noise": "gristmill.ops.augment:NoiseInjection",
+    "augment.mix": "gristmill.ops.augment:TextMix",
 }
 
 
