@@ -1,0 +1,296 @@
+"""Fine-tune a BERT-style encoder for token classification (NER) with early stopping.
+
+Words are split into subwords by the model's tokenizer (``is_split_into_words``); a word's
+tag goes on its first subword and every other subword, and the special tokens, get -100
+(ignored by the loss). At prediction a word takes the label of its first subword. A word
+the tokenizer turns into nothing, or one cut off by ``max_length``, is predicted ``O``
+(:attr:`Encoded.dropped_words` counts them); gold tags are never cut, so the scores count
+those words as misses.
+
+:func:`fit` is the training loop shared with :mod:`gristmill.train.seq_classify`: AdamW
+(no decay on biases and LayerNorm weights), linear warmup then linear decay, gradient
+clipping, length-grouped batches, evaluation on dev after each epoch, early stopping after
+``patience`` epochs without improvement, and the best epoch's weights restored at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gristmill.train.labels import TaggedSentence, entity_report, token_report
+
+__all__ = ["FitConfig", "FitResult", "EpochRecord", "Encoded", "encode_tagged", "word_labels", "length_batches",
+           "fit", "predict_tags", "evaluate_tagged", "train_token_classifier", "load_token_model", "collate"]
+
+IGNORE = -100
+
+
+@dataclass
+class FitConfig:
+    """Hyper-parameters of :func:`fit`."""
+
+    epochs: int = 3
+    lr: float = 5e-5
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    max_length: int = 128
+    patience: int = 2
+    seed: int = 0
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    bf16: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EpochRecord:
+    """One epoch: mean training loss, the dev figures and the score early stopping watches."""
+
+    epoch: int
+    train_loss: float
+    score: float
+    dev: dict[str, Any]
+    seconds: float
+    steps: int
+
+
+@dataclass
+class FitResult:
+    """The epochs run, the best one (whose weights the model now holds), and why training ended."""
+
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = -math.inf
+    stopped_early: bool = False
+    seconds: float = 0.0
+    step_losses: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Encoded:
+    """Subword ids of some sentences with their aligned labels and word indices."""
+
+    input_ids: list[list[int]]
+    labels: list[list[int]]
+    word_ids: list[list[int | None]]
+    dropped_words: int = 0
+
+
+def word_labels(word_ids: Sequence[int | None], tags: Sequence[str] | None,
+                label2id: dict[str, int]) -> list[int]:
+    """Labels for one encoded sentence: the word's label on its first subword, -100 elsewhere.
+
+    A tag missing from ``label2id`` (a type unseen in training) is labelled ``O``.
+    """
+    out: list[int] = []
+    prev: int | None = None
+    o = label2id.get("O", 0)
+    for w in word_ids:
+        if w is None or w == prev:
+            out.append(IGNORE)
+        else:
+            out.append(label2id.get(tags[w], o) if tags is not None else o)
+        prev = w if w is not None else prev
+    return out
+
+
+def encode_tagged(tokenizer: Any, sentences: Sequence[TaggedSentence], label2id: dict[str, int],
+                  max_length: int) -> Encoded:
+    """Tokenize ``sentences`` word by word (truncating at ``max_length`` subwords) and align the tags."""
+    enc = tokenizer([s.tokens for s in sentences], is_split_into_words=True, truncation=True,
+                    max_length=max_length)
+    out = Encoded([], [], [])
+    for i, s in enumerate(sentences):
+        wids = enc.word_ids(i)
+        out.input_ids.append(list(enc["input_ids"][i]))
+        out.word_ids.append(list(wids))
+        out.labels.append(word_labels(wids, s.tags, label2id))
+        out.dropped_words += len(s.tokens) - len({w for w in wids if w is not None})
+    return out
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random | None,
+                   group: int = 50) -> list[list[int]]:
+    """Batches of indices: shuffled (when ``rng``), sorted by length inside groups of ``group``
+    batches so padding stays small, and the batch order shuffled again. Without ``rng`` the
+    indices are sorted by length (for evaluation)."""
+    idx = list(range(len(lengths)))
+    if rng is None:
+        idx.sort(key=lambda i: lengths[i])
+        return [idx[k:k + batch_size] for k in range(0, len(idx), batch_size)]
+    rng.shuffle(idx)
+    batches: list[list[int]] = []
+    span = batch_size * group
+    for k in range(0, len(idx), span):
+        chunk = sorted(idx[k:k + span], key=lambda i: lengths[i])
+        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(ids: Sequence[Sequence[int]], pad_id: int, labels: Sequence[Sequence[int]] | None = None,
+            label_pad: int = IGNORE) -> dict[str, Any]:
+    """Right-padded ``input_ids``/``attention_mask`` (and ``labels``) tensors."""
+    import torch
+
+    n = max(len(x) for x in ids)
+    batch = {"input_ids": torch.tensor([list(x) + [pad_id] * (n - len(x)) for x in ids]),
+             "attention_mask": torch.tensor([[1] * len(x) + [0] * (n - len(x)) for x in ids])}
+    if labels is not None:
+        if labels and isinstance(labels[0], int):
+            batch["labels"] = torch.tensor(list(labels))
+        else:
+            batch["labels"] = torch.tensor([list(y) + [label_pad] * (n - len(y)) for y in labels])
+    return batch
+
+
+def _autocast(enabled: bool) -> Any:
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[Any], pad_id: int,
+        evaluate: Callable[[], tuple[float, dict[str, Any]]], config: FitConfig,
+        on_step: Callable[[int, float, int], None] | None = None,
+        on_epoch: Callable[[EpochRecord], None] | None = None) -> FitResult:
+    """Train ``model`` on encoded examples, evaluating with ``evaluate()`` -> ``(score, figures)``
+    after each epoch; stop after ``config.patience`` epochs without a better score and load the
+    best epoch's weights back into ``model``. ``on_step(step, loss, examples)`` follows each update.
+    """
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    lengths = [len(x) for x in train_ids]
+    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
+    total = max(1, steps_per_epoch * config.epochs)
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and (n.endswith("bias") or "LayerNorm" in n
+                                                                                or "layer_norm" in n)]
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and all(p is not q for q in no_decay)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    result = FitResult()
+    best_state: dict[str, Any] | None = None
+    since_best = 0
+    step = 0
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        losses: list[float] = []
+        for batch_idx in length_batches(lengths, config.batch_size, rng):
+            batch = collate([train_ids[i] for i in batch_idx], pad_id, [train_labels[i] for i in batch_idx])
+            with _autocast(config.bf16):
+                loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            value = loss.item()
+            losses.append(value)
+            result.step_losses.append(value)
+            if on_step is not None:
+                on_step(step, value, len(batch_idx))
+        score, dev = evaluate()
+        record = EpochRecord(epoch, sum(losses) / max(1, len(losses)), float(score), dev,
+                             time.perf_counter() - t0, step)
+        result.history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if score > result.best_score:
+            result.best_score, result.best_epoch, since_best = float(score), epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since_best += 1
+            if since_best >= config.patience and epoch < config.epochs:
+                result.stopped_early = True
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def predict_tags(model: Any, tokenizer: Any, sentences: Sequence[TaggedSentence], id2label: dict[int, str],
+                 max_length: int = 128, batch_size: int = 64, bf16: bool = False) -> list[list[str]]:
+    """One predicted tag per word (its first subword's label; ``O`` for words without subwords)."""
+    import torch
+
+    enc = encode_tagged(tokenizer, sentences, {}, max_length)
+    preds: list[list[str]] = [[] for _ in sentences]
+    model.eval()
+    with torch.inference_mode(), _autocast(bf16):
+        for idx in length_batches([len(x) for x in enc.input_ids], batch_size, None):
+            batch = collate([enc.input_ids[i] for i in idx], tokenizer.pad_token_id)
+            best = model(**batch).logits.argmax(-1).tolist()
+            for row, i in enumerate(idx):
+                first: dict[int, int] = {}
+                for pos, w in enumerate(enc.word_ids[i]):
+                    if w is not None and w not in first:
+                        first[w] = best[row][pos]
+                preds[i] = [id2label[first[w]] if w in first else "O" for w in range(len(sentences[i].tokens))]
+    return preds
+
+
+def evaluate_tagged(model: Any, tokenizer: Any, sentences: Sequence[TaggedSentence], id2label: dict[int, str],
+                    max_length: int = 128, batch_size: int = 64, bf16: bool = False,
+                    with_tables: bool = False) -> dict[str, Any]:
+    """Entity-level scores of ``model`` on ``sentences`` (see :func:`gristmill.train.labels.entity_report`);
+    with ``with_tables`` also seqeval's and scikit-learn's text reports and the predictions."""
+    pred = predict_tags(model, tokenizer, sentences, id2label, max_length, batch_size, bf16)
+    gold = [s.tags for s in sentences]
+    scores, table = entity_report(gold, pred)
+    if with_tables:
+        labels = [id2label[i] for i in sorted(id2label)]
+        scores["entity_table"] = table
+        scores["token_table"] = token_report(gold, pred, labels)
+        scores["predictions"] = pred
+    return scores
+
+
+def train_token_classifier(model: Any, tokenizer: Any, train: Sequence[TaggedSentence],
+                           dev: Sequence[TaggedSentence], labels: Sequence[str], config: FitConfig,
+                           on_step: Callable[[int, float, int], None] | None = None,
+                           on_epoch: Callable[[EpochRecord], None] | None = None) -> FitResult:
+    """Fine-tune ``model`` (a ``...ForTokenClassification`` whose label ids follow ``labels``) on
+    ``train``, keeping the weights of the epoch with the best dev entity micro F1."""
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    id2label = dict(enumerate(labels))
+    enc = encode_tagged(tokenizer, train, label2id, config.max_length)
+
+    def evaluate() -> tuple[float, dict[str, Any]]:
+        scores = evaluate_tagged(model, tokenizer, dev, id2label, config.max_length, config.eval_batch_size,
+                                 config.bf16)
+        return scores["f1"], scores
+
+    return fit(model, enc.input_ids, enc.labels, tokenizer.pad_token_id, evaluate, config, on_step, on_epoch)
+
+
+def load_token_model(model_dir: str, labels: Sequence[str]) -> tuple[Any, Any]:
+    """A pretrained encoder with a new token-classification head for ``labels``, and its tokenizer."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from gristmill.models.locate import offline
+
+    offline()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForTokenClassification.from_pretrained(
+        model_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)})
+    return model, tokenizer
