@@ -130,6 +130,18 @@ class _Block(nn.Module):
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, d)))
         return x + self.drop(self.fc_out(F.gelu(self.fc(self.ln2(x)))))
 
+    def forward_cached(self, x: torch.Tensor, mask: torch.Tensor,
+                       past: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, tuple]:
+        """Inference with cached keys/values: ``mask[B, 1, T, T_past + T]`` says which keys each query sees."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.n_head, d // self.n_head).transpose(1, 2) for z in (q, k, v))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
+        return x + self.fc_out(F.gelu(self.fc(self.ln2(x)))), (k, v)
+
 
 class TransformerLM(nn.Module):
     """Decoder-only transformer; ``forward(ids[B, T]) -> logits[B, T, vocab]`` with ``T <= context``."""
@@ -164,6 +176,28 @@ class TransformerLM(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.ln_f(x))
+
+    def forward_cached(self, ids: torch.Tensor, positions: torch.Tensor, key_mask: torch.Tensor,
+                       cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+                       ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Logits of new tokens ``ids[B, T]`` at ``positions[B, T]`` given the keys/values in ``cache``.
+
+        ``key_mask[B, T_past + T]`` is True at real tokens (False at left padding). Returns
+        the logits and the cache extended by these tokens. Used by
+        :mod:`gristmill.train.decoding`; no dropout.
+        """
+        b, t = ids.shape
+        t_past = 0 if cache is None else cache[0][0].shape[2]
+        q_idx = torch.arange(t)[:, None] + t_past
+        k_idx = torch.arange(t_past + t)[None, :]
+        # a query sees real keys at or before it, and always itself (so padding rows never see nothing)
+        mask = ((k_idx <= q_idx)[None] & key_mask[:, None, :]) | (k_idx == q_idx)[None]
+        x = self.tok_emb(ids) + self.pos_emb(positions)
+        new_cache = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block.forward_cached(x, mask[:, None], None if cache is None else cache[i])
+            new_cache.append(kv)
+        return self.head(self.ln_f(x)), new_cache
 
     def num_parameters(self) -> int:
         """Distinct parameters (the tied head counted once)."""
