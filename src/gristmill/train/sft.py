@@ -1,0 +1,482 @@
+"""Supervised fine-tuning of a causal LM on chat rows, with LoRA (peft) or all weights.
+
+:func:`train_sft` tokenizes conversations with the model's chat template (loss on
+assistant tokens only, see :mod:`gristmill.train.chat_data`), drops those left with no
+assistant token after truncation to ``max_length`` (counted in the result), and trains
+with AdamW, linear warmup then cosine or linear decay, gradient accumulation and
+gradient-norm clipping. Batches group rows of similar length (shuffled pools of 50
+batches, sorted by length, cut into batches, batch order shuffled) and pad to the longest
+row of the batch. The loss of an optimizer step is the mean over every assistant token of
+its micro-batches.
+
+Precision: ``bfloat16`` loads a LoRA model's frozen base weights in bf16 (adapters stay
+float32); full fine-tuning keeps float32 weights and runs forward/backward under bf16
+autocast. ``auto`` picks bf16 when the CPU supports it.
+
+Checkpoints (``<run>/checkpoints/step-NNNNNN/``) hold the trainable weights, optimizer,
+schedule and RNG state; with ``resume`` training continues from the newest one at the
+same step with the same batch order. The batch order is a function of the seed and the
+epoch only, so a resumed run sees exactly the batches the uninterrupted run would.
+
+Outputs: ``adapter/`` (LoRA only, peft format) and ``merged/`` (the adapter merged into a
+float32 copy of the base, or the fully fine-tuned model), each loadable with its tokenizer.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gristmill.train.chat_data import IGNORE, Messages, TokenizedChat, tokenize_chat
+
+__all__ = ["SFTConfig", "SFTResult", "load_model_and_tokenizer", "resolve_dtype", "split_dev", "train_sft"]
+
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+METHODS = ("lora", "full")
+DTYPES = ("auto", "bfloat16", "float32")
+SCHEDULES = ("cosine", "linear")
+
+
+@dataclass
+class SFTConfig:
+    """Everything a run of :func:`train_sft` depends on (saved as the run's config)."""
+
+    model: str | None = None          # HF directory or .gguf file; None: the packaged SmolLM2-135M-Instruct
+    method: str = "lora"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    dtype: str = "auto"
+    learning_rate: float | None = None  # None: 2e-4 for LoRA, 2e-5 for full fine-tuning
+    weight_decay: float = 0.0
+    epochs: float = 1.0
+    max_steps: int | None = None      # optimizer steps; overrides epochs
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 512
+    warmup_ratio: float = 0.05
+    schedule: str = "cosine"
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    eval_every: int = 0               # optimizer steps between dev evaluations; 0: at the end only
+    checkpoint_every: int = 0         # optimizer steps between checkpoints; 0: none
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    threads: int | None = None
+    save_merged: bool = True
+
+    def __post_init__(self) -> None:
+        self.target_modules = tuple(self.target_modules)
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        for name in ("batch_size", "grad_accum", "max_length", "lora_r"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.max_length < 2:
+            raise ValueError("max_length must be at least 2")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, not {self.max_steps}")
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, not {self.epochs}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
+
+    @property
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-4 if self.method == "lora" else 2e-5
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        d["learning_rate"] = self.lr
+        return d
+
+
+@dataclass
+class SFTResult:
+    """What a run did: steps, tokens, speed, losses, where the model went, rows dropped."""
+
+    steps: int
+    train_tokens: int                 # tokens fed forward (padding excluded)
+    train_label_tokens: int           # assistant tokens the loss was taken on
+    tokens_per_s: float
+    seconds: float
+    final_train_loss: float | None
+    dev_loss: float | None
+    dev_perplexity: float | None
+    train_rows: int
+    dropped_no_assistant: int
+    dtype: str
+    trainable_params: int
+    total_params: int
+    adapter_dir: Path | None = None
+    merged_dir: Path | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    model: Any = field(default=None, repr=False, compare=False)      # the trained model, for callers to evaluate
+    tokenizer: Any = field(default=None, repr=False, compare=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The scalar fields, JSON-ready (paths as strings)."""
+        skip = {"losses", "model", "tokenizer"}
+        return {k: (str(getattr(self, k)) if isinstance(getattr(self, k), Path) else getattr(self, k))
+                for k in self.__dataclass_fields__ if k not in skip}
+
+
+def resolve_dtype(dtype: str) -> str:
+    """``bfloat16`` or ``float32``; ``auto`` is bf16 when this CPU computes in bf16 natively."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    try:
+        return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+    except (AttributeError, RuntimeError):  # pragma: no cover - torch built without mkldnn
+        return "float32"
+
+
+def load_model_and_tokenizer(model: str | Path | None, dtype: str = "float32") -> tuple[Any, Any]:
+    """A causal LM and its tokenizer from a transformers directory or a ``.gguf`` file.
+
+    A GGUF is dequantized on load (its quantization config removed, so it can be trained
+    and saved). ``None`` loads the packaged SmolLM2-135M-Instruct.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gristmill.models.causal_lm import hf_dir
+    from gristmill.models.locate import offline
+
+    offline()
+    path = Path(model) if model is not None else hf_dir()
+    torch_dtype = getattr(torch, dtype)
+    if path.suffix == ".gguf":
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        lm = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch_dtype)
+        if getattr(lm, "hf_quantizer", None) is not None:
+            lm.hf_quantizer.remove_quantization_config(lm)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return lm, tokenizer
+
+
+def split_dev(rows: Sequence[Any], fraction: float, seed: int = 0) -> tuple[list[Any], list[Any]]:
+    """Rows shuffled with ``seed`` and cut into (train, dev); dev has ``round(fraction * n)`` rows, at least 1
+    when ``fraction > 0`` and there are at least 2 rows."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_dev = round(fraction * len(rows))
+    if fraction > 0 and len(rows) >= 2:
+        n_dev = max(1, n_dev)
+    n_dev = min(n_dev, max(0, len(rows) - 1))
+    dev = [rows[i] for i in sorted(order[:n_dev])]
+    train = [rows[i] for i in sorted(order[n_dev:])]
+    return train, dev
+
+
+def tokenize_rows(tokenizer: Any, rows: Sequence[Messages], max_length: int) -> tuple[list[TokenizedChat], int]:
+    """Tokenized rows that keep at least one assistant token after truncation, and how many were dropped."""
+    kept, dropped = [], 0
+    for msgs in rows:
+        tc = tokenize_chat(tokenizer, msgs, max_length)
+        if tc.n_labels == 0:
+            dropped += 1
+        else:
+            kept.append(tc)
+    return kept, dropped
+
+
+def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
+                  pool_batches: int = 50) -> list[list[int]]:
+    """Row indices of each batch of one epoch, grouped by length; a function of (seed, epoch) only."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * pool_batches
+    batches = []
+    for s in range(0, len(order), pool):
+        chunk = sorted(order[s:s + pool], key=lambda i: -lengths[i])
+        batches += [chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(rows: Sequence[TokenizedChat], pad_id: int) -> dict[str, Any]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` tensors of a batch."""
+    import torch
+
+    width = max(len(r.input_ids) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    for i, r in enumerate(rows):
+        n = len(r.input_ids)
+        ids[i, :n] = torch.tensor(r.input_ids)
+        mask[i, :n] = 1
+        labels[i, :n] = torch.tensor(r.labels)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _schedule(kind: str, warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        progress = min(1.0, max(0.0, progress))
+        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1 - progress
+    return factor
+
+
+def _wrap(model: Any, config: SFTConfig) -> Any:
+    if config.method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [t for t in config.target_modules if t not in names]
+    if missing:
+        raise ValueError(f"target module(s) {', '.join(missing)} not in the model (it has e.g. "
+                         f"{', '.join(sorted(n for n in names if n.endswith('proj'))[:8])})")
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def dev_loss(model: Any, rows: Sequence[TokenizedChat], pad_id: int, batch_size: int, autocast: bool) -> float | None:
+    """Mean loss (nats per assistant token) over ``rows``; None when there are none."""
+    import torch
+
+    if not rows:
+        return None
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i].input_ids))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        for s in range(0, len(order), batch_size):
+            batch = collate([rows[i] for i in order[s:s + batch_size]], pad_id)
+            n = int((batch["labels"][:, 1:] != IGNORE).sum())
+            if not n:
+                continue
+            out = model(**batch, num_items_in_batch=torch.tensor(n))
+            total += float(out.loss) * n
+            count += n
+    model.train(was_training)
+    return total / count if count else None
+
+
+def _trainable_state(model: Any) -> dict[str, Any]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _checkpoints(run_path: Path) -> list[Path]:
+    root = run_path / "checkpoints"
+    return sorted(root.glob("step-*")) if root.is_dir() else []
+
+
+def _save_checkpoint(run_path: Path, step: int, model: Any, optimizer: Any, scheduler: Any,
+                     rng_state: Any, losses: list[tuple[int, float]], tokens: int, label_tokens: int,
+                     keep: int) -> None:
+    import torch
+
+    root = run_path / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:06d}"
+    tmp = root / f".tmp-step-{step:06d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    torch.save({"step": step, "model": _trainable_state(model), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": rng_state, "losses": losses,
+                "tokens": tokens, "label_tokens": label_tokens}, tmp / "state.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in _checkpoints(run_path)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _resume_state(run_path: Path) -> dict[str, Any] | None:
+    import torch
+
+    ckpts = _checkpoints(run_path)
+    if not ckpts:
+        return None
+    return torch.load(ckpts[-1] / "state.pt", weights_only=False)
+
+
+def train_sft(train_rows: Sequence[Messages], dev_rows: Sequence[Messages], config: SFTConfig,
+              run: Any | None = None, progress: Any | None = None, resume: bool = False,
+              stop_after: int | None = None) -> SFTResult:
+    """Fine-tune ``config.model`` on ``train_rows``; evaluate on ``dev_rows``; save into ``run``.
+
+    ``run`` is a :class:`~gristmill.rundir.RunDir` (metrics, checkpoints, adapter/, merged/;
+    without one nothing is saved). ``progress`` is a rich Progress (or None). With
+    ``resume``, training continues from the run's newest checkpoint. ``stop_after`` ends
+    the run after that many optimizer steps (as an interruption would: no final
+    evaluation, no saved model), for tests of resumption.
+    """
+    import torch
+
+    from gristmill.models.runtime import set_torch_threads
+
+    set_torch_threads(config.threads)
+    dtype = resolve_dtype(config.dtype)
+    load_dtype = "bfloat16" if (dtype == "bfloat16" and config.method == "lora") else "float32"
+    autocast = dtype == "bfloat16" and config.method == "full"
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_model_and_tokenizer(config.model, load_dtype)
+    model.config.use_cache = False
+    model = _wrap(model, config)
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in trainable)
+    n_total = sum(p.numel() for p in model.parameters())
+
+    train, dropped = tokenize_rows(tokenizer, train_rows, config.max_length)
+    dev, dev_dropped = tokenize_rows(tokenizer, dev_rows, config.max_length)
+    if not train:
+        raise ValueError(f"no training row has an assistant token within max_length={config.max_length} "
+                         f"({dropped} dropped)")
+    pad_id = tokenizer.pad_token_id
+    lengths = [len(r.input_ids) for r in train]
+    batches_per_epoch = math.ceil(len(train) / config.batch_size)
+    steps_per_epoch = max(1, batches_per_epoch // config.grad_accum)
+    total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
+    warmup = int(config.warmup_ratio * total_steps)
+
+    def micro_batches(step: int) -> list[list[int]]:
+        """Row indices of the micro-batches of optimizer step ``step`` (0-based)."""
+        out = []
+        for k in range(step * config.grad_accum, (step + 1) * config.grad_accum):
+            epoch, b = divmod(k, steps_per_epoch * config.grad_accum)
+            epoch_list = _epoch_cache.get(epoch)
+            if epoch_list is None:
+                epoch_list = _epoch_cache[epoch] = epoch_batches(lengths, config.batch_size, config.seed, epoch)
+            out.append(epoch_list[b % len(epoch_list)])
+        return out
+
+    _epoch_cache: dict[int, list[list[int]]] = {}
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.schedule, warmup, total_steps))
+
+    start, losses, tokens, label_tokens = 0, [], 0, 0
+    if resume and run is not None:
+        state = _resume_state(run.path)
+        if state is not None:
+            params = dict(model.named_parameters())
+            with torch.no_grad():
+                for n, v in state["model"].items():
+                    params[n].copy_(v)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            start, losses = state["step"], [tuple(x) for x in state["losses"]]
+            tokens, label_tokens = state["tokens"], state["label_tokens"]
+
+    if run is not None:
+        run.result(train_rows=len(train), dev_rows=len(dev), dropped_no_assistant=dropped + dev_dropped,
+                   total_steps=total_steps, trainable_params=n_trainable, total_params=n_total, dtype=dtype)
+    total_tokens = sum(sum(len(train[i].input_ids) for i in b) for s in range(total_steps) for b in micro_batches(s))
+    done_tokens = sum(sum(len(train[i].input_ids) for i in b) for s in range(start) for b in micro_batches(s))
+    task = progress.add_task("train", total=total_tokens, completed=done_tokens, unit="tok") if progress else None
+
+    dev_points: list[tuple[int, float]] = []
+    t0 = time.perf_counter()
+    run_tokens = 0
+    end = total_steps if stop_after is None else min(total_steps, stop_after)
+    for step in range(start, end):
+        mbs = [collate([train[i] for i in b], pad_id) for b in micro_batches(step)]
+        n_items = sum(int((m["labels"][:, 1:] != IGNORE).sum()) for m in mbs)
+        step_loss = 0.0
+        for m in mbs:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                out = model(**m, num_items_in_batch=torch.tensor(max(1, n_items)))
+            out.loss.backward()
+            step_loss += float(out.loss.detach())
+            n = int(m["attention_mask"].sum())
+            tokens += n
+            run_tokens += n
+        label_tokens += n_items
+        if config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append((step + 1, step_loss))
+        elapsed = time.perf_counter() - t0
+        if run is not None and ((step + 1) % config.log_every == 0 or step + 1 == total_steps):
+            run.log("train", step + 1, loss=step_loss, lr=scheduler.get_last_lr()[0],
+                    tokens_per_s=run_tokens / max(elapsed, 1e-9))
+        if progress is not None:
+            progress.update(task, advance=sum(int(m["attention_mask"].sum()) for m in mbs),
+                            description=f"train loss {step_loss:.3f}")
+        if config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < total_steps:
+            dl = dev_loss(model, dev, pad_id, config.batch_size, autocast)
+            if dl is not None:
+                dev_points.append((step + 1, dl))
+                if run is not None:
+                    run.log("dev", step + 1, loss=dl, perplexity=math.exp(min(dl, 50)))
+        if run is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+            _save_checkpoint(run.path, step + 1, model, optimizer, scheduler, torch.get_rng_state(), losses,
+                             tokens, label_tokens, config.keep_checkpoints)
+    seconds = time.perf_counter() - t0
+    tps = run_tokens / seconds if seconds > 0 else 0.0
+    result = SFTResult(steps=end, train_tokens=tokens, train_label_tokens=label_tokens, tokens_per_s=tps,
+                       seconds=seconds, final_train_loss=losses[-1][1] if losses else None, dev_loss=None,
+                       dev_perplexity=None, train_rows=len(train), dropped_no_assistant=dropped + dev_dropped,
+                       dtype=dtype, trainable_params=n_trainable, total_params=n_total, losses=list(losses),
+                       model=model, tokenizer=tokenizer)
+    if end < total_steps:
+        return result
+    dl = dev_loss(model, dev, pad_id, config.batch_size, autocast)
+    if dl is not None:
+        result.dev_loss, result.dev_perplexity = dl, math.exp(min(dl, 50))
+        if run is not None:
+            run.log("dev", end, loss=dl, perplexity=result.dev_perplexity)
+    if run is not None:
+        result.adapter_dir, result.merged_dir = _save_models(model, tokenizer, config, run.path)
+        run.result(**result.summary())
+    return result
+
+
+def _save_models(model: Any, tokenizer: Any, config: SFTConfig, run_path: Path) -> tuple[Path | None, Path | None]:
+    """Save ``adapter/`` (LoRA) and ``merged/`` under ``run_path``; the merge is done on a float32 base."""
+    import torch
+
+    adapter_dir = merged_dir = None
+    if config.method == "lora":
+        adapter_dir = run_path / "adapter"
+        model.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
+        if config.save_merged:
+            from peft import PeftModel
+
+            base, _ = load_model_and_tokenizer(config.model, "float32")
+            merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+            merged_dir = run_path / "merged"
+            merged.save_pretrained(merged_dir)
+            tokenizer.save_pretrained(merged_dir)
+    else:
+        merged_dir = run_path / "merged"
+        model.to(torch.float32).save_pretrained(merged_dir)
+        tokenizer.save_pretrained(merged_dir)
+    return adapter_dir, merged_dir
