@@ -7,9 +7,10 @@ micro F1, per type). Two training sets, the same seeds:
 * ``baseline``: the 3,394 training sentences;
 * ``augmented``: the same plus copies made by gristmill's operators: ``augment.entity_swap``
   (each sentence with entities, its spans replaced by others of the same type from the
-  training set's own inventory), ``augment.noise`` (typos and word drops/duplicates on
-  non-entity words, for a share of rows) and ``bias.counterfactual`` on the tokens (gender
-  swaps; the entity tags stay, since a swapped first name stays a person).
+  training set's own inventory), ``augment.noise`` (typos and word drops/duplicates/swaps on
+  non-entity words, for a share of the originals and swapped copies) and
+  ``bias.counterfactual`` on the original sentences (gender swaps; the entity tags stay,
+  since a swapped first name stays a person).
 
 Paraphrasing is left out: a paraphrase moves words, and the tags would have to be
 re-projected onto it; nothing here does that reliably.
@@ -65,20 +66,16 @@ def augment(train: list[Any], seed: int, noise_rows: float) -> tuple[list[Any], 
     swap.ensure_setup()
     swap.fit([swap.summarize(table)])
     swapped = swap.process(table).kept
-    noise = NoiseInjection(seed=seed, row_rate=noise_rows)
-    noisy = noise.process(swapped).kept
-    # bias.counterfactual rewrites strings, not token lists: run it on the tokens joined by
-    # spaces and split its copies back (a swap replaces one word by one word, so tags still align).
-    noisy = noisy.append_column("text", pa.array([" ".join(t) for t in noisy.column("tokens").to_pylist()]))
-    cf = GenderCounterfactual(columns=["text"])
-    rows = []
-    for r in cf.process(noisy).kept.select(["id", "tokens", "tags", "text"]).to_pylist():
-        if r["id"].endswith("~cf"):
-            tokens = r["text"].split(" ")
-            if len(tokens) != len(r["tags"]):
-                continue
-            r["tokens"] = tokens
-        rows.append(r)
+    noisy = NoiseInjection(seed=seed, row_rate=noise_rows).process(swapped).kept
+    # bias.counterfactual rewrites strings, not token lists: run it on the original sentences'
+    # tokens joined by spaces and split its copies back (a swap replaces one word by one word,
+    # so the tags still align; a copy whose word count changed is dropped).
+    text = table.append_column("text", pa.array([" ".join(s.tokens) for s in train]))
+    cf_rows = []
+    for r in GenderCounterfactual(columns=["text"]).process(text).kept.to_pylist():
+        if r["id"].endswith("~cf") and len(r["text"].split(" ")) == len(r["tags"]):
+            cf_rows.append({"id": r["id"], "tokens": r["text"].split(" "), "tags": r["tags"]})
+    rows = noisy.select(["id", "tokens", "tags"]).to_pylist() + cf_rows
     counts = {"original": len(train),
               "entity_swap": sum(1 for r in rows if "~swap" in r["id"] and "~noise" not in r["id"]
                                  and not r["id"].endswith("~cf")),
@@ -243,11 +240,15 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=8e-5)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--patience", type=int, default=2)
-    p.add_argument("--noise-rows", type=float, default=0.3, help="share of rows that get a noisy copy")
+    p.add_argument("--noise-rows", type=float, default=0.2, help="share of rows that get a noisy copy")
     p.add_argument("--limit", type=int, default=0, help="use only the first N sentences of each split (smoke test)")
     p.add_argument("--no-bf16", dest="bf16", action="store_false")
     p.add_argument("--summarize", action="store_true", help="only write the summary from the runs so far")
+    p.add_argument("--out", type=Path, default=None, help="run directory (default experiments/out/wnut17_ner)")
+    p.add_argument("--results", type=Path, default=None, help="summary folder (default experiments/results)")
     args = p.parse_args()
+    global OUT, RESULTS
+    OUT, RESULTS = args.out or OUT, args.results or RESULTS
     if not args.summarize:
         for v in (["baseline", "augmented"] if args.variant == "both" else [args.variant]):
             for seed in args.seeds:
