@@ -1,0 +1,81 @@
+"""A :class:`~gristmill.select.bandit.Learner` for instruction data: a small causal LM fine-tuned as it goes.
+
+:class:`CausalLMLearner` fully fine-tunes (no LoRA) a transformers causal LM on
+``instruction + "\\n\\n" + response`` texts, loss on the response tokens only, AdamW; its dev
+loss is the mean response-token NLL on the dev pairs. The default model for ``gristmill
+select`` is SmolLM2-135M-Instruct (bf16 on CPU: a step on 8 short pairs takes ~1-3 s on
+one core); tests pass a tiny randomly initialised Llama.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["CausalLMLearner"]
+
+
+class CausalLMLearner:
+    """Fine-tune ``model`` on the pool's pairs batch by batch; measure loss on the dev pairs."""
+
+    def __init__(self, model: Any, tokenizer: Any, pool: Sequence[tuple[str, str]],
+                 dev: Sequence[tuple[str, str]], lr: float = 5e-5, max_tokens: int = 256,
+                 dev_batch_size: int = 16) -> None:
+        import torch
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.dev_batch_size = dev_batch_size
+        self.pool = [self._encode(i, r) for i, r in pool]
+        self.dev = [self._encode(i, r) for i, r in dev]
+        self.opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+
+    def _encode(self, instruction: str, response: str) -> tuple[list[int], int]:
+        """Token ids and the index of the first response token (the prompt is cut from the left if long)."""
+        tok = self.tokenizer
+        prompt = tok(instruction + "\n\n" if instruction else "", add_special_tokens=False)["input_ids"]
+        eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+        resp = (tok(response, add_special_tokens=False)["input_ids"] + eos)[: self.max_tokens - 1]
+        bos = tok.bos_token_id if tok.bos_token_id is not None else (tok.eos_token_id or 0)
+        prompt = [bos, *prompt][-(self.max_tokens - len(resp)):]
+        return prompt + resp, len(prompt)
+
+    def _loss(self, items: Sequence[tuple[list[int], int]]) -> tuple[Any, int]:
+        """Summed response-token NLL of ``items`` and how many tokens it covers."""
+        import torch
+
+        width = max(len(ids) for ids, _ in items)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(items), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        labels = torch.full_like(ids, -100)
+        for r, (seq, first) in enumerate(items):
+            ids[r, :len(seq)] = torch.tensor(seq)
+            mask[r, :len(seq)] = 1
+            labels[r, first:len(seq)] = torch.tensor(seq[first:])
+        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        target = labels[:, 1:]
+        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
+                                                ignore_index=-100, reduction="sum")
+        return nll, int((target != -100).sum())
+
+    def train_step(self, batch: Sequence[int]) -> float:
+        self.model.train()
+        nll, n = self._loss([self.pool[i] for i in batch])
+        loss = nll / max(n, 1)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+    def dev_loss(self) -> float:
+        import torch
+
+        self.model.eval()
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for s in range(0, len(self.dev), self.dev_batch_size):
+                nll, n = self._loss(self.dev[s:s + self.dev_batch_size])
+                total, count = total + float(nll), count + n
+        return total / max(count, 1)
