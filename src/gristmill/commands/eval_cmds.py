@@ -1,9 +1,506 @@
-"""Commands of this module (being written)."""
+"""``gristmill eval perplexity | generation | diversity | divergence``.
+
+Each command reads its data, computes the figures with :mod:`gristmill.evaluate`, writes a
+run directory (``--out``, default ``runs/eval-<what>-<data name>``: ``config.json``,
+``results.json``, per-item JSONL, ``report.html`` with charts) and prints a summary, or
+only the figures as JSON with ``--json``. A malformed input record is skipped and counted
+(its file, line and reason are printed and kept in the report); no usable record at all,
+a missing file or a bad option exits with code 2 before any scoring.
+"""
 
 from __future__ import annotations
 
+import gzip
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
+
+from gristmill.commands.common import fail, out
+
+__all__ = ["register"]
+
+SHOW_SKIPPED = 10
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Loaded:
+    """Rows read from a data file: ids, values, and the records skipped (``file:line: reason``)."""
+
+    ids: list[str] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _where(source: str, line: int | None) -> str:
+    return f"{source}:{line}" if line is not None else source
+
+
+def read_texts(path: Path, text_field: str, option: str, chat: bool = False, limit: int | None = None) -> Loaded:
+    """The ``text_field`` strings of the records in ``path`` (any format :func:`gristmill.io.readers.open_reader`
+    reads), or with ``chat`` the conversations in ``messages`` (OpenAI) / ``conversations`` (ShareGPT)."""
+    from gristmill.io.base import BadRecord, InputError, ReaderOptions
+    from gristmill.io.readers import open_reader
+
+    if not path.exists():
+        fail(f"{option} {path}: no such file or directory")
+    if chat:
+        shapes = {"messages": "openai", "conversations": "sharegpt"}
+        if text_field not in shapes:
+            fail(f"--field {text_field!r}: chat rows are read from 'messages' (OpenAI) or 'conversations' (ShareGPT)")
+        options = ReaderOptions(format=shapes[text_field])
+    else:
+        options = ReaderOptions(text_column=text_field)
+    try:
+        reader = open_reader(path, options)
+    except InputError as exc:
+        fail(f"{option} {exc}")
+    got = Loaded()
+    for item in reader:
+        if limit is not None and len(got.values) >= limit:
+            break
+        if isinstance(item, BadRecord):
+            got.skipped.append(f"{_where(item.source, item.line)}: {item.reason}")
+            continue
+        got.ids.append(str(item["id"]))
+        got.values.append(item["messages"] if chat else item["text"])
+    return got
+
+
+def _open_text(path: Path) -> Any:
+    return gzip.open(path, "rt", encoding="utf-8", errors="replace") if path.suffix == ".gz" else \
+        open(path, encoding="utf-8", errors="replace")
+
+
+def _lines(path: Path, option: str) -> list[tuple[int, str]]:
+    if not path.is_file():
+        fail(f"{option} {path}: no such file")
+    with _open_text(path) as f:
+        return [(i, line.rstrip("\r\n")) for i, line in enumerate(f, 1)]
+
+
+def _is_plain(path: Path) -> bool:
+    return path.name.lower().removesuffix(".gz").endswith(".txt")
+
+
+def _field_value(line: str, name: str, is_reference: bool) -> Any:
+    """The field ``name`` of a JSON line: a string (a reference may also be a list of strings)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    if name not in obj or obj[name] is None:
+        raise ValueError(f"missing field {name!r}")
+    v = obj[name]
+    if isinstance(v, str):
+        return v
+    if is_reference and isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+        return v
+    raise ValueError(f"field {name!r} is {type(v).__name__}, expected a string"
+                     + (" or a list of strings" if is_reference else ""))
+
+
+def read_pairs(predictions: Path, references: Path | None, pred_field: str, ref_field: str) -> Loaded:
+    """(prediction, reference) pairs: from one JSONL with both fields, or two files aligned line by line
+    (``.txt``: one example per line; else JSONL with the field). A bad line drops its pair."""
+    got = Loaded()
+    if references is None:
+        for n, line in _lines(predictions, "--predictions"):
+            if not line.strip():
+                continue
+            try:
+                pair = (_field_value(line, pred_field, False), _field_value(line, ref_field, True))
+            except ValueError as exc:
+                got.skipped.append(f"{predictions}:{n}: {exc}")
+                continue
+            got.ids.append(str(n))
+            got.values.append(pair)
+        return got
+    preds, refs = _lines(predictions, "--predictions"), _lines(references, "--references")
+    while preds and not preds[-1][1].strip() and not _is_plain(predictions):
+        preds.pop()
+    while refs and not refs[-1][1].strip() and not _is_plain(references):
+        refs.pop()
+    if len(preds) != len(refs):
+        fail(f"--predictions {predictions} has {len(preds)} lines but --references {references} has {len(refs)}")
+    for (n, p), (_, r) in zip(preds, refs):
+        try:
+            pv = p if _is_plain(predictions) else _field_value(p, pred_field, False)
+        except ValueError as exc:
+            got.skipped.append(f"{predictions}:{n}: {exc}")
+            continue
+        try:
+            rv = r if _is_plain(references) else _field_value(r, ref_field, True)
+        except ValueError as exc:
+            got.skipped.append(f"{references}:{n}: {exc}")
+            continue
+        got.ids.append(str(n))
+        got.values.append((pv, rv))
+    return got
+
+
+def _require(got: Loaded, path: Path, what: str = "records") -> None:
+    """Exit 2 when nothing usable was read; say what was skipped."""
+    if got.values:
+        return
+    why = f" ({len(got.skipped)} skipped; first: {got.skipped[0]})" if got.skipped else ""
+    fail(f"{path}: no usable {what}{why}")
+
+
+def _warn_skipped(got: Loaded, quiet_json: bool) -> None:
+    if not got.skipped:
+        return
+    print(f"warning: skipped {len(got.skipped)} malformed record(s):", file=sys.stderr)
+    for s in got.skipped[:SHOW_SKIPPED]:
+        print(f"  {s}", file=sys.stderr)
+    if len(got.skipped) > SHOW_SKIPPED:
+        print(f"  ... and {len(got.skipped) - SHOW_SKIPPED} more (see the report)", file=sys.stderr)
+
+
+# -- run directory and output -------------------------------------------------------------------
+
+
+def _stem(path: Path) -> str:
+    return path.name.split(".")[0] or "data"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    return value
+
+
+def _start(out_dir: Path | None, what: str, name: str, config: dict[str, Any]) -> Any:
+    from gristmill.rundir import RunDir
+
+    path = out_dir or Path("runs") / f"eval-{what}-{name}"
+    try:
+        return RunDir.create(path, kind=f"eval-{what}", config=config)
+    except OSError as exc:
+        fail(f"--out {path}: cannot create the run directory ({exc})")
+
+
+def _skipped_item(run: Any, got: Loaded) -> None:
+    if got.skipped:
+        run.table("Skipped records", ["file:line: reason"], [[s] for s in got.skipped[:500]],
+                  note=f"{len(got.skipped)} record(s) skipped" + (" (first 500 shown)" if len(got.skipped) > 500 else ""))
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(_jsonable(r), ensure_ascii=False) + "\n")
+
+
+def _emit(run: Any, figures: dict[str, Any], as_json: bool, lines: Sequence[str]) -> None:
+    run.result(**figures)
+    report = run.finish()
+    if as_json:
+        print(json.dumps(_jsonable({**figures, "run_dir": str(run.path)}), indent=2, ensure_ascii=False))
+        return
+    for line in lines:
+        out.print(line, highlight=False, soft_wrap=True)
+    out.print(f"report: {report}", highlight=False, soft_wrap=True)
+
+
+def _bootstrap_mean(values: Sequence[float], seed: int = 0, resamples: int = 1000) -> list[float] | None:
+    """95% percentile-bootstrap interval of the mean (None below 2 values)."""
+    import numpy as np
+
+    if len(values) < 2:
+        return None
+    arr = np.asarray(values, dtype=np.float64)
+    means = arr[np.random.default_rng(seed).integers(0, len(arr), size=(resamples, len(arr)))].mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: runs/eval-<what>-<data name>).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print only the figures, as JSON, to stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def eval_perplexity(
+        data: Annotated[Path, typer.Option(help="Dataset: JSONL (.gz/.zst), Parquet, CSV or text files.")],
+        model: Annotated[Optional[str], typer.Option(help="A transformers directory, a .gguf file, or a `gristmill "
+                                                     "train lm` model or run directory (default: the packaged "
+                                                     "SmolLM2-135M-Instruct).")] = None,
+        text_field: Annotated[str, typer.Option("--field", help="Text field; with --chat the conversation field "
+                                                "(messages or conversations, default messages).")] = "text",
+        chat: Annotated[Optional[str], typer.Option(help="Rows are chats: score only the 'assistant' turns (given "
+                                                    "the conversation before them) or the 'whole' conversation.")] = None,
+        max_length: Annotated[int, typer.Option(min=2, help="Tokens per window (cut to the model's context).")] = 512,
+        stride: Annotated[int, typer.Option(min=1, help="New tokens scored per window after the first; the "
+                                            "max-length - stride tokens before them are context.")] = 256,
+        batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 8,
+        dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (about 2x faster on CPU).")] = "float32",
+        limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N records.")] = None,
+        threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads.")] = None,
+        seed: Annotated[int, typer.Option(help="Seed of the bootstrap interval.")] = 0,
+        out_dir: OutOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Perplexity of a causal LM on a dataset: token-weighted corpus figure with a 95% bootstrap interval,
+    and every document's perplexity."""
+    from gristmill.evaluate import perplexity as ppl
+
+    if dtype not in ("float32", "bfloat16"):
+        fail(f"--dtype must be float32 or bfloat16, not {dtype!r}")
+    if chat is not None and chat not in ("assistant", "whole"):
+        fail(f"--chat must be 'assistant' or 'whole', not {chat!r}")
+    if stride >= max_length:
+        fail(f"--stride ({stride}) must be smaller than --max-length ({max_length})")
+    if model and not Path(model).exists():
+        fail(f"--model {model}: no such file or directory")
+    if chat and text_field == "text":
+        text_field = "messages"
+    got = read_texts(data, text_field, "--data", chat=chat is not None, limit=limit)
+    _require(got, data, "conversations" if chat else "texts")
+    _warn_skipped(got, as_json)
+
+    from gristmill.models.runtime import set_torch_threads
+    from gristmill.progress import progress_bars
+
+    set_torch_threads(threads)
+    try:
+        scorer = ppl.load_model(model, dtype)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(f"--model {exc}")
+    docs = [ppl.chat_segments(scorer, v, chat) if chat else ppl.text_segments(scorer, v)  # type: ignore[arg-type]
+            for v in got.values]
+    if not any(docs):
+        fail(f"{data}: nothing to score ({'no assistant turn' if chat == 'assistant' else 'no tokens'})")
+    used_len, used_stride = ppl.effective_window(scorer, max_length, stride)
+    config = {"model": scorer.name, "data": str(data), "field": text_field, "chat": chat, "max_length": used_len,
+              "stride": used_stride, "batch_size": batch_size, "dtype": dtype, "limit": limit, "seed": seed}
+    run = _start(out_dir, "perplexity", _stem(data), config)
+    total = sum(s.hi - s.lo for d in docs for s in d)
+    with progress_bars(not quiet and not as_json) as bars:
+        task = bars.add_task("perplexity", total=total, unit="tok")
+        res = ppl.evaluate_perplexity(scorer, docs, got.ids, used_len, used_stride, batch_size,
+                                      on_tokens=lambda k: bars.update(task, advance=k))
+    res.ci95 = ppl.bootstrap_ci([d.nll for d in res.per_document if d.tokens],
+                                [d.tokens for d in res.per_document if d.tokens], seed=seed)
+    _write_jsonl(run.path / "per_document.jsonl", [asdict(d) for d in res.per_document])
+    figures = {**res.figures(), "skipped": len(got.skipped)}
+    scored = [d for d in res.per_document if d.perplexity is not None]
+    values = [d.perplexity for d in scored]
+    run.histogram("Per-document perplexity", values, xlabel="perplexity",
+                  note="exp of each document's mean NLL; the corpus figure weights documents by their tokens.")
+    run.histogram("Per-document log2 perplexity (bits per token)", [math.log2(v) for v in values],
+                  xlabel="bits per token")
+    run.histogram("Scored tokens per document", [d.tokens for d in scored], xlabel="tokens")
+    by = sorted(scored, key=lambda d: d.perplexity or 0.0)
+    texts = dict(zip(got.ids, got.values))
+
+    def show(d: ppl.DocumentPerplexity) -> tuple[str, str]:
+        v = texts.get(d.id)
+        body = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+        return f"{d.id}: {d.perplexity:.1f} ({d.tokens} tok)", body[:400]
+
+    run.samples("Highest-perplexity documents", [show(d) for d in by[::-1][:5]])
+    run.samples("Lowest-perplexity documents", [show(d) for d in by[:5]])
+    _skipped_item(run, got)
+    ci = res.ci95
+    _emit(run, figures, as_json, [
+        f"[bold]perplexity[/] {res.perplexity:.3f}" + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+        + f" over {res.tokens:,} tokens of {res.scored_documents:,} documents; model {scorer.name}",
+        f"  median document perplexity {_fmt(res.doc_perplexity_median, 2)}; window {used_len}, stride "
+        f"{used_stride}; {res.tokens_per_s:,.0f} tok/s" + (f"; {len(got.skipped)} record(s) skipped" if got.skipped else ""),
+    ])
+
+
+def eval_generation(
+        predictions: Annotated[Path, typer.Option(help="JSONL with predictions (and references when --references "
+                                                  "is not given), or a .txt file with one prediction per line.")],
+        references: Annotated[Optional[Path], typer.Option(help="References aligned line by line with "
+                                                           "--predictions (JSONL or .txt).")] = None,
+        pred_field: Annotated[str, typer.Option(help="Prediction field of JSONL input.")] = "prediction",
+        ref_field: Annotated[str, typer.Option(help="Reference field of JSONL input (a string or a list of "
+                                               "strings).")] = "reference",
+        seed: Annotated[int, typer.Option(help="Seed of the bootstrap intervals.")] = 0,
+        out_dir: OutOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Score predictions against references: corpus BLEU (sacrebleu, 13a) and chrF, ROUGE-1/2/L F, exact
+    match and token F1 (SQuAD normalization); per-example scores in per_example.jsonl."""
+    from gristmill.evaluate.generation_metrics import evaluate_generation
+
+    got = read_pairs(predictions, references, pred_field, ref_field)
+    _require(got, predictions, "examples")
+    _warn_skipped(got, as_json)
+    preds = [p for p, _ in got.values]
+    refs = [r for _, r in got.values]
+    config = {"predictions": str(predictions), "references": str(references) if references else None,
+              "pred_field": pred_field, "ref_field": ref_field, "seed": seed}
+    run = _start(out_dir, "generation", _stem(predictions), config)
+    res = evaluate_generation(preds, refs)
+    per = res.per_example
+    figures: dict[str, Any] = {**res.figures(), "skipped": len(got.skipped)}
+    figures["ci95"] = {k: _bootstrap_mean([float(getattr(e, k)) for e in per], seed)
+                       for k in ("rouge1", "rouge2", "rougeL", "exact_match", "token_f1")}
+    _write_jsonl(run.path / "per_example.jsonl", [
+        {"id": got.ids[e.index], **asdict(e), "prediction": preds[e.index], "reference": refs[e.index]} for e in per])
+    run.bars("Corpus scores (0-100)", ["BLEU", "chrF", "ROUGE-1 F", "ROUGE-2 F", "ROUGE-L F", "exact match",
+                                       "token F1"],
+             [res.bleu["score"], res.chrf["score"], 100 * res.rouge1, 100 * res.rouge2, 100 * res.rougeL,
+              100 * res.exact_match, 100 * res.token_f1], xlabel="score",
+             note=f"BLEU signature: {res.bleu['signature']}; chrF: {res.chrf['signature']}")
+    run.histogram("Per-example ROUGE-L F", [e.rougeL for e in per], xlabel="ROUGE-L F", bins=20)
+    run.histogram("Per-example sentence BLEU", [e.bleu for e in per], xlabel="BLEU (effective order)", bins=20)
+    run.histogram("Prediction length / reference length (words)",
+                  [e.pred_words / e.ref_words for e in per if e.ref_words], xlabel="ratio", bins=20)
+    worst = sorted(per, key=lambda e: e.rougeL)[:5]
+    run.samples("Lowest ROUGE-L examples", [
+        (f"{got.ids[e.index]} (ROUGE-L {e.rougeL:.2f})",
+         f"prediction: {preds[e.index][:300]}\nreference: {str(refs[e.index])[:300]}") for e in worst])
+    _skipped_item(run, got)
+    _emit(run, figures, as_json, [
+        f"[bold]{res.examples:,} examples[/]  BLEU {res.bleu['score']:.2f}  chrF {res.chrf['score']:.2f}  "
+        f"ROUGE-1 {res.rouge1:.4f}  ROUGE-2 {res.rouge2:.4f}  ROUGE-L {res.rougeL:.4f}  "
+        f"EM {res.exact_match:.4f}  F1 {res.token_f1:.4f}",
+        f"  BLEU signature {res.bleu['signature']}" + (f"; {len(got.skipped)} skipped" if got.skipped else ""),
+    ])
+
+
+def eval_diversity(
+        data: Annotated[Path, typer.Option(help="Dataset: JSONL (.gz/.zst), Parquet, CSV or text files.")],
+        text_field: Annotated[str, typer.Option("--field", help="Text field.")] = "text",
+        sample_size: Annotated[int, typer.Option(min=2, help="Texts sampled for self-BLEU, embeddings and "
+                                                 "Vendi.")] = 500,
+        seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+        no_embed: Annotated[bool, typer.Option("--no-embed", help="Skip the MiniLM embedding figures.")] = False,
+        limit: Annotated[Optional[int], typer.Option(min=1, help="Read only the first N records.")] = None,
+        threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads (embeddings).")] = None,
+        out_dir: OutOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Diversity of a set of texts: distinct-1/2/3, self-BLEU, compression ratio, embedding distances, Vendi
+    score, length distribution."""
+    from gristmill.evaluate.diversity import evaluate_diversity
+
+    got = read_texts(data, text_field, "--data", limit=limit)
+    _require(got, data, "texts")
+    _warn_skipped(got, as_json)
+    if not no_embed:
+        from gristmill.models.runtime import set_torch_threads
+
+        set_torch_threads(threads)
+    config = {"data": str(data), "field": text_field, "sample_size": sample_size, "seed": seed,
+              "embed": not no_embed, "limit": limit}
+    run = _start(out_dir, "diversity", _stem(data), config)
+    res = evaluate_diversity(got.values, sample_size=sample_size, seed=seed, embed=not no_embed)
+    figures = {**res.figures(), "skipped": len(got.skipped)}
+    run.bars("Distinct-n", ["distinct-1", "distinct-2", "distinct-3"], [res.distinct_1, res.distinct_2, res.distinct_3],
+             xlabel="unique / all n-grams (higher is more varied)")
+    run.histogram("Length distribution", res.lengths, xlabel="words per text")
+    if res.self_bleu_scores:
+        run.histogram("Self-BLEU of each sampled text", res.self_bleu_scores,
+                      xlabel="sentence BLEU against the rest of the sample (lower is more varied)")
+    vendi = [("Vendi (unigram+bigram counts)", res.vendi_ngram)]
+    if res.vendi_embedding is not None:
+        vendi.append(("Vendi (MiniLM embeddings)", res.vendi_embedding))
+    run.bars(f"Vendi score (effective number of distinct texts among {res.sample})", [k for k, _ in vendi],
+             [v for _, v in vendi], xlabel="Vendi score",
+             note="Friedman & Dieng 2023: exp of the entropy of the eigenvalues of K/n, K the cosine kernel.")
+    if res.note:
+        run.text("Note", res.note)
+    _skipped_item(run, got)
+    _emit(run, figures, as_json, [
+        f"[bold]{res.texts:,} texts[/]  distinct-1/2/3 {res.distinct_1:.3f} / {res.distinct_2:.3f} / "
+        f"{res.distinct_3:.3f}  compression ratio {res.compression_ratio:.3f}",
+        f"  sample {res.sample}: self-BLEU {_fmt(res.self_bleu, 2)}  Vendi (n-grams) {res.vendi_ngram:.2f}  "
+        f"Vendi (embeddings) {_fmt(res.vendi_embedding, 2)}  mean pairwise distance {_fmt(res.embedding_distance)}",
+        f"  words per text: mean {res.words_mean:.1f}, median {res.words_median:.0f}, 5-95% "
+        f"{res.words_p5:.0f}-{res.words_p95:.0f}" + (f"\n  {res.note}" if res.note else ""),
+    ])
+
+
+_ORDER_NAMES = {1: "unigram", 2: "bigram", 3: "trigram"}
+
+
+def eval_divergence(
+        data: Annotated[Path, typer.Option(help="Dataset A.")],
+        other: Annotated[Path, typer.Option(help="Dataset B.")],
+        text_field: Annotated[str, typer.Option("--field", help="Text field of A (and of B unless "
+                                                "--other-field).")] = "text",
+        other_field: Annotated[Optional[str], typer.Option(help="Text field of B.")] = None,
+        max_n: Annotated[int, typer.Option(min=1, max=5, help="Compare 1-grams up to these n-grams.")] = 2,
+        alpha: Annotated[float, typer.Option(help="Additive smoothing of the KL figures (JS is unsmoothed).")] = 0.01,
+        top: Annotated[int, typer.Option(min=1, help="N-grams in the top-contributors tables.")] = 20,
+        limit: Annotated[Optional[int], typer.Option(min=1, help="Read only the first N records of each.")] = None,
+        out_dir: OutOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """KL(A||B), KL(B||A) and Jensen-Shannon divergence (bits) between the n-gram distributions of two
+    datasets, with the n-grams that differ most."""
+    from gristmill.evaluate.diversity import ngram_counts
+    from gristmill.evaluate.divergence import divergence, kl_by_alpha
+
+    if not alpha > 0:
+        fail(f"--alpha must be > 0, not {alpha}")
+    a = read_texts(data, text_field, "--data", limit=limit)
+    b = read_texts(other, other_field or text_field, "--other", limit=limit)
+    _require(a, data, "texts")
+    _require(b, other, "texts")
+    _warn_skipped(a, as_json)
+    _warn_skipped(b, as_json)
+    config = {"data": str(data), "other": str(other), "field": text_field, "other_field": other_field or text_field,
+              "max_n": max_n, "alpha": alpha, "top": top, "limit": limit}
+    run = _start(out_dir, "divergence", f"{_stem(data)}-vs-{_stem(other)}", config)
+    figures: dict[str, Any] = {"texts_a": len(a.values), "texts_b": len(b.values), "alpha": alpha, "units": "bits",
+                               "skipped_a": len(a.skipped), "skipped_b": len(b.skipped)}
+    lines = [f"[bold]A[/] {data} ({len(a.values):,} texts)  [bold]B[/] {other} ({len(b.values):,} texts); bits"]
+    for n in range(1, max_n + 1):
+        name = _ORDER_NAMES.get(n, f"{n}-gram")
+        ca, cb = ngram_counts(a.values, n), ngram_counts(b.values, n)
+        if not ca or not cb:
+            figures[name] = None
+            lines.append(f"  {name}: no {n}-grams in {'A' if not ca else 'B'}")
+            continue
+        d = divergence(ca, cb, n, alpha, top)
+        figures[name] = d.figures()
+        lines.append(f"  {name:<8} KL(A||B) {d.kl_ab:.4f}  KL(B||A) {d.kl_ba:.4f}  JS {d.js:.4f}  "
+                     f"(shared types {d.shared_types:,} of {d.types_a:,} / {d.types_b:,})")
+        run.table(f"Top {name}s by contribution to JS", ["n-gram", "count A", "count B", "JS term", "KL(A||B) term",
+                                                         "KL(B||A) term"],
+                  [[c.ngram, c.count_a, c.count_b, f"{c.js:.5f}", f"{c.kl_ab:.5f}", f"{c.kl_ba:.5f}"] for c in d.top],
+                  note="Pointwise terms in bits; a KL term is negative where the n-gram is rarer in the first "
+                       "distribution than in the second.")
+        run.bars(f"Top {name}s: JS contribution", [f"{c.ngram} ({'A' if c.count_a > c.count_b else 'B'})"
+                                                   for c in d.top], [c.js for c in d.top], xlabel="bits",
+                 note="(A) / (B): the dataset where the n-gram is more frequent.")
+        run.table(f"{name.capitalize()} KL by smoothing alpha", ["alpha", "KL(A||B)", "KL(B||A)"],
+                  [[f"{al:g}", f"{x:.4f}", f"{y:.4f}"] for al, x, y in kl_by_alpha(ca, cb)],
+                  note="KL depends on the smoothing of n-grams missing from one side; JS does not.")
+    if all(figures.get(_ORDER_NAMES.get(n, f"{n}-gram")) is None for n in range(1, max_n + 1)):
+        fail("no n-grams to compare in one of the datasets")
+    names = [_ORDER_NAMES.get(n, f"{n}-gram") for n in range(1, max_n + 1) if figures.get(_ORDER_NAMES.get(n, f"{n}-gram"))]
+    run.bars("Jensen-Shannon divergence by n-gram order", names, [figures[k]["js"] for k in names],
+             xlabel="bits (0 = same distribution, 1 = disjoint)")
+    for label, got, path in (("A", a, data), ("B", b, other)):
+        if got.skipped:
+            run.table(f"Skipped records of {label}", ["file:line: reason"], [[s] for s in got.skipped[:500]],
+                      note=f"{len(got.skipped)} record(s) of {path} skipped")
+    _emit(run, figures, as_json, lines)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``perplexity``, ``generation``, ``diversity`` and ``divergence`` to ``gristmill eval``."""
+    app.command("perplexity")(eval_perplexity)
+    app.command("generation")(eval_generation)
+    app.command("diversity")(eval_diversity)
+    app.command("divergence")(eval_divergence)

@@ -1,0 +1,117 @@
+"""Diversity figures: distinct-n, self-BLEU, compression, embedding distances, Vendi score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gristmill.evaluate.diversity import (
+    compression_ratio, distinct_n, evaluate_diversity, mean_pairwise_distance, nearest_neighbour_distance,
+    ngram_vectors, sample_texts, self_bleu, vendi_score,
+)
+from gristmill.report import generation as report_generation
+
+
+def test_distinct_n_hand_computed() -> None:
+    texts = ["the cat the cat", "The dog"]
+    # unigrams: the cat the cat the dog -> 3 unique of 6
+    assert distinct_n(texts, 1) == pytest.approx(3 / 6)
+    # bigrams: (the cat) (cat the) (the cat) | (the dog) -> 3 unique of 4; none across texts
+    assert distinct_n(texts, 2) == pytest.approx(3 / 4)
+    assert distinct_n(texts, 3) == pytest.approx(2 / 2)
+    assert distinct_n(["one"], 2) == 0.0 and distinct_n([], 1) == 0.0
+
+
+def test_distinct_n_matches_the_pipeline_reports() -> None:
+    texts = ["Alpha beta, alpha", "beta gamma delta gamma", "x"]
+    for n in (1, 2, 3):
+        assert distinct_n(texts, n) == report_generation.distinct_n(texts, n)
+
+
+def test_vendi_of_identical_items_is_1_and_of_orthogonal_items_is_n() -> None:
+    same = np.tile(np.array([[0.3, -1.2, 2.0]]), (7, 1))
+    assert vendi_score(same) == pytest.approx(1.0)
+    assert vendi_score(np.eye(5)) == pytest.approx(5.0)
+    assert vendi_score(np.eye(3, 10) * 4.0) == pytest.approx(3.0)  # scale does not matter (cosine)
+    two_groups = np.array([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3)
+    assert vendi_score(two_groups) == pytest.approx(2.0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 50))
+    assert 1.0 < vendi_score(x) <= 20.0
+    assert vendi_score(x[::-1]) == pytest.approx(vendi_score(x))  # order does not matter
+    assert vendi_score(np.zeros((0, 3))) == 0.0
+
+
+def test_vendi_uses_either_gram_matrix() -> None:
+    rng = np.random.default_rng(1)
+    wide, tall = rng.normal(size=(6, 40)), rng.normal(size=(40, 6))  # n <= d and n > d branches
+    lam_wide = np.linalg.eigvalsh(_k(wide) / 6)
+    lam_tall = np.linalg.eigvalsh(_k(tall) / 40)
+    for x, lam in ((wide, lam_wide), (tall, lam_tall)):
+        lam = lam[lam > 1e-12]
+        assert vendi_score(x) == pytest.approx(float(np.exp(-(lam * np.log(lam)).sum())), rel=1e-9)
+
+
+def _k(x: np.ndarray) -> np.ndarray:
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return u @ u.T
+
+
+def test_pairwise_and_nearest_neighbour_distance() -> None:
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    # pairs: (0,1)=1, (0,2)=0, (1,2)=1 -> mean 2/3
+    assert mean_pairwise_distance(x) == pytest.approx(2 / 3)
+    assert nearest_neighbour_distance(x) == pytest.approx(1 / 3)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert nearest_neighbour_distance(unit) == pytest.approx(report_generation.nearest_neighbour_distance(unit))
+    assert mean_pairwise_distance(x[:1]) == 0.0
+
+
+def test_self_bleu_and_compression() -> None:
+    same = ["the cat sat on the mat today"] * 4
+    score, each = self_bleu(same)
+    assert score == pytest.approx(100.0) and len(each) == 4
+    varied = ["the cat sat on the mat", "stocks fell sharply on monday", "quantum fields obey symmetry",
+              "bake the bread at two hundred degrees"]
+    assert self_bleu(varied)[0] < 20
+    assert self_bleu(["one"]) == (0.0, [])
+    assert compression_ratio(same * 20) > 3 * compression_ratio(varied)
+    assert compression_ratio([]) == 0.0
+
+
+def test_sample_is_seeded_and_ordered() -> None:
+    texts = [str(i) for i in range(100)]
+    a, b = sample_texts(texts, 10, seed=3), sample_texts(texts, 10, seed=3)
+    assert a == b and a == sorted(a, key=int) and len(set(a)) == 10
+    assert sample_texts(texts, 200) == texts
+
+
+def test_ngram_vectors_count_unigrams_and_bigrams() -> None:
+    v = ngram_vectors(["a b a", "c"])
+    assert v.shape[0] == 2 and v[0].sum() == 3 + 2 and v[1].sum() == 1
+
+
+class _FakeEncoder:
+    """Bag-of-letters vectors: a deterministic stand-in that needs no model download."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 26))
+        for i, t in enumerate(texts):
+            for ch in t.lower():
+                if "a" <= ch <= "z":
+                    out[i, ord(ch) - 97] += 1
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_evaluate_diversity_figures() -> None:
+    texts = ["the cat sat", "the cat sat", "a completely different sentence here", "zebra"]
+    res = evaluate_diversity(texts, sample_size=10, encoder=_FakeEncoder())
+    assert res.texts == 4 and res.sample == 4 and res.lengths == [3, 3, 5, 1]
+    assert res.words_median == 3.0
+    assert res.vendi_embedding is not None and 1.0 < res.vendi_embedding < 4.0
+    assert res.embedding_distance is not None and res.nn_distance == pytest.approx(
+        nearest_neighbour_distance(_FakeEncoder().encode(texts)))
+    assert 1.0 < res.vendi_ngram < 4.0
+    no_embed = evaluate_diversity(texts, embed=False)
+    assert no_embed.embedding_distance is None and "no-embed" in (no_embed.note or "")
+    assert "lengths" not in no_embed.figures()
