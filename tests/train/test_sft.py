@@ -186,3 +186,12 @@ def test_lora_on_real_smollm2_lowers_loss() -> None:
     assert res.dtype in ("bfloat16", "float32")
     assert res.losses[-1][1] < res.losses[0][1]
     assert res.dev_loss is not None and res.dev_loss < 3.0
+
+
+def test_resume_drops_metrics_logged_after_the_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
+    cfg = _cfg(tiny_model, max_steps=4, checkpoint_every=2, save_merged=False)
+    run = RunDir.create(tmp_path / "r", kind="train-sft", config={})
+    train_sft(chat_rows(8), [], cfg, run=run, stop_after=3)
+    assert [p["step"] for p in run.metrics("train")] == [1, 2, 3]
+    train_sft(chat_rows(8), [], cfg, run=run, resume=True)
+    assert [p["step"] for p in run.metrics("train")] == [1, 2, 3, 4]
