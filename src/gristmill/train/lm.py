@@ -59,7 +59,9 @@ class LMConfig:
     the BPE size asked for when the tokenizer is trained here; the model always uses the
     tokenizer's actual size. ``steps`` counts optimizer steps of ``batch_size`` windows of
     ``context`` tokens. ``threads``: torch threads (None: see
-    :func:`gristmill.models.runtime.set_torch_threads`).
+    :func:`gristmill.models.runtime.set_torch_threads`). ``bf16``: run the training
+    forward pass under bfloat16 autocast (about 2x faster on CPUs with bf16 support;
+    weights, optimizer and every evaluation stay float32).
     """
 
     vocab_size: int = 2048
@@ -80,6 +82,7 @@ class LMConfig:
     checkpoint_every: int = 500
     seed: int = 0
     threads: int | None = None
+    bf16: bool = False
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "context", "n_layer", "n_head", "d_model", "steps", "batch_size",
@@ -486,8 +489,9 @@ def train_lm(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config
             lr = _lr_at(cfg, step)
             for group in opt.param_groups:
                 group["lr"] = lr
-            logits = model(batch[:, :-1])
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                logits = model(batch[:, :-1])
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
