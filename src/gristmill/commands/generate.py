@@ -1,9 +1,140 @@
-"""Commands of this module (being written)."""
+"""``gristmill generate``: continue prompts with a from-scratch LM, a transformers model or a GGUF.
+
+``--model`` is a ``gristmill train lm`` model directory (or its run directory, which
+holds ``model/``), a transformers causal-LM directory, or a ``.gguf`` file (converted
+once to a transformers directory in the model cache). Prompts come from ``--prompt``
+(repeatable) and ``--prompts FILE`` (one per line, or JSONL with the prompt in
+``--field``); with none, one empty prompt (an unconditional sample). Writes one JSON line
+per generation: ``{"prompt", "sample", "text", "strategy", ...}`` to ``--out`` or stdout.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from gristmill.commands.common import fail, out
+
+__all__ = ["register"]
+
+_OPTION_OF = {"strategy": "--strategy", "temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
+              "num_beams": "--beams", "length_penalty": "--length-penalty", "max_new_tokens": "--max-new-tokens"}
+
+
+def _read_prompts(path: Path, field: str) -> list[str]:
+    if not path.is_file():
+        fail(f"--prompts: {path}: no such file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        fail(f"--prompts: {path}: invalid UTF-8 at byte {exc.start}")
+    if path.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
+        return [ln for ln in lines if ln.strip()]
+    prompts = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            fail(f"--prompts: {path}:{i}: not JSON ({exc.msg})")
+        if not isinstance(row, dict) or not isinstance(row.get(field), str):
+            fail(f"--prompts: {path}:{i}: no string field {field!r}")
+        prompts.append(row[field])
+    return prompts
+
+
+def _model_kind(model: Path) -> tuple[str, Path]:
+    """``("lm", dir)``, ``("hf", dir)`` or ``("gguf", file)``; fails with a located message otherwise."""
+    from gristmill.train.lm import TrainedLM
+
+    if model.is_file() and model.suffix.lower() == ".gguf":
+        return "gguf", model
+    if model.is_dir():
+        for d in (model, model / "model"):
+            if TrainedLM.is_model_dir(d):
+                return "lm", d
+        if (model / "config.json").is_file():
+            return "hf", model
+        fail(f"--model: {model}: not a train-lm model directory, transformers directory (config.json) or .gguf")
+    fail(f"--model: {model}: no such directory or .gguf file")
+
+
+def generate_cmd(
+    model: Annotated[Path, typer.Option("--model", help="train-lm model/run directory, transformers directory, "
+                                        "or .gguf file.")],
+    prompt: Annotated[Optional[list[str]], typer.Option("--prompt", help="A prompt (repeatable).")] = None,
+    prompts_file: Annotated[Optional[Path], typer.Option("--prompts", help="Prompts: one per line, or JSONL.")] = None,
+    field: Annotated[str, typer.Option("--field", help="JSONL field of --prompts holding the prompt.")] = "prompt",
+    strategy: Annotated[str, typer.Option(help="greedy, sample or beam.")] = "sample",
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (> 0).")] = 1.0,
+    top_k: Annotated[int, typer.Option("--top-k", help="Sample from the k most likely tokens (0: all).")] = 0,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass in (0, 1] (1: off).")] = 1.0,
+    beams: Annotated[int, typer.Option("--beams", help="Beams for --strategy beam.")] = 4,
+    length_penalty: Annotated[float, typer.Option("--length-penalty", help="Beam score = logprob / "
+                                                  "length**penalty.")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Most tokens generated.")] = 128,
+    n: Annotated[int, typer.Option("--n", help="Samples per prompt (sample strategy).")] = 1,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences generated at once.")] = 64,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Output JSONL (default: stdout).")] = None,
+) -> None:
+    """Continue prompts with a model; one JSON line per generation."""
+    from gristmill.train.decoding import DecodeConfig
+
+    try:
+        decode = DecodeConfig(strategy=strategy, temperature=temperature, top_k=top_k, top_p=top_p,
+                              num_beams=beams, length_penalty=length_penalty, max_new_tokens=max_new_tokens,
+                              seed=seed)
+    except ValueError as exc:
+        msg = str(exc)
+        fail(f"{_OPTION_OF.get(msg.split(' ', 1)[0], 'option')}: {msg}")
+    if n < 1:
+        fail(f"--n must be >= 1, got {n}")
+    if n > 1 and strategy != "sample":
+        fail(f"--n {n} needs --strategy sample ({strategy} gives one output per prompt)")
+    if batch_size < 1:
+        fail(f"--batch-size must be >= 1, got {batch_size}")
+    if out_file is not None and out_file.is_dir():
+        fail(f"--out: {out_file} is a directory; give a .jsonl file")
+    kind, path = _model_kind(model)
+    prompts = list(prompt or [])
+    if prompts_file is not None:
+        prompts += _read_prompts(prompts_file, field)
+    if not prompts:
+        prompts = [""]
+    expanded = [p for p in prompts for _ in range(n)]
+
+    if kind == "lm":
+        from gristmill.models.runtime import set_torch_threads
+        from gristmill.train.decoding import generate
+        from gristmill.train.lm import TrainedLM
+
+        set_torch_threads()
+        texts = generate(TrainedLM.load(path), expanded, decode, batch_size=batch_size)
+    else:
+        from gristmill.train.decoding import generate_hf
+
+        if kind == "gguf":
+            from gristmill.models.causal_lm import hf_dir
+
+            path = hf_dir(path)
+        texts = generate_hf(path, expanded, decode, batch_size=min(batch_size, 16))
+    rows = [{"prompt": p, "sample": i % n, "text": t, "model": str(model), **decode.as_dict()}
+            for i, (p, t) in enumerate(zip(expanded, texts))]
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if out_file is None:
+        sys.stdout.write(lines)
+        return
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(lines, encoding="utf-8")
+    out.print(f"[bold green]done[/] {len(rows)} generations → {out_file}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the top-level ``generate`` command to ``app``."""
+    app.command("generate")(generate_cmd)

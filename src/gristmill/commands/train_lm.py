@@ -1,9 +1,185 @@
-"""Commands of this module (being written)."""
+"""``gristmill train lm``: train a small transformer LM from scratch on text files.
+
+Reads documents from ``--data`` files: a ``.txt`` file is cut on blank lines into
+documents of 1-2 KB; a JSONL (or csv/parquet) file gives one document per record, its
+text in ``--field``. Malformed records are skipped and counted (file, line, reason).
+The last ``--dev-fraction`` of the documents, in file order, is the dev set (neighbouring
+text does not leak into it). Writes a run directory (kind ``train-lm``): config.json,
+metrics.jsonl, checkpoints/, model/ (weights, tokenizer.json, config.json), results.json
+(final dev perplexity over every dev token) and report.html (loss and perplexity curves,
+samples under each decoding strategy).
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
+
+from gristmill.commands.common import EXIT_INTERRUPTED, err, fail, out
+
+__all__ = ["read_documents", "register"]
+
+SAMPLE_STRATEGIES: dict[str, dict[str, Any]] = {
+    "greedy": {"strategy": "greedy"},
+    "sample (t=1.0)": {"strategy": "sample"},
+    "temperature 0.7": {"strategy": "sample", "temperature": 0.7},
+    "top-k 40": {"strategy": "sample", "top_k": 40},
+    "top-p 0.9": {"strategy": "sample", "top_p": 0.9},
+    "beam 4": {"strategy": "beam", "num_beams": 4},
+}
+
+
+def read_documents(paths: list[Path], field: str) -> tuple[list[str], list[str]]:
+    """Documents of ``paths`` and a located message per skipped record (``file:line: reason``)."""
+    from gristmill.io.base import BadRecord, InputError, ReaderOptions
+    from gristmill.io.readers import open_reader
+    from gristmill.train.lm import split_documents
+
+    docs: list[str] = []
+    skipped: list[str] = []
+    for path in paths:
+        try:
+            reader = open_reader(path, ReaderOptions(text_column=field))
+        except InputError as exc:
+            fail(f"--data: {exc}")
+        for rec in reader:
+            if isinstance(rec, BadRecord):
+                where = f"{rec.source}:{rec.line}" if rec.line is not None else rec.source
+                skipped.append(f"{where}: {rec.reason}")
+                continue
+            text = rec.get("text")
+            if not isinstance(text, str) or not text.strip():
+                skipped.append(f"{rec.get('source', path)}: record {rec.get('id')}: no text in field {field!r}")
+                continue
+            docs.extend(split_documents(text) if reader.format == "txt" else [text])
+    return docs, skipped
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        fail(message)
+
+
+def train_lm_cmd(
+    data: Annotated[list[Path], typer.Option("--data", help="Training text: .txt (cut on blank lines) or .jsonl; "
+                                             "repeatable.")],
+    field: Annotated[str, typer.Option("--field", help="JSONL/CSV field holding the text.")] = "text",
+    dev_fraction: Annotated[float, typer.Option("--dev-fraction", help="Last fraction of documents held out "
+                                                "for dev perplexity (0: none).")] = 0.1,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default "
+                                                    "runs/train-lm-<first data file>).")] = None,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1500,
+    context: Annotated[int, typer.Option(help="Context length in tokens.")] = 128,
+    layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 4,
+    heads: Annotated[int, typer.Option(help="Attention heads (must divide --dim).")] = 4,
+    dim: Annotated[int, typer.Option(help="Model width.")] = 128,
+    vocab_size: Annotated[int, typer.Option("--vocab-size", help="BPE vocabulary size (>= 258).")] = 2048,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (warmup, then cosine to lr/10).")] = 3e-3,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per step.")] = 32,
+    dropout: Annotated[float, typer.Option(help="Dropout.")] = 0.1,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Dev evaluation every N steps.")] = 250,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Checkpoint every N steps.")] = 500,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast for training (faster on CPUs with "
+                                       "bf16).")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="torch threads (default: all cores).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, batches and dropout.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train a small decoder-only transformer from scratch; write a train-lm run directory."""
+    for name, value in (("--steps", steps), ("--context", context), ("--layers", layers), ("--heads", heads),
+                        ("--dim", dim), ("--batch-size", batch_size), ("--eval-every", eval_every),
+                        ("--checkpoint-every", checkpoint_every)):
+        _check(value >= 1, f"{name} must be >= 1, got {value}")
+    _check(dim % heads == 0, f"--dim ({dim}) must be a multiple of --heads ({heads})")
+    _check(vocab_size >= 258, f"--vocab-size must be >= 258 (256 bytes + 2 special tokens), got {vocab_size}")
+    _check(lr > 0, f"--lr must be > 0, got {lr}")
+    _check(0 <= dropout < 1, f"--dropout must be in [0, 1), got {dropout}")
+    _check(0 <= dev_fraction < 1, f"--dev-fraction must be in [0, 1), got {dev_fraction}")
+    _check(threads is None or threads >= 1, f"--threads must be >= 1, got {threads}")
+    for p in data:
+        _check(p.exists(), f"--data: {p}: no such file or directory")
+
+    from gristmill.train.lm import LMConfig
+
+    cfg = LMConfig(vocab_size=vocab_size, context=context, n_layer=layers, n_head=heads, d_model=dim,
+                   dropout=dropout, steps=steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
+                   checkpoint_every=checkpoint_every, seed=seed, threads=threads, bf16=bf16,
+                   warmup=min(LMConfig.warmup, max(1, steps // 10)))
+    docs, skipped = read_documents(list(data), field)
+    for line in skipped[:10]:
+        err.print(f"skipped {line}", markup=False, highlight=False)
+    if len(skipped) > 10:
+        err.print(f"... {len(skipped) - 10} more skipped records", markup=False)
+    n_dev = max(1, round(len(docs) * dev_fraction)) if dev_fraction > 0 and len(docs) >= 2 else 0
+    train_docs, dev_docs = docs[:len(docs) - n_dev], docs[len(docs) - n_dev:]
+    if not train_docs:
+        fail(f"--data: no documents to train on ({len(skipped)} records skipped)")
+    if dev_fraction > 0 and not dev_docs:
+        err.print(f"note: {len(docs)} document is too few for a dev set", markup=False)
+
+    from gristmill.rundir import RunDir
+
+    out_dir = out_dir or Path("runs") / f"train-lm-{data[0].name.split('.')[0]}"
+    run = RunDir.create(out_dir, kind="train-lm", resume=resume, config={
+        **asdict(cfg), "data": [str(p) for p in data], "field": field, "dev_fraction": dev_fraction,
+        "train_documents": len(train_docs), "dev_documents": len(dev_docs), "skipped_records": len(skipped)})
+    if skipped:
+        run.table("skipped input records", ["record", "reason"],
+                  [s.rsplit(": ", 1) if ": " in s else [s, ""] for s in skipped[:200]],
+                  note=f"{len(skipped)} skipped" + (" (first 200 shown)" if len(skipped) > 200 else ""))
+    try:
+        lm = _train_and_report(run, train_docs, dev_docs, cfg, resume, quiet)
+    except KeyboardInterrupt:
+        fail(f"interrupted; run again with --resume --out {out_dir} to continue from the last checkpoint",
+             EXIT_INTERRUPTED)
+    res = run.results()
+    ppl = res.get("dev_perplexity")
+    out.print(f"[bold green]done[/] {lm.model.num_parameters():,} parameters, {cfg.steps} steps, "
+              f"{res.get('train_tokens_per_s', 0):,.0f} tokens/s"
+              + (f", dev perplexity {ppl:.2f}" if ppl is not None else "")
+              + f"\n  model: {run.path / 'model'}\n  report: {run.path / 'report.html'}")
+
+
+def _train_and_report(run: Any, train_docs: list[str], dev_docs: list[str], cfg: Any, resume: bool,
+                      quiet: bool) -> Any:
+    import statistics
+
+    from gristmill.train.decoding import DecodeConfig, generate
+    from gristmill.train.lm import perplexity, train_lm
+
+    lm = train_lm(train_docs, dev_docs or None, cfg, run=run, resume=resume, progress=not quiet)
+    lm.save(run.path / "model")
+    tps = [p["tokens_per_s"] for p in run.metrics("train") if p.get("tokens_per_s")]
+    results: dict[str, Any] = {"parameters": lm.model.num_parameters(), "vocab_size": lm.config.vocab_size,
+                               "steps": cfg.steps, "train_tokens": cfg.steps * cfg.batch_size * cfg.context,
+                               "train_tokens_per_s": statistics.median(tps) if tps else None,
+                               "train_documents": len(train_docs), "dev_documents": len(dev_docs)}
+    train = run.metrics("train")
+    if train:
+        results["final_train_loss"] = train[-1]["loss"]
+    if dev_docs:
+        results["dev_perplexity"] = perplexity(lm, dev_docs)
+    run.result(**results)
+    prompts = [""]
+    if dev_docs:
+        prompts.append(" ".join(dev_docs[0].split(" ")[:4]))
+    new_tokens = min(96, cfg.context)
+    items = []
+    for name, kw in SAMPLE_STRATEGIES.items():
+        decode = DecodeConfig(max_new_tokens=new_tokens, seed=cfg.seed, **kw)
+        for p, text in zip(prompts, generate(lm, prompts, decode)):
+            items.append((f"{name} | prompt {p!r}", p + text))
+    run.samples("samples by decoding strategy", items,
+                note=f"up to {new_tokens} new tokens; the empty prompt starts a document")
+    run.table("model", ["field", "value"], [[k, v] for k, v in {**asdict(lm.config), **results}.items()])
+    run.finish("train lm")
+    return lm
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``lm`` to ``app`` (``gristmill train``)."""
+    app.command("lm")(train_lm_cmd)

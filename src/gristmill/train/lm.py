@@ -41,7 +41,8 @@ from gristmill.train.tokenizer import load_tokenizer, save_tokenizer, separator_
 if TYPE_CHECKING:
     from gristmill.rundir import RunDir
 
-__all__ = ["LMConfig", "TrainedLM", "TransformerLM", "perplexity", "token_log_likelihoods", "train_lm"]
+__all__ = ["LMConfig", "TrainedLM", "TransformerLM", "perplexity", "split_documents", "token_log_likelihoods",
+           "train_lm"]
 
 MODEL_FORMAT = "gristmill-lm"
 _WEIGHTS = "model.pt"
@@ -272,6 +273,30 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 # -- data -------------------------------------------------------------------------------------------
+
+
+def split_documents(text: str, min_chars: int = 1000, max_chars: int = 2000) -> list[str]:
+    """Cut a long text on blank lines into documents of ``min_chars`` to about ``max_chars`` characters.
+
+    Paragraphs are never split (one longer than ``max_chars`` is a document of its own);
+    blank paragraphs are dropped; paragraphs of a document are joined by one blank line.
+    """
+    docs, cur, size = [], [], 0
+    for para in text.split("\n\n"):
+        if not para.strip():
+            continue
+        if cur and size + len(para) > max_chars:
+            docs.append("\n\n".join(cur))
+            cur, size = [], 0
+        cur.append(para)
+        size += len(para) + 2
+        if size >= min_chars:
+            docs.append("\n\n".join(cur))
+            cur, size = [], 0
+    if cur:
+        docs.append("\n\n".join(cur))
+    return docs
+
 
 
 def _stream(tok: tokenizers.Tokenizer, texts: Sequence[str], min_len: int) -> torch.Tensor:
