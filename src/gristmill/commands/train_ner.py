@@ -1,9 +1,321 @@
-"""Commands of this module (being written)."""
+"""``gristmill train ner`` and ``gristmill train classify``: fine-tune a BERT-style encoder.
+
+``ner`` tags words (CoNLL or JSONL tokens/tags), selects the epoch on dev entity micro F1
+and scores test with seqeval (entity level) and scikit-learn (token level). ``classify``
+labels texts (JSONL), selects on dev macro-F1 and scores test with scikit-learn. Both write
+a run directory: config, metrics (train loss per step, dev scores per epoch), results.json,
+report.html, quarantine.jsonl (skipped input records) and, unless ``--no-save-model``, the
+best model in ``model/``.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from gristmill.commands.common import fail, out
+
+MODEL_HELP = "Model directory (a BERT-style encoder with its tokenizer); default: all-MiniLM-L6-v2 from its package."
+
+
+def _check_common(epochs: int, lr: float, batch_size: int, max_length: int, patience: int,
+                  threads: int | None) -> None:
+    for name, value, low in (("--epochs", epochs, 1), ("--batch-size", batch_size, 1), ("--max-length", max_length, 8),
+                             ("--patience", patience, 1)):
+        if value < low:
+            fail(f"{name} must be at least {low}, got {value}")
+    if not lr > 0:
+        fail(f"--lr must be positive, got {lr}")
+    if threads is not None and threads < 1:
+        fail(f"--threads must be at least 1, got {threads}")
+
+
+def _check_files(**files: Path | None) -> None:
+    for option, path in files.items():
+        if path is not None and not Path(path).is_file():
+            fail(f"--{option.replace('_', '-')} {path}: no such file")
+
+
+def _model_dir(model: str | None) -> str:
+    from gristmill.models.locate import ModelNotInstalled, minilm_dir
+
+    if model:
+        if not (Path(model) / "config.json").is_file():
+            fail(f"--model {model}: not a model directory (no config.json)")
+        return model
+    try:
+        return str(minilm_dir())
+    except ModelNotInstalled as exc:
+        fail(f"--model not given and the default model is missing: {exc}")
+
+
+def _report_bad(name: str, path: Path, bad: Sequence[Any]) -> None:
+    if bad:
+        first = bad[0]
+        out.print(f"{name}: skipped {len(bad)} malformed record(s) in {path} "
+                  f"(first: line {first.line}: {first.reason}); see quarantine.jsonl", highlight=False)
+
+
+def _write_quarantine(run_path: Path, bad: Sequence[Any]) -> None:
+    with (run_path / "quarantine.jsonl").open("w", encoding="utf-8") as f:
+        for b in bad:
+            f.write(json.dumps(b.to_json(), ensure_ascii=False) + "\n")
+
+
+def _progress_hooks(bars: Any, run: Any, steps_total: int, unit: str) -> tuple[Any, Any]:
+    task = bars.add_task("train", total=steps_total, unit=unit)
+
+    def on_step(step: int, loss: float, n: int) -> None:
+        bars.update(task, advance=1, description=f"train loss {loss:.3f}")
+        run.log("train", step, loss=loss)
+
+    return task, on_step
+
+
+def _setup_torch(threads: int | None, seed: int) -> None:
+    import torch
+    import transformers
+
+    from gristmill.models.runtime import set_torch_threads
+
+    transformers.logging.set_verbosity_error()
+    set_torch_threads(threads)
+    torch.manual_seed(seed)
+
+
+def train_ner(
+    train: Path = typer.Option(..., "--train", help="Training data: CoNLL (token<TAB>tag) or JSONL with tokens/tags."),
+    dev: Path = typer.Option(..., "--dev", help="Dev data (same formats): picks the best epoch and stops early."),
+    test: Path | None = typer.Option(None, "--test", help="Test data, scored once with the best weights."),
+    data_format: str | None = typer.Option(None, "--format", help="conll or jsonl (default: from the file names)."),
+    model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
+    epochs: int = typer.Option(3, "--epochs", help="Most epochs to train."),
+    lr: float = typer.Option(5e-5, "--lr", help="Peak learning rate (AdamW, 10% warmup then linear decay)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Sentences per update."),
+    max_length: int = typer.Option(128, "--max-length", help="Subwords per sentence; words past it are predicted O."),
+    patience: int = typer.Option(2, "--patience", help="Stop after this many epochs without a better dev F1."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the head's initialisation and the batch order."),
+    bf16: bool = typer.Option(False, "--bf16/--fp32", help="bfloat16 autocast (about 2x faster on recent CPUs)."),
+    save_model: bool = typer.Option(True, "--save-model/--no-save-model", help="Save the best model in <out>/model."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory (default runs/train-ner-<train name>)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all cores)."),
+) -> None:
+    """Fine-tune an encoder for named-entity recognition (BIO tags) with early stopping on dev entity F1."""
+    from gristmill.io.base import InputError
+    from gristmill.train.labels import bio_labels, read_tagged
+
+    _check_common(epochs, lr, batch_size, max_length, patience, threads)
+    _check_files(train=train, dev=dev, test=test)
+    if data_format not in (None, "conll", "jsonl"):
+        fail(f"--format {data_format!r}: expected conll or jsonl")
+    model_dir = _model_dir(model)
+    data: dict[str, Any] = {}
+    for name, path in (("train", train), ("dev", dev), ("test", test)):
+        if path is None:
+            continue
+        try:
+            data[name] = read_tagged(path, data_format)
+        except InputError as exc:
+            fail(f"--{name} {exc}")
+        d = data[name]
+        if not d.rows:
+            if d.untagged:
+                fail(f"--{name} {path}: no tags ({d.untagged} record(s) without them); expected CoNLL lines "
+                     "'token<TAB>tag' or JSONL rows with 'tokens' and 'tags' lists")
+            reason = f" (first problem: line {d.bad[0].line}: {d.bad[0].reason})" if d.bad else ""
+            fail(f"--{name} {path}: no usable tagged sentences{reason}")
+    labels = bio_labels(s.tags for s in data["train"].rows)
+    if len(labels) < 2:
+        fail(f"--train {train}: no entity tags (every tag is O); nothing to learn")
+
+    import time
+
+    from gristmill.progress import progress_bars
+    from gristmill.rundir import RunDir
+    from gristmill.train.token_classify import FitConfig, evaluate_tagged, load_token_model, train_token_classifier
+
+    cfg = FitConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, patience=patience, seed=seed,
+                    bf16=bf16)
+    out_dir = out_dir or Path("runs") / f"train-ner-{train.name.split('.')[0]}"
+    config = {"train": str(train), "dev": str(dev), "test": str(test) if test else None, "format": data_format,
+              "model": model_dir, "labels": labels, "threads": threads, "save_model": save_model, **cfg.to_dict()}
+    run = RunDir.create(out_dir, kind="train-ner", config=config)
+    bad = [b for d in data.values() for b in d.bad]
+    _write_quarantine(run.path, bad)
+    for name, path in (("train", train), ("dev", dev), ("test", test)):
+        if name in data:
+            _report_bad(name, path, data[name].bad)
+    unseen = sorted({t for n in ("dev", "test") if n in data for s in data[n].rows for t in s.tags} - set(labels))
+    if unseen:
+        out.print(f"note: tags not in the training data are never predicted: {', '.join(unseen)}", highlight=False)
+
+    _setup_torch(threads, seed)
+    model_obj, tokenizer = load_token_model(model_dir, labels)
+    trn, dv = data["train"].rows, data["dev"].rows
+    steps = -(-len(trn) // batch_size) * epochs
+    out.print(f"train {len(trn)} / dev {len(dv)}" + (f" / test {len(data['test'].rows)}" if test else "")
+              + f" sentences; {len(labels)} labels; up to {epochs} epoch(s)", highlight=False)
+    with progress_bars(not quiet) as bars:
+        _, on_step = _progress_hooks(bars, run, steps, "step")
+
+        def on_epoch(rec: Any) -> None:
+            run.log("dev", rec.epoch, f1=rec.score, precision=rec.dev["precision"], recall=rec.dev["recall"],
+                    train_loss=rec.train_loss)
+            out.print(f"epoch {rec.epoch}: train loss {rec.train_loss:.4f}, dev entity F1 {rec.score:.4f} "
+                      f"({rec.seconds:.0f}s)", highlight=False)
+
+        fitted = train_token_classifier(model_obj, tokenizer, trn, dv, labels, cfg, on_step, on_epoch)
+    why = f"stopped early after {len(fitted.history)} epochs" if fitted.stopped_early else \
+        f"ran {len(fitted.history)} epochs"
+    out.print(f"best dev entity F1 {fitted.best_score:.4f} at epoch {fitted.best_epoch} ({why})", highlight=False)
+    ep = [r.epoch for r in fitted.history]
+    run.curve("Dev entity F1 per epoch", {"dev F1": (ep, [r.score for r in fitted.history]),
+                                          "dev precision": (ep, [r.dev["precision"] for r in fitted.history]),
+                                          "dev recall": (ep, [r.dev["recall"] for r in fitted.history])},
+              "epoch", "entity-level (seqeval)")
+    run.curve("Training loss per step", {"loss": (list(range(1, len(fitted.step_losses) + 1)), fitted.step_losses)},
+              "step", "cross-entropy", logy=True)
+    run.result(best_epoch=fitted.best_epoch, dev_f1=fitted.best_score, epochs_run=len(fitted.history),
+               stopped_early=fitted.stopped_early, train_seconds=round(fitted.seconds, 1),
+               train_sentences=len(trn), skipped_records=len(bad))
+    if test:
+        t0 = time.perf_counter()
+        scores = evaluate_tagged(model_obj, tokenizer, data["test"].rows, dict(enumerate(labels)), max_length, 64,
+                                 bf16, with_tables=True)
+        out.print("\nTest, entity level (seqeval):\n" + scores["entity_table"], highlight=False, markup=False)
+        out.print("Test, token level (scikit-learn):\n" + scores["token_table"], highlight=False, markup=False)
+        run.result(test_precision=scores["precision"], test_recall=scores["recall"], test_f1=scores["f1"],
+                   test_macro_f1=scores["macro_f1"], test_per_type=scores["per_type"],
+                   test_seconds=round(time.perf_counter() - t0, 1))
+        per = scores["per_type"]
+        run.bars("Test entity F1 per type", list(per), [v["f1"] for v in per.values()], "F1")
+        run.table("Test entity scores per type", ["type", "precision", "recall", "F1", "support"],
+                  [[k, f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", v["support"]]
+                   for k, v in per.items()] + [["micro avg", f"{scores['precision']:.4f}", f"{scores['recall']:.4f}",
+                                                f"{scores['f1']:.4f}", sum(v["support"] for v in per.values())]])
+        run.text("Test classification report, entity level (seqeval)", scores["entity_table"])
+        run.text("Test classification report, token level (scikit-learn)", scores["token_table"])
+        wrong = [(s, p) for s, p in zip(data["test"].rows, scores["predictions"]) if p != s.tags][:10]
+        run.samples("Test sentences with errors (gold / predicted)",
+                    [(s.id, " ".join(f"{w}/{g}" if g == q else f"{w}/{g}→{q}" for w, g, q in zip(s.tokens, s.tags, p)))
+                     for s, p in wrong])
+    if save_model:
+        model_obj.save_pretrained(run.path / "model")
+        tokenizer.save_pretrained(run.path / "model")
+    report = run.finish(f"train ner: {train.name}")
+    out.print(f"run directory: {run.path} (report: {report})", highlight=False)
+
+
+def train_classify(
+    train: Path = typer.Option(..., "--train", help="Training data: JSONL with a text and a label field."),
+    dev: Path = typer.Option(..., "--dev", help="Dev data (JSONL): picks the best epoch and stops early."),
+    test: Path | None = typer.Option(None, "--test", help="Test data (JSONL), scored once with the best weights."),
+    text_field: str = typer.Option("text", "--text-field", help="Field holding the text."),
+    label_field: str = typer.Option("label", "--label-field", help="Field holding the class label."),
+    model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
+    epochs: int = typer.Option(3, "--epochs", help="Most epochs to train."),
+    lr: float = typer.Option(5e-5, "--lr", help="Peak learning rate (AdamW, 10% warmup then linear decay)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Texts per update."),
+    max_length: int = typer.Option(128, "--max-length", help="Subwords per text; the rest is cut."),
+    patience: int = typer.Option(2, "--patience", help="Stop after this many epochs without a better dev macro-F1."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the head's initialisation and the batch order."),
+    bf16: bool = typer.Option(False, "--bf16/--fp32", help="bfloat16 autocast (about 2x faster on recent CPUs)."),
+    save_model: bool = typer.Option(True, "--save-model/--no-save-model", help="Save the best model in <out>/model."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory (default runs/train-classify-<name>)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all cores)."),
+) -> None:
+    """Fine-tune an encoder for text classification with early stopping on dev macro-F1."""
+    from gristmill.io.base import InputError
+    from gristmill.train.labels import read_labelled_text
+
+    _check_common(epochs, lr, batch_size, max_length, patience, threads)
+    _check_files(train=train, dev=dev, test=test)
+    model_dir = _model_dir(model)
+    data: dict[str, Any] = {}
+    for name, path in (("train", train), ("dev", dev), ("test", test)):
+        if path is None:
+            continue
+        try:
+            data[name] = read_labelled_text(path, text_field, label_field)
+        except InputError as exc:
+            fail(f"--{name} {exc}")
+        d = data[name]
+        if not d.rows:
+            if d.untagged:
+                fail(f"--{name} {path}: no labels ({d.untagged} record(s) without a {label_field!r} field); "
+                     "set --label-field")
+            reason = f" (first problem: line {d.bad[0].line}: {d.bad[0].reason})" if d.bad else ""
+            fail(f"--{name} {path}: no usable labelled texts{reason}")
+
+    from gristmill.train.seq_classify import class_labels, evaluate_labelled, load_sequence_model, \
+        train_sequence_classifier
+
+    labels = class_labels(data["train"].rows)
+    if len(labels) < 2:
+        fail(f"--train {train}: only one label ({labels[0]!r}); a classifier needs two or more")
+
+    from gristmill.progress import progress_bars
+    from gristmill.rundir import RunDir
+    from gristmill.train.token_classify import FitConfig
+
+    cfg = FitConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, patience=patience, seed=seed,
+                    bf16=bf16)
+    out_dir = out_dir or Path("runs") / f"train-classify-{train.name.split('.')[0]}"
+    config = {"train": str(train), "dev": str(dev), "test": str(test) if test else None, "text_field": text_field,
+              "label_field": label_field, "model": model_dir, "labels": labels, "threads": threads,
+              "save_model": save_model, **cfg.to_dict()}
+    run = RunDir.create(out_dir, kind="train-classify", config=config)
+    bad = [b for d in data.values() for b in d.bad]
+    _write_quarantine(run.path, bad)
+    for name, path in (("train", train), ("dev", dev), ("test", test)):
+        if name in data:
+            _report_bad(name, path, data[name].bad)
+    _setup_torch(threads, seed)
+    model_obj, tokenizer = load_sequence_model(model_dir, labels)
+    trn, dv = data["train"].rows, data["dev"].rows
+    run.bars("Training labels", labels, [sum(r.label == lab for r in trn) for lab in labels], "texts")
+    steps = -(-len(trn) // batch_size) * epochs
+    with progress_bars(not quiet) as bars:
+        _, on_step = _progress_hooks(bars, run, steps, "step")
+
+        def on_epoch(rec: Any) -> None:
+            run.log("dev", rec.epoch, macro_f1=rec.score, accuracy=rec.dev["accuracy"], train_loss=rec.train_loss)
+            out.print(f"epoch {rec.epoch}: train loss {rec.train_loss:.4f}, dev macro-F1 {rec.score:.4f} "
+                      f"({rec.seconds:.0f}s)", highlight=False)
+
+        fitted = train_sequence_classifier(model_obj, tokenizer, trn, dv, labels, cfg, on_step, on_epoch)
+    out.print(f"best dev macro-F1 {fitted.best_score:.4f} at epoch {fitted.best_epoch}"
+              + (" (stopped early)" if fitted.stopped_early else ""), highlight=False)
+    ep = [r.epoch for r in fitted.history]
+    run.curve("Dev scores per epoch", {"macro-F1": (ep, [r.score for r in fitted.history]),
+                                       "accuracy": (ep, [r.dev["accuracy"] for r in fitted.history])},
+              "epoch", "score")
+    run.result(best_epoch=fitted.best_epoch, dev_macro_f1=fitted.best_score, epochs_run=len(fitted.history),
+               stopped_early=fitted.stopped_early, train_seconds=round(fitted.seconds, 1), train_texts=len(trn),
+               skipped_records=len(bad))
+    if test:
+        scores = evaluate_labelled(model_obj, tokenizer, data["test"].rows, dict(enumerate(labels)), max_length, 64,
+                                   bf16, with_table=True)
+        out.print("\nTest (scikit-learn):\n" + scores["table"], highlight=False, markup=False)
+        run.result(test_accuracy=scores["accuracy"], test_macro_f1=scores["macro_f1"],
+                   test_micro_f1=scores["micro_f1"], test_per_class=scores["per_class"])
+        run.text("Test classification report (scikit-learn)", scores["table"])
+        per = scores["per_class"]
+        run.bars("Test F1 per class", list(per), [v["f1"] for v in per.values()], "F1")
+    if save_model:
+        model_obj.save_pretrained(run.path / "model")
+        tokenizer.save_pretrained(run.path / "model")
+    report = run.finish(f"train classify: {train.name}")
+    out.print(f"run directory: {run.path} (report: {report})", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``ner`` and ``classify`` to ``app`` (the ``train`` group)."""
+    app.command("ner")(train_ner)
+    app.command("classify")(train_classify)
