@@ -171,7 +171,7 @@ class _Cache:
 
 
 def _prompt_ids(lm: "TrainedLM", prompt: str) -> list[int]:
-    return [lm.sep_id, *lm.encode(prompt)][-lm.config.context:]
+    return [lm.sep_id, *lm.encode(prompt)]  # a long prompt is cut by window_start like a long generation
 
 
 # -- greedy and sampling ----------------------------------------------------------------------------

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from gristmill.rundir import RunDir
+from gristmill.train.lm import (LMConfig, TrainedLM, TransformerLM, _lr_at, _optimizer, _text_nll, perplexity,
+                                split_documents, token_log_likelihoods, train_lm)
+
+NAMES = ["Anna", "Bram", "Cleo", "Dirk", "Eva", "Finn"]
+VERBS = ["sees", "likes", "feeds", "follows", "calls"]
+THINGS = ["the red fox", "a small dog", "the old cat", "a grey horse", "the blue bird"]
+
+
+def corpus(n_docs: int = 40, seed: int = 0) -> list[str]:
+    """Documents of simple sentences from a tiny grammar (about 6 KB for 40)."""
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(n_docs):
+        sentences = [f"{rng.choice(NAMES)} {rng.choice(VERBS)} {rng.choice(THINGS)}." for _ in range(rng.randint(3, 7))]
+        docs.append(" ".join(sentences))
+    return docs
+
+
+def tiny_config(**over) -> LMConfig:
+    base = dict(vocab_size=300, context=32, n_layer=2, n_head=2, d_model=32, dropout=0.0, steps=60, batch_size=8,
+                lr=3e-3, warmup=6, eval_every=20, eval_batches=2, checkpoint_every=20, threads=1)
+    return LMConfig(**{**base, **over})
+
+
+def test_training_lowers_train_loss_and_dev_perplexity(tmp_path: Path) -> None:
+    docs = corpus()
+    run = RunDir.create(tmp_path / "run", kind="train-lm", config={})
+    lm = train_lm(docs[:34], docs[34:], tiny_config(), run=run, progress=False)
+    train, dev = run.metrics("train"), run.metrics("dev")
+    assert [p["step"] for p in train] == [10, 20, 30, 40, 50, 60]
+    assert [p["step"] for p in dev] == [20, 40, 60]
+    assert train[-1]["loss"] < train[0]["loss"] - 1.0
+    assert dev[-1]["perplexity"] < dev[0]["perplexity"]
+    assert all(p["tokens_per_s"] > 0 and p["lr"] > 0 for p in train)
+    # a uniform guess over the vocabulary would be perplexity ~ vocab size
+    assert perplexity(lm, docs[34:]) < 0.25 * lm.config.vocab_size
+    assert not lm.model.training
+
+
+def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path: Path) -> None:
+    docs = corpus()
+    cfg = tiny_config(dropout=0.1)  # dropout: the RNG state must be restored too
+    run = RunDir.create(tmp_path / "run", kind="train-lm", config={})
+    full = train_lm(docs[:34], docs[34:], cfg, run=run, progress=False)
+    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*.pt"))
+    assert ckpts == ["step-40.pt", "step-60.pt"]  # the last two are kept
+    (tmp_path / "run" / "checkpoints" / "step-60.pt").unlink()  # as if killed between steps 40 and 60
+    at40 = torch.load(tmp_path / "run" / "checkpoints" / "step-40.pt", weights_only=False)["model"]
+    torch.manual_seed(12345)  # the caller's RNG state must not matter
+    rerun = RunDir.create(tmp_path / "run", kind="train-lm", config={}, resume=True)
+    resumed = train_lm(docs[:34], docs[34:], cfg, run=rerun, resume=True, progress=False)
+    final = full.model.state_dict()
+    assert any(not torch.equal(at40[k], final[k]) for k in final)
+    for k, v in resumed.model.state_dict().items():
+        assert torch.equal(v, final[k]), k
+    # the points after the checkpoint were redone, not repeated
+    assert [p["step"] for p in rerun.metrics("dev")] == [20, 40, 60]
+    assert [p["step"] for p in rerun.metrics("train")] == [10, 20, 30, 40, 50, 60]
+
+
+def test_save_load_roundtrip_keeps_perplexity_and_scores_every_token(tmp_path: Path) -> None:
+    docs = corpus()
+    lm = train_lm(docs, None, tiny_config(steps=20), progress=False)
+    lm.save(tmp_path / "m")
+    assert TrainedLM.is_model_dir(tmp_path / "m") and not TrainedLM.is_model_dir(tmp_path)
+    again = TrainedLM.load(tmp_path / "m")
+    texts = [docs[0], docs[1] * 3, "x"]  # docs[1]*3 is longer than the 32-token context
+    assert len(again.encode(texts[1])) > 2 * again.config.context
+    assert perplexity(again, texts) == pytest.approx(perplexity(lm, texts), rel=1e-6)
+    nll = token_log_likelihoods(lm, texts)
+    counts = [len(lm.encode(t)) + 1 for t in texts]  # every token plus the closing separator
+    pooled = math.exp(sum(n * c for n, c in zip(nll, counts)) / sum(counts))
+    assert perplexity(lm, texts, batch_size=2) == pytest.approx(pooled, rel=1e-5)
+    _, scored = _text_nll(lm, texts, 4)
+    assert scored == counts
+
+
+def test_given_tokenizer_is_used_and_vocab_follows_it() -> None:
+    from gristmill.train.tokenizer import train_tokenizer
+
+    docs = corpus()
+    tok = train_tokenizer(docs, 270)
+    lm = train_lm(docs, None, tiny_config(steps=2, vocab_size=2048), tokenizer=tok, progress=False)
+    assert lm.tokenizer is tok and lm.config.vocab_size == tok.get_vocab_size() <= 270
+
+
+def test_schedule_warmup_cosine_and_no_decay_on_embeddings_norms_biases() -> None:
+    cfg = tiny_config(steps=100, warmup=10, lr=1e-3, min_lr_ratio=0.1)
+    assert _lr_at(cfg, 0) == pytest.approx(1e-4) and _lr_at(cfg, 9) == pytest.approx(1e-3)
+    assert _lr_at(cfg, 99) == pytest.approx(1e-4)
+    lrs = [_lr_at(cfg, s) for s in range(10, 100)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    model = TransformerLM(cfg)
+    decay, no_decay = _optimizer(model, cfg).param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    ids = {id(p) for p in no_decay["params"]}
+    assert id(model.tok_emb.weight) in ids and id(model.pos_emb.weight) in ids and id(model.ln_f.weight) in ids
+    assert id(model.blocks[0].qkv.bias) in ids and id(model.blocks[0].qkv.weight) not in ids
+    assert model.head.weight is model.tok_emb.weight
+
+
+def test_config_validation_and_document_split() -> None:
+    with pytest.raises(ValueError, match="n_head"):
+        LMConfig(d_model=30, n_head=4)
+    with pytest.raises(ValueError, match="steps"):
+        LMConfig(steps=0)
+    text = "\n\n".join(f"para {i} " + "w" * 300 for i in range(20))
+    docs = split_documents(text, 1000, 2000)
+    assert "".join(docs).replace("\n\n", "") == text.replace("\n\n", "")
+    assert all(1000 <= len(d) <= 2000 for d in docs[:-1])
