@@ -85,5 +85,5 @@ def load_sequence_model(model_dir: str, labels: Sequence[str]) -> tuple[Any, Any
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(
         model_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={lab: i for i, lab in enumerate(labels)})
+        label2id={lab: i for i, lab in enumerate(labels)}, ignore_mismatched_sizes=True)
     return model, tokenizer

@@ -283,7 +283,8 @@ def train_token_classifier(model: Any, tokenizer: Any, train: Sequence[TaggedSen
 
 
 def load_token_model(model_dir: str, labels: Sequence[str]) -> tuple[Any, Any]:
-    """A pretrained encoder with a new token-classification head for ``labels``, and its tokenizer."""
+    """A pretrained encoder with a new token-classification head for ``labels`` (a head of another
+    size in ``model_dir`` is replaced), and its tokenizer."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from gristmill.models.locate import offline
@@ -292,5 +293,5 @@ def load_token_model(model_dir: str, labels: Sequence[str]) -> tuple[Any, Any]:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForTokenClassification.from_pretrained(
         model_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={lab: i for i, lab in enumerate(labels)})
+        label2id={lab: i for i, lab in enumerate(labels)}, ignore_mismatched_sizes=True)
     return model, tokenizer

@@ -1,0 +1,142 @@
+"""``gristmill train ner`` and ``gristmill train classify`` end to end on tiny data with a tiny model."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gristmill.cli import app
+from tests.conftest import SHARED_DATA
+from tests.train.test_token_classify import tiny_model_dir, toy_sentences
+
+torch = pytest.importorskip("torch")
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_conll(path: Path, sentences, extra: str = "") -> Path:
+    path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(s.tokens, s.tags)) for s in sentences)
+                    + "\n\n" + extra, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_token_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir(tmp_path_factory.mktemp("tiny-token"), "token")
+
+
+@pytest.fixture(scope="module")
+def tiny_seq_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir(tmp_path_factory.mktemp("tiny-seq"), "seq")
+
+
+def test_train_ner_end_to_end(tmp_path: Path, tiny_token_model: Path) -> None:
+    train = write_conll(tmp_path / "train.conll", toy_sentences(30), extra="broken\tline\twith three\n\n")
+    dev = write_conll(tmp_path / "dev.conll", toy_sentences(9, 50))
+    test = tmp_path / "test.jsonl"
+    test.write_text("\n".join(json.dumps({"id": s.id, "tokens": s.tokens, "tags": s.tags})
+                              for s in toy_sentences(9, 80)) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train", "ner", "--train", str(train), "--dev", str(dev), "--test", str(test),
+                              "--model", str(tiny_token_model), "--epochs", "3", "--lr", "3e-3", "--batch-size", "6",
+                              "--out", str(out), "--quiet", "--threads", "1", "--no-save-model"])
+    assert res.exit_code == 0, res.output
+    assert "skipped 1 malformed record" in res.output
+    assert "micro avg" in res.output and "person" in res.output  # seqeval's table
+    assert "B-person" in res.output and "accuracy" in res.output  # scikit-learn's token table
+    results = json.loads((out / "results.json").read_text())
+    assert 0.0 <= results["test_f1"] <= 1.0 and set(results["test_per_type"]) == {"person", "location"}
+    assert results["skipped_records"] == 1
+    config = json.loads((out / "config.json").read_text())
+    assert config["labels"] == ["O", "B-location", "I-location", "B-person", "I-person"]
+    assert len([json.loads(x) for x in (out / "quarantine.jsonl").read_text().splitlines()]) == 1
+    html = (out / "report.html").read_text()
+    assert "Dev entity F1 per epoch" in html and "token level (scikit-learn)" in html
+    dev_points = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()
+                  if json.loads(x)["series"] == "dev"]
+    assert 1 <= len(dev_points) <= 3
+
+
+def test_train_without_tags_exits_2(tmp_path: Path, tiny_token_model: Path) -> None:
+    untagged = tmp_path / "plain.conll"
+    untagged.write_text("hello\nworld\n\nagain\n", encoding="utf-8")
+    dev = write_conll(tmp_path / "dev.conll", toy_sentences(3))
+    res = runner.invoke(app, ["train", "ner", "--train", str(untagged), "--dev", str(dev),
+                              "--model", str(tiny_token_model), "--out", str(tmp_path / "r"), "--quiet"])
+    assert res.exit_code == 2
+    assert "--train" in res.output and "no tags" in res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_options_exit_2_before_any_work(tmp_path: Path) -> None:
+    dev = write_conll(tmp_path / "dev.conll", toy_sentences(3))
+    res = runner.invoke(app, ["train", "ner", "--train", str(tmp_path / "missing.conll"), "--dev", str(dev)])
+    assert res.exit_code == 2 and "missing.conll: no such file" in res.output
+    res = runner.invoke(app, ["train", "ner", "--train", str(dev), "--dev", str(dev), "--epochs", "0"])
+    assert res.exit_code == 2 and "--epochs" in res.output
+    res = runner.invoke(app, ["train", "classify", "--train", str(dev), "--dev", str(dev), "--model", str(tmp_path)])
+    assert res.exit_code == 2 and "--model" in res.output
+
+
+def _texts(n: int, offset: int = 0) -> list[dict]:
+    good, bad = ["great", "lovely", "excellent", "superb"], ["awful", "terrible", "horrid", "dreadful"]
+    rows = []
+    for i in range(offset, offset + n):
+        pos = i % 2 == 0
+        word = (good if pos else bad)[i % 4]
+        rows.append({"id": f"t{i}", "body": f"the film was {word} , really {word}", "y": "pos" if pos else "neg"})
+    return rows
+
+
+def test_train_classify_end_to_end(tmp_path: Path, tiny_seq_model: Path) -> None:
+    def write(name: str, rows: list[dict]) -> Path:
+        p = tmp_path / name
+        p.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n", encoding="utf-8")
+        return p
+
+    train, dev, test = write("train.jsonl", _texts(40)), write("dev.jsonl", _texts(10, 100)), \
+        write("test.jsonl", _texts(10, 200))
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train", "classify", "--train", str(train), "--dev", str(dev), "--test", str(test),
+                              "--text-field", "body", "--label-field", "y", "--model", str(tiny_seq_model),
+                              "--epochs", "8", "--patience", "8", "--lr", "3e-3", "--batch-size", "8", "--out", str(out), "--quiet",
+                              "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    assert "macro avg" in res.output and "pos" in res.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["skipped_records"] == 3
+    assert results["test_macro_f1"] > 0.6, res.output
+    assert (out / "model" / "config.json").is_file()
+    res = runner.invoke(app, ["train", "classify", "--train", str(train), "--dev", str(dev),
+                              "--model", str(tiny_seq_model), "--out", str(tmp_path / "r2"), "--quiet"])
+    assert res.exit_code == 2 and "'label'" in res.output
+
+
+@pytest.mark.slow
+def test_train_ner_real_minilm_on_wnut(tmp_path: Path) -> None:
+    """MiniLM fine-tuned on 200 WNUT-17 sentences for one epoch runs end to end and finds some entities."""
+    src = (SHARED_DATA / "wnut17" / "wnut17train.conll").read_text(encoding="utf-8").split("\n\n")
+    train = tmp_path / "train.conll"
+    train.write_text("\n\n".join(src[:200]) + "\n", encoding="utf-8")
+    dev = tmp_path / "dev.conll"
+    dev.write_text("\n\n".join(src[200:300]) + "\n", encoding="utf-8")
+    t0 = time.perf_counter()
+    res = runner.invoke(app, ["train", "ner", "--train", str(train), "--dev", str(dev), "--test", str(dev),
+                              "--epochs", "1", "--lr", "1e-4", "--batch-size", "8", "--bf16", "--threads", "1",
+                              "--out", str(tmp_path / "run"), "--quiet", "--no-save-model"])
+    assert res.exit_code == 0, res.output
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["train_sentences"] == 200 and results["epochs_run"] == 1
+    assert 0.0 <= results["test_f1"] <= 1.0 and "person" in results["test_per_type"]
+    assert time.perf_counter() - t0 < 120
