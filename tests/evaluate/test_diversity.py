@@ -115,3 +115,14 @@ def test_evaluate_diversity_figures() -> None:
     no_embed = evaluate_diversity(texts, embed=False)
     assert no_embed.embedding_distance is None and "no-embed" in (no_embed.note or "")
     assert "lengths" not in no_embed.figures()
+
+
+def test_self_bleu_equals_sacrebleus_sentence_bleu_against_the_rest() -> None:
+    from sacrebleu.metrics import BLEU
+
+    texts = ["The cat sat on the mat.", "The cat sat on the mat.", "A cat sat on a mat, then left!",
+             "Dogs bark at night; cats don't.", "the the the the", "Short", "The mat was red and the cat sat."]
+    bleu = BLEU(tokenize="13a", effective_order=True)
+    want = [bleu.sentence_score(t, [*texts[:i], *texts[i + 1:]]).score for i, t in enumerate(texts)]
+    mean, each = self_bleu(texts)
+    assert each == pytest.approx(want, abs=1e-9) and mean == pytest.approx(float(np.mean(want)))

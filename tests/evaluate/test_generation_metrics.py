@@ -71,7 +71,7 @@ def test_rouge_agrees_with_rouge_score() -> None:
     rng = random.Random(0)
     vocab = "the a cat dog sat ran on mat park Über café 42 x-ray it's , . ! running runs".split()
     pairs = [(" ".join(rng.choices(vocab, k=rng.randint(0, 15))), " ".join(rng.choices(vocab, k=rng.randint(0, 15))))
-             for _ in range(300)] + [(a, b) for a in SENTENCES for b in SENTENCES]
+             for _ in range(150)] + [(a, b) for a in SENTENCES for b in SENTENCES]
     for pred, ref in pairs:
         want = scorer.score(ref, pred)
         got = {"rouge1": rouge_n(pred, ref, 1), "rouge2": rouge_n(pred, ref, 2), "rougeL": rouge_l(pred, ref)}

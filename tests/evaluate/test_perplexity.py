@@ -22,7 +22,7 @@ CHAT = [{"role": "user", "content": "What is two plus two?"},
         {"role": "assistant", "content": "Six, of course."}]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer Llama with SmolLM2's tokenizer (and chat template)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -176,8 +176,11 @@ def test_trained_lm_directories_are_scored(tmp_path: Path) -> None:
 def test_smollm2_perplexity_of_english_is_moderate() -> None:
     from tests.models._text import paragraphs
 
+    from gristmill.models.locate import smollm2_gguf
+
     torch.set_num_threads(1)
-    scorer = load_model(None)
+    scorer = load_model(str(smollm2_gguf()))  # a .gguf file: the dequantized copy in the model cache
+    assert isinstance(scorer, HFScorer)
     docs = [text_segments(scorer, p) for p in paragraphs(0, 3)]
     res = evaluate_perplexity(scorer, docs, max_length=128, stride=64)
     assert 3 < res.perplexity < 150

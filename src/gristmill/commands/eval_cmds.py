@@ -157,7 +157,7 @@ def _require(got: Loaded, path: Path, what: str = "records") -> None:
     fail(f"{path}: no usable {what}{why}")
 
 
-def _warn_skipped(got: Loaded, quiet_json: bool) -> None:
+def _warn_skipped(got: Loaded) -> None:
     if not got.skipped:
         return
     print(f"warning: skipped {len(got.skipped)} malformed record(s):", file=sys.stderr)
@@ -275,7 +275,7 @@ def eval_perplexity(
         text_field = "messages"
     got = read_texts(data, text_field, "--data", chat=chat is not None, limit=limit)
     _require(got, data, "conversations" if chat else "texts")
-    _warn_skipped(got, as_json)
+    _warn_skipped(got)
 
     from gristmill.models.runtime import set_torch_threads
     from gristmill.progress import progress_bars
@@ -297,9 +297,7 @@ def eval_perplexity(
     with progress_bars(not quiet and not as_json) as bars:
         task = bars.add_task("perplexity", total=total, unit="tok")
         res = ppl.evaluate_perplexity(scorer, docs, got.ids, used_len, used_stride, batch_size,
-                                      on_tokens=lambda k: bars.update(task, advance=k))
-    res.ci95 = ppl.bootstrap_ci([d.nll for d in res.per_document if d.tokens],
-                                [d.tokens for d in res.per_document if d.tokens], seed=seed)
+                                      on_tokens=lambda k: bars.update(task, advance=k), seed=seed)
     _write_jsonl(run.path / "per_document.jsonl", [asdict(d) for d in res.per_document])
     figures = {**res.figures(), "skipped": len(got.skipped)}
     scored = [d for d in res.per_document if d.perplexity is not None]
@@ -345,7 +343,7 @@ def eval_generation(
 
     got = read_pairs(predictions, references, pred_field, ref_field)
     _require(got, predictions, "examples")
-    _warn_skipped(got, as_json)
+    _warn_skipped(got)
     preds = [p for p, _ in got.values]
     refs = [r for _, r in got.values]
     config = {"predictions": str(predictions), "references": str(references) if references else None,
@@ -396,7 +394,7 @@ def eval_diversity(
 
     got = read_texts(data, text_field, "--data", limit=limit)
     _require(got, data, "texts")
-    _warn_skipped(got, as_json)
+    _warn_skipped(got)
     if not no_embed:
         from gristmill.models.runtime import set_torch_threads
 
@@ -456,8 +454,8 @@ def eval_divergence(
     b = read_texts(other, other_field or text_field, "--other", limit=limit)
     _require(a, data, "texts")
     _require(b, other, "texts")
-    _warn_skipped(a, as_json)
-    _warn_skipped(b, as_json)
+    _warn_skipped(a)
+    _warn_skipped(b)
     config = {"data": str(data), "other": str(other), "field": text_field, "other_field": other_field or text_field,
               "max_n": max_n, "alpha": alpha, "top": top, "limit": limit}
     run = _start(out_dir, "divergence", f"{_stem(data)}-vs-{_stem(other)}", config)

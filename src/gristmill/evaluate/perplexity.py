@@ -282,11 +282,11 @@ def effective_window(lm: Scorer, max_length: int, stride: int) -> tuple[int, int
 
 def evaluate_perplexity(lm: Scorer, documents: Sequence[Sequence[Segment]], ids: Sequence[str] | None = None,
                         max_length: int = 512, stride: int = 256, batch_size: int = 8,
-                        on_tokens: Callable[[int], None] | None = None) -> PerplexityResult:
+                        on_tokens: Callable[[int], None] | None = None, seed: int = 0) -> PerplexityResult:
     """Corpus and per-document perplexity of ``lm`` (a :class:`~gristmill.models.causal_lm.CausalLM`)
     over ``documents`` (from :func:`text_segments` / :func:`chat_segments`). A document with no
     scored token gets perplexity ``None`` and does not count. Raises ``ValueError`` when no token
-    is scored at all.
+    is scored at all. ``seed`` seeds the bootstrap interval.
 
     ``max_length`` is cut to the model's context (``lm.max_context``) and ``stride`` then to half of
     it when it no longer fits; the result holds the values used."""
@@ -305,7 +305,7 @@ def evaluate_perplexity(lm: Scorer, documents: Sequence[Sequence[Segment]], ids:
     return PerplexityResult(
         model=lm.name, documents=len(per), scored_documents=len(scored), tokens=total,
         mean_nll=nll / total, perplexity=math.exp(nll / total),
-        ci95=bootstrap_ci([d.nll for d in scored], [d.tokens for d in scored]),
+        ci95=bootstrap_ci([d.nll for d in scored], [d.tokens for d in scored], seed=seed),
         doc_perplexity_median=float(np.median([d.perplexity for d in scored])),
         max_length=max_length, stride=stride, seconds=seconds, tokens_per_s=total / seconds if seconds > 0 else 0.0,
         per_document=per)
