@@ -143,3 +143,14 @@ def test_generate_hf_with_a_tiny_llama(tmp_path: Path) -> None:
     sampled = generate_hf(tmp_path, prompts, DecodeConfig("sample", max_new_tokens=8, seed=5))
     assert generate_hf(tmp_path, prompts, DecodeConfig("sample", max_new_tokens=8, seed=5)) == sampled
     assert len(generate_hf(tmp_path, prompts, DecodeConfig("beam", num_beams=3, max_new_tokens=8))) == 3
+
+
+@pytest.mark.slow
+def test_generate_hf_with_smollm2() -> None:
+    from gristmill.models.causal_lm import hf_dir
+
+    prompts = ["The capital of France is", "Once upon a time"]
+    greedy = generate_hf(hf_dir(), prompts, DecodeConfig("greedy", max_new_tokens=8))
+    assert all(g.strip() for g in greedy)
+    assert "Paris" in greedy[0]
+    assert generate_hf(hf_dir(), prompts, DecodeConfig("beam", num_beams=1, max_new_tokens=8)) == greedy

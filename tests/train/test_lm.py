@@ -56,9 +56,11 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path: Path) -> None
     assert ckpts == ["step-40.pt", "step-60.pt"]  # the last two are kept
     (tmp_path / "run" / "checkpoints" / "step-60.pt").unlink()  # as if killed between steps 40 and 60
     at40 = torch.load(tmp_path / "run" / "checkpoints" / "step-40.pt", weights_only=False)["model"]
-    torch.manual_seed(12345)  # the caller's RNG state must not matter
+    torch.manual_seed(12345)  # the caller's RNG state must not matter, and is left alone
+    before = torch.get_rng_state()
     rerun = RunDir.create(tmp_path / "run", kind="train-lm", config={}, resume=True)
     resumed = train_lm(docs[:34], docs[34:], cfg, run=rerun, resume=True, progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
     final = full.model.state_dict()
     assert any(not torch.equal(at40[k], final[k]) for k in final)
     for k, v in resumed.model.state_dict().items():

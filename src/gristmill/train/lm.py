@@ -455,8 +455,14 @@ def train_lm(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config
     ``dev_texts``, every ``eval_every`` steps and at the end), and writes checkpoints
     to ``run.path/checkpoints`` every ``checkpoint_every`` steps (the last two kept).
     ``resume`` continues from the newest checkpoint there (and its tokenizer), if any.
-    Empty texts are dropped.
+    Empty texts are dropped. The caller's torch RNG state is left as it was.
     """
+    with torch.random.fork_rng(devices=[]):
+        return _train(train_texts, dev_texts, config, run, tokenizer, resume, progress)
+
+
+def _train(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config: LMConfig, run: "RunDir | None",
+           tokenizer: tokenizers.Tokenizer | None, resume: bool, progress: bool) -> TrainedLM:
     from gristmill.models.runtime import set_torch_threads
     from gristmill.progress import progress_bars
 
