@@ -18,7 +18,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gristmill.commands.common import EXIT_INTERRUPTED, err, fail, out
+from gristmill.commands.common import EXIT_FAILED, EXIT_INTERRUPTED, err, fail, out
 
 __all__ = ["read_documents", "register"]
 
@@ -133,6 +133,8 @@ def train_lm_cmd(
                   note=f"{len(skipped)} skipped" + (" (first 200 shown)" if len(skipped) > 200 else ""))
     try:
         lm = _train_and_report(run, train_docs, dev_docs, cfg, resume, quiet)
+    except ValueError as exc:
+        fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         fail(f"interrupted; run again with --resume --out {out_dir} to continue from the last checkpoint",
              EXIT_INTERRUPTED)

@@ -50,6 +50,7 @@ _CONFIG = "config.json"
 _CHECKPOINTS = "checkpoints"
 _KEEP_CHECKPOINTS = 2
 _TRAIN_LOG_EVERY = 10
+_SHAPE = ("vocab_size", "context", "n_layer", "n_head", "d_model")
 
 
 @dataclass
@@ -485,6 +486,10 @@ def _train(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config: 
     start = 0
     if found:
         state = torch.load(found[-1][1], map_location="cpu", weights_only=False)
+        saved = state.get("config", {})
+        differ = [f"{k} {saved[k]} -> {getattr(cfg, k)}" for k in _SHAPE if k in saved and saved[k] != getattr(cfg, k)]
+        if differ:
+            raise ValueError(f"cannot resume from {found[-1][1]}: the model's shape changed ({', '.join(differ)})")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
