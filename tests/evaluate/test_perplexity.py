@@ -134,6 +134,12 @@ def test_bootstrap_ci_is_seeded() -> None:
     assert bootstrap_ci([1.0], [1]) is None
 
 
+def test_an_sft_run_directory_is_scored_with_its_merged_model(tiny_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "merged").symlink_to(tiny_dir, target_is_directory=True)
+    scorer = load_model(str(tmp_path))
+    assert isinstance(scorer, HFScorer) and scorer.max_context == 64
+
+
 def test_load_model_rejects_non_models(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_model(str(tmp_path / "missing"))

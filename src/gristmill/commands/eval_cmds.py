@@ -283,7 +283,7 @@ def eval_perplexity(
     set_torch_threads(threads)
     try:
         scorer = ppl.load_model(model, dtype)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError) as exc:  # ModelNotInstalled is a FileNotFoundError
         fail(f"--model {exc}")
     docs = [ppl.chat_segments(scorer, v, chat) if chat else ppl.text_segments(scorer, v)  # type: ignore[arg-type]
             for v in got.values]

@@ -313,10 +313,10 @@ def evaluate_perplexity(lm: Scorer, documents: Sequence[Sequence[Segment]], ids:
 
 def load_model(model: str | Path | None, dtype: str = "float32") -> Scorer:
     """A :class:`Scorer` for ``model``: ``None`` (the packaged SmolLM2-135M-Instruct), a ``.gguf``
-    file (dequantized once into the model cache), a transformers directory, or a ``gristmill
-    train lm`` model directory (``model.pt`` + ``config.json`` of format ``gristmill-lm``; the run
-    directory itself is accepted when it holds one in ``model/``). Raises ``FileNotFoundError`` /
-    ``ValueError`` for a path that is not a model."""
+    file (dequantized once into the model cache), a transformers directory (or a ``gristmill train
+    sft`` run directory: its ``merged/`` model), or a ``gristmill train lm`` model (``model.pt`` and
+    a ``config.json`` of format ``gristmill-lm``; its run directory, holding it in ``model/``, works
+    too). Raises ``FileNotFoundError`` / ``ValueError`` for a path that is not a model."""
     from gristmill.models.causal_lm import hf_dir, load_causal_lm
 
     if model is None:
@@ -354,10 +354,12 @@ def _trained_lm_dir(path: Path) -> Path | None:
 
 
 def _model_dir(path: Path) -> Path:
-    """The transformers directory in ``path``: itself, or a ``model/`` (or ``final/``) below it."""
-    for candidate in (path, path / "model", path / "final", path / "model" / "final"):
+    """The transformers directory in ``path``: itself, or a ``merged/`` (a ``gristmill train sft`` run),
+    ``model/`` or ``final/`` below it."""
+    for candidate in (path, path / "merged", path / "model", path / "final"):
         if (candidate / "config.json").is_file() and any(
                 (candidate / f).is_file() for f in ("model.safetensors", "pytorch_model.bin",
                                                     "model.safetensors.index.json")):
             return candidate
-    raise ValueError(f"{path}: not a model directory (no config.json with model weights in it, in model/ or final/)")
+    raise ValueError(f"{path}: not a model directory (no config.json with model weights in it, in merged/, model/ "
+                     "or final/)")
