@@ -109,6 +109,13 @@ def run_bias_amplification(spec: loop.LoopSpec, out: str | Path, resume: bool = 
     ref = bias_statistics(drop_prompt_words(real.train, spec.prompt_words))
     ref["distinct_2"] = ts.distinct_n(drop_prompt_words(real.train, spec.prompt_words), 2)
 
+    run.text("setup", loop.describe(spec, real) + "\nStatistics of the continuations (prompts excluded), with "
+             "bias.audit's term lists and sentence-like segments: female share = female / (female + male) gendered "
+             "term occurrences; occupation female share = segments holding an occupation and a female term / (those "
+             "+ segments holding it and a male term), summed over occupations; stereotype gap = that share for "
+             "majority-female occupations (U.S. BLS) minus majority-male ones; occupation pairs = the count behind "
+             "the occupation shares. The real-data line: the real training documents without their first "
+             f"{spec.prompt_words} words.")
     loop.write_tables(run, cells, BIAS_METRICS, "mean ± half-width of the 95% t-interval over seeds")
     last = spec.generations - 1
     for key, label, _d in BIAS_METRICS:

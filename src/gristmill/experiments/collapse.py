@@ -47,7 +47,7 @@ from typing import Any
 from gristmill.experiments import text_stats as ts
 
 __all__ = ["REGIMES", "PRESETS", "Condition", "LoopSpec", "RealData", "load_documents", "split_documents",
-           "training_set", "run_generations", "resume_mismatch", "summarize", "write_tables", "collapse_measure", "run_collapse", "aggregate", "cell_path"]
+           "training_set", "run_generations", "resume_mismatch", "summarize", "write_tables", "describe", "collapse_measure", "run_collapse", "aggregate", "cell_path"]
 
 REGIMES = ("replace", "accumulate", "keep-real")
 
@@ -375,9 +375,10 @@ def run_generations(spec: LoopSpec, run: Any, measure: Measure, resume: bool = F
                     done += 1
                     bars.update(task, advance=1)
                     del lm
-    return [c for c in load_cells(run_path)
-            if c["condition"] in {x.name for x in spec.conditions} and c["seed"] in spec.seeds
-            and c["generation"] < spec.generations]
+    order = {x.name: i for i, x in enumerate(spec.conditions)}
+    cells = [c for c in load_cells(run_path)
+             if c["condition"] in order and c["seed"] in spec.seeds and c["generation"] < spec.generations]
+    return sorted(cells, key=lambda c: (order[c["condition"]], c["seed"], c["generation"]))
 
 
 # -- collapse measurements and report -------------------------------------------------------------
@@ -467,9 +468,35 @@ def write_tables(run: Any, cells: list[dict[str, Any]], metrics: Sequence[tuple[
                   note=note)
 
 
+def describe(spec: LoopSpec, real: RealData) -> str:
+    """The experiment's setup in a few lines (the report's first item)."""
+    lm = spec.lm
+    regimes = {"replace": "only the newest synthetic documents",
+               "accumulate": "real + every earlier generation's synthetic documents",
+               "keep-real": f"{spec.keep_real:.0%} of the real documents + the newest synthetic ones, same size"}
+    conds = "\n".join(f"  {c.name}: {regimes[c.regime]}; decoding {c.decode}" for c in spec.conditions)
+    return (f"Real data: {spec.data}, ~{spec.doc_chars}-character documents; {len(real.train)} for training, "
+            f"{len(real.val)} held out (never trained on) for perplexity.\n"
+            f"Generations 0..{spec.generations - 1}; seeds {', '.join(map(str, spec.seeds))}. Generation 0 trains on "
+            "the real documents; every later generation trains a fresh model (same configuration) on:\n"
+            f"{conds}\n"
+            f"Model: {lm.get('n_layer')} layers, {lm.get('n_head')} heads, d {lm.get('d_model')}, context "
+            f"{lm.get('context')}, {lm.get('steps')} steps of {lm.get('batch_size')} windows per generation. The "
+            f"byte-level BPE tokenizer ({lm.get('vocab_size')}) is trained once on the real training documents and "
+            "kept fixed for every generation.\n"
+            f"Each generation samples {len(real.train)} documents"
+            + (f" continuing the first {spec.prompt_words} words of real documents" if spec.prompt_words else
+               " from an empty prompt") + ".")
+
+
 def write_collapse_report(run: Any, spec: LoopSpec, cells: list[dict[str, Any]], real: RealData,
                           tail_n: int, tail_max: int) -> dict[str, Any]:
     """Tables, curves with 95% bands, length histograms and samples; returns the results summary."""
+    run.text("setup", describe(spec, real) + (
+        f"\nTail coverage: share of the real training data's word {tail_n}-grams seen 1..{tail_max} times that "
+        "occur in a generation's samples. Mean frequency rank: mean rank of the sampled words in the real "
+        "data's word frequencies (unseen words: vocabulary size + 1). Own-data perplexity: each generation's "
+        "model on up to 100 of its own training documents."))
     note = "mean ± half-width of the 95% t-interval over seeds (no ± with one seed)"
     write_tables(run, cells, COLLAPSE_METRICS, note)
     real_lengths = [len(ts.words(t)) for t in real.train]
