@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gristmill.evaluate.perplexity import (
-    HFScorer, Segment, TrainedLMScorer, bootstrap_ci, chat_segments, evaluate_perplexity, load_model, plain_chat,
+    HFScorer, TrainedLMScorer, bootstrap_ci, chat_segments, evaluate_perplexity, load_model, plain_chat,
     score_segments, text_segments, windows,
 )
 
@@ -112,7 +112,8 @@ def test_chat_assistant_spans_are_the_assistant_turns(scorer: HFScorer) -> None:
     segs = chat_segments(scorer, CHAT, "assistant")
     tok = scorer.lm.tokenizer
     assert [tok.decode(list(s.ids[s.lo:s.hi])) for s in segs] == ["Four.<|im_end|>\n", "Six, of course.<|im_end|>\n"]
-    assert tok.decode(list(segs[1].ids[:segs[1].lo])).endswith("And three plus three?<|im_end|>\n<|im_start|>assistant\n")
+    context = tok.decode(list(segs[1].ids[:segs[1].lo]))
+    assert context.endswith("And three plus three?<|im_end|>\n<|im_start|>assistant\n")
     whole = chat_segments(scorer, CHAT, "whole")
     assert len(whole) == 1 and whole[0].hi - whole[0].lo > sum(s.hi - s.lo for s in segs)
     assert chat_segments(scorer, CHAT[:1], "assistant") == []

@@ -198,8 +198,9 @@ def _start(out_dir: Path | None, what: str, name: str, config: dict[str, Any]) -
 
 def _skipped_item(run: Any, got: Loaded) -> None:
     if got.skipped:
+        shown = " (first 500 shown)" if len(got.skipped) > 500 else ""
         run.table("Skipped records", ["file:line: reason"], [[s] for s in got.skipped[:500]],
-                  note=f"{len(got.skipped)} record(s) skipped" + (" (first 500 shown)" if len(got.skipped) > 500 else ""))
+                  note=f"{len(got.skipped)} record(s) skipped{shown}")
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -248,8 +249,9 @@ def eval_perplexity(
                                                      "SmolLM2-135M-Instruct).")] = None,
         text_field: Annotated[str, typer.Option("--field", help="Text field; with --chat the conversation field "
                                                 "(messages or conversations, default messages).")] = "text",
-        chat: Annotated[Optional[str], typer.Option(help="Rows are chats: score only the 'assistant' turns (given "
-                                                    "the conversation before them) or the 'whole' conversation.")] = None,
+        chat: Annotated[Optional[str], typer.Option(
+            help="Rows are chats: score only the 'assistant' turns (given the conversation before them) or the "
+                 "'whole' conversation.")] = None,
         max_length: Annotated[int, typer.Option(min=2, help="Tokens per window (cut to the model's context).")] = 512,
         stride: Annotated[int, typer.Option(min=1, help="New tokens scored per window after the first; the "
                                             "max-length - stride tokens before them are context.")] = 256,
@@ -323,7 +325,8 @@ def eval_perplexity(
         f"[bold]perplexity[/] {res.perplexity:.3f}" + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
         + f" over {res.tokens:,} tokens of {res.scored_documents:,} documents; model {scorer.name}",
         f"  median document perplexity {_fmt(res.doc_perplexity_median, 2)}; window {used_len}, stride "
-        f"{used_stride}; {res.tokens_per_s:,.0f} tok/s" + (f"; {len(got.skipped)} record(s) skipped" if got.skipped else ""),
+        f"{used_stride}; {res.tokens_per_s:,.0f} tok/s"
+        + (f"; {len(got.skipped)} record(s) skipped" if got.skipped else ""),
     ])
 
 
@@ -484,9 +487,9 @@ def eval_divergence(
         run.table(f"{name.capitalize()} KL by smoothing alpha", ["alpha", "KL(A||B)", "KL(B||A)"],
                   [[f"{al:g}", f"{x:.4f}", f"{y:.4f}"] for al, x, y in kl_by_alpha(ca, cb)],
                   note="KL depends on the smoothing of n-grams missing from one side; JS does not.")
-    if all(figures.get(_ORDER_NAMES.get(n, f"{n}-gram")) is None for n in range(1, max_n + 1)):
+    names = [k for k in (_ORDER_NAMES.get(n, f"{n}-gram") for n in range(1, max_n + 1)) if figures.get(k)]
+    if not names:
         fail("no n-grams to compare in one of the datasets")
-    names = [_ORDER_NAMES.get(n, f"{n}-gram") for n in range(1, max_n + 1) if figures.get(_ORDER_NAMES.get(n, f"{n}-gram"))]
     run.bars("Jensen-Shannon divergence by n-gram order", names, [figures[k]["js"] for k in names],
              xlabel="bits (0 = same distribution, 1 = disjoint)")
     for label, got, path in (("A", a, data), ("B", b, other)):

@@ -99,7 +99,10 @@ class Divergence:
         return {k: v for k, v in self.__dict__.items() if k != "top"}
 
 
-def _vectors(ca: Counter[tuple[str, ...]], cb: Counter[tuple[str, ...]]) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray]:
+Ngrams = Counter[tuple[str, ...]]
+
+
+def _vectors(ca: Ngrams, cb: Ngrams) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray]:
     vocab = list(ca.keys() | cb.keys())
     vocab.sort()
     a = np.array([ca.get(g, 0) for g in vocab], dtype=np.float64)

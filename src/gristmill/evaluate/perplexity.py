@@ -31,8 +31,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 __all__ = ["DocumentPerplexity", "HFScorer", "PerplexityResult", "Scorer", "Segment", "TrainedLMScorer",
-           "bootstrap_ci", "chat_segments", "effective_window", "evaluate_perplexity", "load_model", "plain_chat", "score_segments",
-           "text_segments", "windows"]
+           "bootstrap_ci", "chat_segments", "effective_window", "evaluate_perplexity", "load_model", "plain_chat",
+           "score_segments", "text_segments", "windows"]
 
 ChatScope = Literal["assistant", "whole"]
 
