@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gristmill.cli import app
+from gristmill.experiments.collapse import cell_path
 
 TINY = ["--steps", "2", "--n-layer", "1", "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4",
         "--vocab-size", "300", "--max-new-tokens", "8", "--doc-chars", "150", "--quiet"]
@@ -47,6 +48,16 @@ def test_bias_amplification_cli(corpus: Path, tmp_path: Path):
     assert r.exit_code == 0, r.output
     assert (out / "report.html").is_file() and "female share" in r.output
     assert json.loads((out / "config.json").read_text())["kind"] == "experiment-bias-amplification"
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["by_condition"]) == {"greedy", "sample"} and results["real_data"]["female_terms"] > 0
+    assert "female_share" in results["by_condition"]["greedy"]["1"]
+    # both strategies continue the same prompts (the first 3 words of real documents)
+    docs = {}
+    for cond in ("greedy", "sample"):
+        lines = cell_path(out, cond, 0, 1, ".jsonl").read_text().splitlines()
+        docs[cond] = [json.loads(x) for x in lines]
+    assert [d["prompt"] for d in docs["greedy"]] == [d["prompt"] for d in docs["sample"]]
+    assert all(len(d["prompt"].split()) == 3 and d["doc"].startswith(d["prompt"]) for d in docs["greedy"])
 
 
 @pytest.mark.parametrize("extra, message", [

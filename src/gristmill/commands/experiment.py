@@ -115,7 +115,7 @@ def check_resume(run_out: Path, resume: bool, config: dict[str, Any]) -> None:
                  "use the same options or another --out")
 
 
-def print_table(summary: dict[str, Any], metric: str, label: str) -> None:
+def print_table(summary: dict[str, Any], metric: str, label: str, digits: int = 2) -> None:
     from rich.table import Table
 
     from gristmill.experiments.collapse import fmt_ci
@@ -127,7 +127,7 @@ def print_table(summary: dict[str, Any], metric: str, label: str) -> None:
         cells = []
         for g in gens:
             a = by_gen.get(str(g), {}).get(metric)
-            cells.append(fmt_ci({"mean": a["mean"], "lo": a["ci95"][0], "hi": a["ci95"][1], "n": a["n"]}) if a else "-")
+            cells.append(fmt_ci({"mean": a["mean"], "lo": a["ci95"][0], "hi": a["ci95"][1], "n": a["n"]}, digits) if a else "-")
         table.add_row(cond, *cells)
     out.print(table)
 
@@ -184,7 +184,7 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             fail("interrupted; run the same command with --resume to continue", 130)
         print_table(summary, "perplexity", "held-out real perplexity (mean ± 95% CI half-width)")
-        print_table(summary, "tail_coverage", "tail coverage")
+        print_table(summary, "tail_coverage", f"tail coverage (share of the real data's rare word {tail_n}-grams)", 4)
         out.print(f"report: {report}")
 
     @app.command("bias-amplification")
@@ -231,6 +231,6 @@ def register(app: typer.Typer) -> None:
             fail(str(exc), 1)
         except KeyboardInterrupt:
             fail("interrupted; run the same command with --resume to continue", 130)
-        print_table(summary, "female_share", "female share of gendered terms")
-        print_table(summary, "occupation_female_share", "female share in occupation contexts")
+        print_table(summary, "female_share", "female share of gendered terms", 3)
+        print_table(summary, "occupation_female_share", "female share in occupation contexts", 3)
         out.print(f"report: {report}")
