@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -131,7 +130,6 @@ def test_train_ner_real_minilm_on_wnut(tmp_path: Path) -> None:
     train.write_text("\n\n".join(src[:200]) + "\n", encoding="utf-8")
     dev = tmp_path / "dev.conll"
     dev.write_text("\n\n".join(src[200:300]) + "\n", encoding="utf-8")
-    t0 = time.perf_counter()
     res = runner.invoke(app, ["train", "ner", "--train", str(train), "--dev", str(dev), "--test", str(dev),
                               "--epochs", "1", "--lr", "1e-4", "--batch-size", "8", "--bf16", "--threads", "1",
                               "--out", str(tmp_path / "run"), "--quiet", "--no-save-model"])
@@ -139,4 +137,4 @@ def test_train_ner_real_minilm_on_wnut(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["train_sentences"] == 200 and results["epochs_run"] == 1
     assert 0.0 <= results["test_f1"] <= 1.0 and "person" in results["test_per_type"]
-    assert time.perf_counter() - t0 < 120
+    # ~20 s on 2 idle cores; no time assertion, since a shared machine can be several times slower.
