@@ -109,8 +109,8 @@ def test_train_classify_end_to_end(tmp_path: Path, tiny_seq_model: Path) -> None
     out = tmp_path / "run"
     res = runner.invoke(app, ["train", "classify", "--train", str(train), "--dev", str(dev), "--test", str(test),
                               "--text-field", "body", "--label-field", "y", "--model", str(tiny_seq_model),
-                              "--epochs", "8", "--patience", "8", "--lr", "3e-3", "--batch-size", "8", "--out", str(out), "--quiet",
-                              "--threads", "1"])
+                              "--epochs", "8", "--patience", "8", "--lr", "3e-3", "--batch-size", "8",
+                              "--out", str(out), "--quiet", "--threads", "1"])
     assert res.exit_code == 0, res.output
     assert "macro avg" in res.output and "pos" in res.output
     results = json.loads((out / "results.json").read_text())

@@ -201,9 +201,9 @@ def train_ner(
         run.text("Test classification report, entity level (seqeval)", scores["entity_table"])
         run.text("Test classification report, token level (scikit-learn)", scores["token_table"])
         wrong = [(s, p) for s, p in zip(data["test"].rows, scores["predictions"]) if p != s.tags][:10]
-        run.samples("Test sentences with errors (gold / predicted)",
-                    [(s.id, " ".join(f"{w}/{g}" if g == q else f"{w}/{g}→{q}" for w, g, q in zip(s.tokens, s.tags, p)))
-                     for s, p in wrong])
+        run.samples("Test sentences with errors (word/gold, or word/gold→predicted)",
+                    [(s.id, " ".join(f"{w}/{g}" if g == q else f"{w}/{g}→{q}"
+                                     for w, g, q in zip(s.tokens, s.tags, p))) for s, p in wrong])
     if save_model:
         model_obj.save_pretrained(run.path / "model")
         tokenizer.save_pretrained(run.path / "model")

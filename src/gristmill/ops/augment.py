@@ -448,7 +448,8 @@ class TextMix(Generator):
         rows: list[dict[str, Any]] = []
         for i, row in enumerate(src):
             if p.keep_original:
-                rows.append({**row, AUGMENT_OF: row.get(AUGMENT_OF), "augment.mixed_with": row.get("augment.mixed_with")})
+                rows.append({**row, AUGMENT_OF: row.get(AUGMENT_OF),
+                             "augment.mixed_with": row.get("augment.mixed_with")})
             pool = kind.get(i, [])
             if len(pool) < 2:
                 continue
