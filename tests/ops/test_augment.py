@@ -140,3 +140,10 @@ def test_mix_concatenates_sentences_with_their_tags(wnut: pa.Table) -> None:
         assert len(entity_spans(m["tags"])) == len(entity_spans(a["tags"])) + len(entity_spans(b["tags"]))
     texts = TextMix(rate=1.0, separator=" | ").process(pa.table({"id": ["x", "y"], "text": ["one", "two"]})).kept
     assert texts.column("text").to_pylist() == ["one", "one | two", "two", "two | one"]
+
+
+def test_augment_recipe_validates() -> None:
+    from gristmill.recipe import load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "augment_wnut17.yaml")
+    assert [s.op.name for s in recipe.steps] == ["augment.entity_swap", "augment.noise", "bias.counterfactual"]
