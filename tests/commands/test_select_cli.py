@@ -69,3 +69,9 @@ def test_cli_bad_options_exit_2(args: list[str], needle: str, data: Path, tmp_pa
 def test_cli_missing_data_file(tmp_path: Path) -> None:
     res = _run("--data", str(tmp_path / "none.jsonl"), "--budget", "3", "--strategy", "random")
     assert res.exit_code == 2 and "--data" in res.output and "none.jsonl" in res.output
+
+
+def test_cli_rejects_an_unknown_reward(data: Path, tmp_path: Path) -> None:
+    res = _run("--data", str(data), "--budget", "3", "--strategy", "bandit-ucb", "--reward", "loss",
+               "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2 and "--reward" in res.output

@@ -56,6 +56,16 @@ def test_reward_scale_maps_to_unit_interval() -> None:
     assert s(float("nan")) == 0.0
 
 
+def test_relative_reward_removes_the_trend() -> None:
+    s = RewardScale(relative=True)
+    # every drop is positive, as while training; relative to the recent average some are bad
+    assert s(1.0) == 1.0  # no baseline yet
+    assert s(0.5) == 0.25  # 0.5 below the baseline 1.0, half the largest change so far
+    assert s(1.5) > 0.5   # above the recent average
+    with pytest.raises(ValueError, match="unknown reward"):
+        run_bandit([[0]], _Toy(), 1, UCB1(1), reward="loss")
+
+
 def test_make_policy_rejects_unknown_names() -> None:
     assert isinstance(make_policy("bandit-ucb", 2), UCB1)
     assert isinstance(make_policy("bandit-exp3", 2), EXP3)
@@ -80,13 +90,14 @@ class _Toy:
 
 
 @pytest.mark.parametrize("name", ["exp3", "ucb1"])
-def test_run_bandit_prefers_the_arm_that_lowers_dev_loss(name: str) -> None:
+@pytest.mark.parametrize("reward", ["drop", "relative"])
+def test_run_bandit_prefers_the_arm_that_lowers_dev_loss(name: str, reward: str) -> None:
     arms = [list(range(500, 1000)), list(range(0, 500)), list(range(1000, 1500)), []]
     learner = _Toy()
     assert isinstance(learner, Learner)
     pulls_seen = []
     chosen, pulls = run_bandit(arms, learner, budget=301, policy=make_policy(name, 4, seed=0, gamma=0.2),
-                               batch_size=2, seed=0, on_pull=pulls_seen.append)
+                               batch_size=2, seed=0, reward=reward, on_pull=pulls_seen.append)
     assert len(chosen) == 301 and len(set(chosen)) == 301
     assert learner.seen == chosen
     assert pulls_seen == pulls and len(pulls) == 151  # 150 batches of 2, then 1

@@ -11,6 +11,11 @@ import typer
 from gristmill.commands.common import err, fail, out
 
 
+class Reward(str, Enum):
+    drop = "drop"
+    relative = "relative"
+
+
 class Strategy(str, Enum):
     random = "random"
     quality = "quality"
@@ -45,6 +50,8 @@ def select(
     steps_per_pull: Annotated[int, typer.Option("--steps-per-pull", min=1, help="bandit: train steps per pull.")] = 1,
     gamma: Annotated[float, typer.Option("--gamma", min=0.0001, max=1.0, help="EXP3 exploration rate.")] = 0.1,
     ucb_c: Annotated[float, typer.Option("--ucb-c", min=0.0, help="UCB1 exploration weight.")] = 1.0,
+    reward: Annotated[Reward, typer.Option(
+        "--reward", help="bandit: dev-loss drop of a pull, or that drop minus the recent average drop.")] = Reward.drop,
     learner_model: Annotated[Optional[str], typer.Option(
         "--learner-model", help="bandit: causal LM trained while selecting (default SmolLM2-135M).")] = None,
     learner_lr: Annotated[float, typer.Option("--learner-lr", min=0.0, help="bandit: learner learning rate.")] = 5e-5,
@@ -71,7 +78,7 @@ def select(
         score_field=score_field, instruction_fields=[f.strip() for f in instruction_fields.split(",") if f.strip()],
         response_field=response_field, lm=lm, drop_ifd_over_1=not keep_ifd_over_1, embed_model=embed_model,
         arm_field=arm_field, clusters=clusters, batch_size=batch_size, steps_per_pull=steps_per_pull, gamma=gamma,
-        ucb_c=ucb_c, learner_model=learner_model, learner_lr=learner_lr, dev=str(dev) if dev else None,
+        ucb_c=ucb_c, reward=reward.value, learner_model=learner_model, learner_lr=learner_lr, dev=str(dev) if dev else None,
         dev_size=dev_size, max_tokens=max_tokens)
     try:
         res = run_selection(cfg, progress=not quiet, log=lambda s: err.print(s, highlight=False, markup=False))

@@ -10,7 +10,9 @@ the budget is spent or every arm is empty. An emptied arm is retired (never pull
 Raw rewards (dev-loss improvements, in nats) are not bounded, and both policies assume
 rewards in [0, 1], so they are mapped with ``0.5 + 0.5 * delta / scale`` and clipped, where
 ``scale`` is the largest ``|delta|`` seen so far: no change is 0.5, the best improvement so
-far is 1, a loss increase as large as the largest change so far is 0.
+far is 1, a loss increase as large as the largest change so far is 0. With
+``reward="relative"`` the improvement is first taken relative to the recent average
+improvement (see :class:`RewardScale`).
 """
 
 from __future__ import annotations
@@ -137,13 +139,27 @@ def make_policy(name: str, n_arms: int, seed: int = 0, gamma: float = 0.1, c: fl
 
 @dataclass
 class RewardScale:
-    """Maps a dev-loss improvement to [0, 1] by the largest ``|improvement|`` seen so far (see module doc)."""
+    """Maps a dev-loss improvement to [0, 1] by the largest ``|improvement|`` seen so far (see module doc).
+
+    ``relative=True`` first subtracts the mean improvement of recent pulls (an exponential
+    moving average, weight ``ema`` on the newest; 0 before the first pull): while a model
+    trains, every batch lowers dev loss and the drops shrink over time, so a raw drop mostly
+    says *when* an arm was pulled. The relative reward says whether the batch did better
+    than what pulls at that point have been doing.
+    """
 
     scale: float = 0.0
+    relative: bool = False
+    ema: float = 0.2
+    baseline: float | None = None
 
     def __call__(self, delta: float) -> float:
         if not math.isfinite(delta):
             return 0.0
+        if self.relative:
+            base = 0.0 if self.baseline is None else self.baseline
+            self.baseline = delta if self.baseline is None else (1 - self.ema) * self.baseline + self.ema * delta
+            delta = delta - base
         self.scale = max(self.scale, abs(delta))
         if self.scale <= 0:
             return 0.5
@@ -176,23 +192,26 @@ class Pull:
 
 def run_bandit(arms: Sequence[Sequence[int]], learner: Learner, budget: int, policy: EXP3 | UCB1,
                batch_size: int = 16, steps_per_pull: int = 1, seed: int = 0,
-               arm_names: Sequence[str] | None = None,
+               arm_names: Sequence[str] | None = None, reward: str = "drop",
                on_pull: Callable[[Pull], None] | None = None) -> tuple[list[int], list[Pull]]:
     """Choose up to ``budget`` rows by pulling ``arms`` (lists of row indices) with ``policy``.
 
     Returns the selected rows in the order drawn (unique, at most ``budget``) and every pull.
     Each pull trains ``learner`` for ``steps_per_pull`` steps on its batch. Empty arms are
-    retired before the first round.
+    retired before the first round. ``reward`` is ``drop`` (dev loss before - after) or
+    ``relative`` (that drop minus the recent average drop).
     """
     if budget < 1 or batch_size < 1:
         raise ValueError("budget and batch_size must be at least 1")
+    if reward not in ("drop", "relative"):
+        raise ValueError(f"unknown reward {reward!r}; expected drop or relative")
     rng = np.random.default_rng(seed)
     pools = [list(rng.permutation(np.asarray(a, dtype=int))) for a in arms]
     names = list(arm_names) if arm_names is not None else [str(i) for i in range(len(arms))]
     for i, pool in enumerate(pools):
         if not pool:
             policy.retire(i)
-    scale = RewardScale()
+    scale = RewardScale(relative=reward == "relative")
     chosen: list[int] = []
     pulls: list[Pull] = []
     loss = learner.dev_loss()
@@ -207,13 +226,13 @@ def run_bandit(arms: Sequence[Sequence[int]], learner: Learner, budget: int, pol
             train_loss = float(learner.train_step(batch))
         after = learner.dev_loss()
         delta = loss - after
-        reward = scale(delta)
-        policy.update(arm, reward)
+        mapped = scale(delta)
+        policy.update(arm, mapped)
         if not pools[arm]:
             policy.retire(arm)
         chosen.extend(batch)
         means = [None if c == 0 else round(float(s / c), 6) for s, c in zip(policy.sums, policy.counts)]
-        pull = Pull(rnd, arm, names[arm], batch, loss, after, train_loss, delta, reward,
+        pull = Pull(rnd, arm, names[arm], batch, loss, after, train_loss, delta, mapped,
                     [int(c) for c in policy.counts], means, state)
         pulls.append(pull)
         if on_pull is not None:

@@ -61,6 +61,7 @@ class SelectConfig:
     steps_per_pull: int = 1
     gamma: float = 0.1
     ucb_c: float = 1.0
+    reward: str = "drop"
     learner_model: str | None = None
     learner_lr: float = 5e-5
     learner_dtype: str = "bfloat16"
@@ -277,12 +278,13 @@ def _bandit(run: Any, rows: list[dict[str, Any]], dev_rows: list[dict[str, Any]]
 
         chosen, pulls = run_bandit(arms, learner, budget, policy, batch_size=cfg.batch_size,
                                    steps_per_pull=cfg.steps_per_pull, seed=cfg.seed, arm_names=names,
-                                   on_pull=on_pull)
+                                   reward=cfg.reward, on_pull=on_pull)
     _bandit_report(run, pulls, arms, names, arm_kind)
     learner_name = cfg.learner_model or "SmolLM2-135M-Instruct"
     note = (f"{policy.name} over {len(arms)} arms ({arm_kind}); learner: {learner_name} fully fine-tuned "
-            f"({cfg.learner_dtype}, AdamW lr {cfg.learner_lr}), reward = dev loss before - after a pull, "
-            f"mapped to [0, 1] by the largest change so far")
+            f"({cfg.learner_dtype}, AdamW lr {cfg.learner_lr}), reward = dev loss before - after a pull"
+            + (" minus the recent average drop" if cfg.reward == "relative" else "")
+            + ", mapped to [0, 1] by the largest change so far")
     return chosen, {"note": note, "rounds": len(pulls), "arms": len(arms),
                     "dev_loss_start": pulls[0].dev_loss_before if pulls else None,
                     "dev_loss_end": pulls[-1].dev_loss_after if pulls else None,
