@@ -177,6 +177,11 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--data-run", type=Path, help="Use this finished run of a Self-Instruct recipe instead of "
+                                                   "running recipes/sft_data.yaml.")
+    ap.add_argument("--human-limit", type=int, default=0, help="Use only the first N human tasks (smoke tests).")
+    ap.add_argument("--out", type=Path, default=OUT, help="Output directory (default experiments/out/<name>).")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="Where the summary JSON/MD go.")
     ap.add_argument("--only", nargs="+", help="Run only these models (base, uncurated-s0, ...) and stop before the "
                                               "summary: for running seeds in parallel processes.")
     args = ap.parse_args()
@@ -186,18 +191,19 @@ def main() -> None:
     from gristmill.train.sft import SFTConfig, load_model_and_tokenizer, train_sft
 
     set_torch_threads(args.threads)
-    if args.fresh and (OUT / "models").exists():
-        shutil.rmtree(OUT / "models")
+    out = args.out
+    if args.fresh and (out / "models").exists():
+        shutil.rmtree(out / "models")
     t_start = time.time()
-    data_run = build_data(OUT)
+    data_run = args.data_run or build_data(out)
     sets = {"uncurated": raw_rows(data_run), "curated": curated_rows(data_run)}
-    tasks = human_tasks()
+    tasks = human_tasks()[:args.human_limit or None]
     judge_ids = sorted(random.Random(1234).sample(range(len(tasks)), args.judge_prompts))
     steps = args.steps or math.ceil(len(sets["uncurated"]) / args.batch_size)
     print(f"rows: uncurated {len(sets['uncurated'])}, curated {len(sets['curated'])}; {steps} steps per model",
           flush=True)
 
-    models_dir = OUT / "models"
+    models_dir = out / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
     conditions = [("base", None)] + [(name, s) for s in args.seeds for name in ("uncurated", "curated")]
     per_model: dict[str, dict] = {}
@@ -237,7 +243,7 @@ def main() -> None:
 
     if args.only:
         return
-    summarize(per_model, sets, steps, judge_ids, tasks, args, time.time() - t_start)
+    summarize(per_model, sets, steps, judge_ids, tasks, args, sum(v.get("seconds", 0) for v in per_model.values()))
 
 
 def summarize(per_model, sets, steps, judge_ids, tasks, args, seconds) -> None:
@@ -303,10 +309,10 @@ def summarize(per_model, sets, steps, judge_ids, tasks, args, seconds) -> None:
         "seconds": seconds,
         "hardware": "2 shared CPU cores (about 6 other jobs running), torch threads 1, nice 5",
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "sft_curated_vs_raw.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "sft_curated_vs_raw.json").write_text(json.dumps(result, indent=2) + "\n")
 
-    run = RunDir.create(OUT, kind="experiment", config={**vars(args), "steps": steps}, resume=False)
+    run = RunDir.create(args.out, kind="experiment", config={**vars(args), "steps": steps}, resume=False)
     run.result(**{f"{c}_human_ppl": v["human_ppl_mean"] for c, v in summary.items()},
                **{f"{c}_judge": v["judge_mean"] for c, v in summary.items()})
     headers = ["model", "seeds", "human ppl (mean ± 95%)", "per seed", "judge 1-10 (mean ± 95%)", "per seed",
@@ -316,8 +322,10 @@ def summarize(per_model, sets, steps, judge_ids, tasks, args, seconds) -> None:
                    f"scoring greedy answers to {len(judge_ids)} of the tasks; interval over prompts x seeds.")
     run.bars("Perplexity on human-written answers (lower is better)", list(summary),
              [v["human_ppl_mean"] for v in summary.values()], xlabel="perplexity")
-    run.bars("Judge score (higher is better)", list(summary), [v["judge_mean"] for v in summary.values()],
-             xlabel="mean judge score 1-10 (answers the judge scored)")
+    scored = {c: v["judge_mean"] for c, v in summary.items() if math.isfinite(v["judge_mean"])}
+    if scored:
+        run.bars("Judge score (higher is better)", list(scored), list(scored.values()),
+                 xlabel="mean judge score 1-10 (answers the judge scored)")
     run.bars("Judge expected score from digit probabilities (higher is better)", list(summary),
              [v["judge_expected_mean"] for v in summary.values()], xlabel="mean expected score 1-9")
     for cond, v in summary.items():
@@ -349,11 +357,11 @@ def summarize(per_model, sets, steps, judge_ids, tasks, args, seconds) -> None:
                             per_model[key]["answers"][i][:400]))
     run.samples("Answers to held-out prompts", samples)
     run.finish(title="SFT on raw vs curated generated data")
-    write_md(result, rows, headers)
-    print((RESULTS / "sft_curated_vs_raw.md").read_text())
+    write_md(result, rows, headers, args.results)
+    print((args.results / "sft_curated_vs_raw.md").read_text())
 
 
-def write_md(result, rows, headers) -> None:
+def write_md(result, rows, headers, results_dir: Path) -> None:
     d, t, p = result["data"], result["training"], result["paired_curated_minus_uncurated"]
     lines = ["# SFT on raw vs curated generated instruction data", "",
              f"Data: `{d['recipe']}` (Self-Instruct from gristmill's 38 seed tasks, SmolLM2-135M-Instruct writing): "
@@ -372,11 +380,11 @@ def write_md(result, rows, headers) -> None:
                   + "; judge expected score "
                   + (f"{p['judge_expected_diff']:+.3f} ± {p['judge_expected_diff_ci95'] or 0:.3f} over "
                      f"{p['judge_expected_pairs']} pairs" if p["judge_expected_diff"] is not None else "n/a"), "",
-              f"Hardware: {result['hardware']}; total {result['seconds'] / 60:.1f} min.", "", "## Reading", "",
+              f"Hardware: {result['hardware']}; {result["seconds"] / 60:.1f} min of training and evaluation in all (sequential sum).", "", "## Reading", "",
               "RESULT_READING_PLACEHOLDER", "",
               "Limitations: the judge is SmolLM2-135M itself (the same model family that was fine-tuned and that "
               "wrote the data), a weak and biased grader; few seeds; a short training budget.", ""]
-    (RESULTS / "sft_curated_vs_raw.md").write_text("\n".join(lines))
+    (results_dir / "sft_curated_vs_raw.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

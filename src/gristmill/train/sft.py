@@ -191,10 +191,15 @@ def split_dev(rows: Sequence[Any], fraction: float, seed: int = 0) -> tuple[list
 
 
 def tokenize_rows(tokenizer: Any, rows: Sequence[Messages], max_length: int) -> tuple[list[TokenizedChat], int]:
-    """Tokenized rows that keep at least one assistant token after truncation, and how many were dropped."""
+    """Tokenized rows that keep at least one assistant token after truncation, and how many were dropped
+    (no assistant token left, or assistant turns the chat template does not render as prefixes)."""
     kept, dropped = [], 0
     for msgs in rows:
-        tc = tokenize_chat(tokenizer, msgs, max_length)
+        try:
+            tc = tokenize_chat(tokenizer, msgs, max_length)
+        except ValueError:  # the template cannot place this conversation's assistant turns
+            dropped += 1
+            continue
         if tc.n_labels == 0:
             dropped += 1
         else:
