@@ -380,7 +380,7 @@ def write_md(result, rows, headers, results_dir: Path) -> None:
                   + "; judge expected score "
                   + (f"{p['judge_expected_diff']:+.3f} ± {p['judge_expected_diff_ci95'] or 0:.3f} over "
                      f"{p['judge_expected_pairs']} pairs" if p["judge_expected_diff"] is not None else "n/a"), "",
-              f"Hardware: {result['hardware']}; {result["seconds"] / 60:.1f} min of training and evaluation in all (sequential sum).", "", "## Reading", "",
+              f"Hardware: {result['hardware']}; {result['seconds'] / 60:.1f} min of training and evaluation in all (sequential sum).", "", "## Reading", "",
               "RESULT_READING_PLACEHOLDER", "",
               "Limitations: the judge is SmolLM2-135M itself (the same model family that was fine-tuned and that "
               "wrote the data), a weak and biased grader; few seeds; a short training budget.", ""]
