@@ -47,22 +47,24 @@ from typing import Any
 from gristmill.experiments import text_stats as ts
 
 __all__ = ["REGIMES", "PRESETS", "Condition", "LoopSpec", "RealData", "load_documents", "split_documents",
-           "training_set", "run_generations", "resume_mismatch", "summarize", "write_tables", "describe", "collapse_measure", "run_collapse", "aggregate", "cell_path"]
+           "read_real", "training_set", "run_generations", "load_cells", "cell_path", "resume_mismatch",
+           "collapse_measure", "aggregate", "summarize", "write_tables", "describe", "run_collapse"]
 
 REGIMES = ("replace", "accumulate", "keep-real")
 
-# Model / data sizes. "tiny" finishes in a few minutes on 2 cores; "small" is the sized-up run.
+# Model / data sizes. "tiny" finishes in about a minute on 2 cores; "small" is the configuration of
+# experiments/collapse_shakespeare.py (about 25 minutes with 3 seeds on 2 shared cores).
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"doc_chars": 500, "max_docs": 240, "generations": 3,
              "lm": {"vocab_size": 512, "context": 64, "n_layer": 2, "n_head": 2, "d_model": 64, "steps": 150,
-                    "batch_size": 16, "lr": 3e-3, "warmup": 20, "eval_every": 50, "eval_batches": 4,
+                    "batch_size": 16, "lr": 3e-3, "warmup": 20, "eval_every": 100000, "eval_batches": 1,
                     "checkpoint_every": 100000, "dropout": 0.0},
              "max_new_tokens": 160},
-    "small": {"doc_chars": 1000, "max_docs": None, "generations": 5,
-              "lm": {"vocab_size": 1024, "context": 128, "n_layer": 2, "n_head": 4, "d_model": 128, "steps": 400,
-                     "batch_size": 32, "lr": 3e-3, "warmup": 40, "eval_every": 100, "eval_batches": 4,
-                     "checkpoint_every": 100000, "dropout": 0.1},
-              "max_new_tokens": 320},
+    "small": {"doc_chars": 1000, "max_docs": 500, "generations": 5,
+              "lm": {"vocab_size": 512, "context": 64, "n_layer": 2, "n_head": 2, "d_model": 64, "steps": 300,
+                     "batch_size": 16, "lr": 3e-3, "warmup": 30, "eval_every": 100000, "eval_batches": 1,
+                     "checkpoint_every": 100000, "dropout": 0.0},
+              "max_new_tokens": 600},
 }
 
 
