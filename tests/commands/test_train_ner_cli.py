@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -125,7 +126,7 @@ def test_train_classify_end_to_end(tmp_path: Path, tiny_seq_model: Path) -> None
 @pytest.mark.slow
 def test_train_ner_real_minilm_on_wnut(tmp_path: Path) -> None:
     """MiniLM fine-tuned on 200 WNUT-17 sentences for one epoch runs end to end and finds some entities."""
-    src = (SHARED_DATA / "wnut17" / "wnut17train.conll").read_text(encoding="utf-8").split("\n\n")
+    src = re.split(r"\n[ \t]*\n", (SHARED_DATA / "wnut17" / "wnut17train.conll").read_text(encoding="utf-8"))
     train = tmp_path / "train.conll"
     train.write_text("\n\n".join(src[:200]) + "\n", encoding="utf-8")
     dev = tmp_path / "dev.conll"
