@@ -80,11 +80,13 @@ def write_markdown(spec: LoopSpec, summary: dict, results: dict, seconds: float,
              f"distinct-2 {real['distinct_2']:.3f}.", ""]
     for cond in [s for s in STRATEGIES if s in summary]:
         lines += [f"## {cond}", "", "| gen | female share | occupation female share | occupation pairs | "
-                  "gendered / 1k words | distinct-2 | held-out real perplexity |", "|---:|---:|---:|---:|---:|---:|---:|"]
+                  "gendered / 1k words | distinct-2 | median words | held-out real perplexity |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for g in sorted(summary[cond], key=int):
             a = summary[cond][g]
             lines.append(f"| {g} | {_f(a, 'female_share', 3)} | {_f(a, 'occupation_female_share', 3)} | "
                          f"{_f(a, 'occupation_pairs', 0)} | {_f(a, 'gendered_per_1k', 1)} | {_f(a, 'distinct_2', 3)} | "
+                         f"{_f(a, 'length.p50', 0)} | "
                          f"{_f(a, 'perplexity', 2)} |")
         lines.append("")
     last = str(spec.generations - 1)
@@ -95,6 +97,25 @@ def write_markdown(spec: LoopSpec, summary: dict, results: dict, seconds: float,
         deltas = [b - a for a, b in zip(v0, vl) if a is not None and b is not None]
         if deltas:
             lines.append(f"| {cond} | {', '.join(f'{d:+.3f}' for d in deltas)} | {sum(deltas) / len(deltas):+.3f} |")
+    lines += ["", "## Observations (computed from the tables above)", ""]
+    for cond in [s for s in STRATEGIES if s in summary]:
+        a0, al = summary[cond]["0"], summary[cond][last]
+        fs0, fsl = a0["female_share"]["mean"], al["female_share"]["mean"]
+        g0, gl = a0["gendered_per_1k"]["mean"], al["gendered_per_1k"]["mean"]
+        d0, dl = a0["distinct_2"]["mean"], al["distinct_2"]["mean"]
+        share = (f"female share {fs0:.3f} -> {fsl:.3f}" if fs0 is not None and fsl is not None else
+                 "female share undefined (no gendered terms generated)")
+        lines.append(f"- {cond}: {share}; gendered terms per 1k words {g0:.1f} -> {gl:.1f}; distinct-2 "
+                     f"{d0:.3f} -> {dl:.3f} (real data: female share {real['female_share']:.3f}, "
+                     f"{real['gendered_per_1k']:.1f} per 1k words).")
+    lines += ["- Occupation statistics: the real continuations hold only "
+              f"{real['occupation_pairs']} gendered occupation co-occurrences, and the generated text almost none, "
+              "so the occupation shares are undefined or rest on a handful of pairs; they are reported, not "
+              "interpreted.",
+              "- Taori & Hashimoto (2023) predict amplification under mode-seeking decoding and stability under "
+              "sampling from the model. Greedy decoding from this small model falls at once into a repetition "
+              "loop without gendered words, so its bias statistic is undefined rather than amplified; compare "
+              "temperature 0.7 (partly mode-seeking) with temperature 1.", ""]
     lines += ["", f"## Samples (seed {spec.seeds[0]}, last generation)", ""]
     for cond in STRATEGIES:
         c = next((c for c in cells if c["condition"] == cond and c["seed"] == spec.seeds[0]

@@ -43,7 +43,8 @@ BIAS_METRICS = [("female_share", "female share of gendered terms", 3),
                 ("gendered_per_1k", "gendered terms / 1k words", 1),
                 ("occupation_pairs", "gendered occupation co-occurrences", 0),
                 ("perplexity", "held-out real perplexity", 2),
-                ("distinct_2", "distinct-2", 3)]
+                ("distinct_2", "distinct-2", 3),
+                ("length.p50", "median words per continuation", 0)]
 
 
 def bias_statistics(texts: Sequence[str]) -> dict[str, Any]:
