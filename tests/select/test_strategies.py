@@ -51,7 +51,7 @@ def test_ifd_equals_the_hand_computed_ratio(tiny_lm_dir: Path) -> None:
         return -sum(float(logp[len(prefix) - 1 + j, t]) for j, t in enumerate(target)) / len(target)
 
     for i, r, g in zip(ins, res, got):
-        ii, rr = lm.encode([i])[0], lm.encode([r])[0]
+        ii, rr = lm.encode([i + "\n\n"])[0], lm.encode([r])[0]
         cond = mean_nll([lm.prefix_id, *ii], rr)
         plain = mean_nll([lm.prefix_id], rr)
         assert g["ppl_conditioned"] == pytest.approx(math.exp(cond), rel=1e-4)

@@ -70,12 +70,14 @@ def ifd_scores(lm: Any, instructions: Sequence[str], responses: Sequence[str],
     ``IFD = PPL(response | instruction) / PPL(response)``: the conditioned answer score over
     the direct answer score, both the mean NLL over the response tokens only. ``lm`` is a
     :class:`gristmill.models.causal_lm.CausalLM`. The conditioned window is the
-    instruction's tokens followed by the response's; the unconditioned one is the
+    document prefix token, the instruction and a blank line, then the response (without
+    the separator a one-word answer fuses with the instruction's last word, e.g.
+    ``greater)false``, and IFD explodes); the unconditioned one is the
     document prefix token then the response's. Windows longer than ``max_tokens`` keep the
     response's tail and the instruction's end. A pair with an empty response gets ``None``.
     Returns ``{"ifd", "ppl_conditioned", "ppl_response"}`` per pair.
     """
-    ins_ids = lm.encode(list(instructions))
+    ins_ids = lm.encode([f"{t}\n\n" if t else "" for t in instructions])
     res_ids = lm.encode(list(responses))
     cond, cond_first, plain, plain_first = [], [], [], []
     for ins, res in zip(ins_ids, res_ids):
