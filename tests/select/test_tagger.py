@@ -18,7 +18,7 @@ def _synthetic(n: int, seed: int) -> WordFeatures:
 
 def test_head_learns_a_separable_tagging() -> None:
     train, test = _synthetic(200, 0), _synthetic(50, 1)
-    head = train_head(train, list(range(200)), n_tags=3, seed=0, hidden=16, epochs=5, min_steps=200, lr=1e-2)
+    head = train_head(train, list(range(200)), n_tags=3, seed=0, hidden=16, epochs=1, min_steps=60, lr=3e-2)
     pred = predict(head, test)
     assert [len(p) for p in pred] == [int(test.offsets[i + 1] - test.offsets[i]) for i in range(len(test))]
     acc = np.mean(np.concatenate(pred) == test.y.numpy())
