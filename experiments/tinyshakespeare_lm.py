@@ -139,7 +139,8 @@ def aggregate(summaries: list[dict]) -> dict:
     tps = [s["train_tokens_per_s_mean"] for s in summaries]
     return {
         "hardware": f"2 shared CPU cores ({platform.processor() or platform.machine()}), 1 torch thread, nice 5, "
-                    "other helpers' jobs running at the same time (load average 4-8)",
+                    "8-10 other helpers' processes running at the same time (load average 7-15); a 20-step "
+                    "probe of the same model under lighter load ran at about 6,200 tokens/s",
         "seeds": [s["seed"] for s in summaries],
         "config": {k: v for k, v in first["config"].items() if k != "seed"},
         "parameters": first["parameters"], "vocab_size": first["vocab_size"],
