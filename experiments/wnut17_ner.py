@@ -147,7 +147,7 @@ def summarize() -> dict[str, Any]:
     from gristmill.rundir import RunDir
 
     runs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((OUT / "runs").glob("*.json"))]
-    variants = [v for v in ("baseline", "augmented") if any(r["variant"] == v for r in runs)]
+    variants = [v for v in ("baseline", "augmented", "baseline_long") if any(r["variant"] == v for r in runs)]
     summary: dict[str, Any] = {"experiment": "wnut17_ner", "model": "all-MiniLM-L6-v2 (token classification)",
                                "hardware": f"2 shared CPU cores ({platform.processor() or platform.machine()}), "
                                            "1 torch thread, bf16 autocast",
@@ -172,11 +172,13 @@ def summarize() -> dict[str, Any]:
             "train_sentences": rs[0]["train_sentences"],
             "epoch_seconds_mean": statistics.mean(e["seconds"] for r in rs for e in r["epochs"]),
             "per_type": per_type, "config": rs[0]["config"]}
-    if len(variants) == 2:
-        b, a = summary["variants"]["baseline"], summary["variants"]["augmented"]
+    for other in ("baseline", "baseline_long"):
+        if "augmented" not in summary["variants"] or other not in summary["variants"]:
+            continue
+        b, a = summary["variants"][other], summary["variants"]["augmented"]
         common = sorted(set(b["seeds"]) & set(a["seeds"]))
         diffs = [a["test_f1"][a["seeds"].index(s)] - b["test_f1"][b["seeds"].index(s)] for s in common]
-        summary["augmented_minus_baseline"] = {"seeds": common, "test_f1_diff": diffs,
+        summary[f"augmented_minus_{other}"] = {"seeds": common, "test_f1_diff": diffs,
                                                "mean": _mean_std(diffs)[0], "std": _mean_std(diffs)[1]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "wnut17_ner.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -230,10 +232,11 @@ def markdown(s: dict[str, Any]) -> str:
         cells = [f"{r['per_type'].get(t, {}).get('f1_mean', 0):.4f} ± {r['per_type'].get(t, {}).get('f1_std', 0):.4f}"
                  for r in s["variants"].values()]
         lines.append(f"| {t} | {sup} | " + " | ".join(cells) + " |")
-    if "augmented_minus_baseline" in s:
-        d = s["augmented_minus_baseline"]
-        lines += ["", f"Augmented minus baseline, paired by seed: {', '.join(f'{x:+.4f}' for x in d['test_f1_diff'])} "
-                      f"(mean {d['mean']:+.4f} ± {d['std']:.4f})."]
+    for other in ("baseline", "baseline_long"):
+        if f"augmented_minus_{other}" in s:
+            d = s[f"augmented_minus_{other}"]
+            lines += ["", f"Augmented minus {other}, test F1 paired by seed: "
+                          f"{', '.join(f'{x:+.4f}' for x in d['test_f1_diff'])} (mean {d['mean']:+.4f} ± {d['std']:.4f})."]
     lines += ["", "| variant | training sentences (original / entity swap / noise / counterfactual) | epochs | "
                   "sentence passes | mean epoch time (s) |", "|---|---|---|---|---|"]
     for v, r in s["variants"].items():
@@ -249,7 +252,8 @@ def markdown(s: dict[str, Any]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--variant", choices=["baseline", "augmented", "both"], default="both")
+    p.add_argument("--variant", choices=["baseline", "augmented", "baseline_long", "both"], default="both",
+                   help="baseline_long: the original data for more epochs (a compute control)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=8e-5)
