@@ -29,13 +29,15 @@ def test_ifd_with_smollm2_on_seed_tasks(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_bandit_with_smollm2_and_minilm_clusters(tmp_path: Path) -> None:
-    rows = [json.loads(x) for x in SEEDS.read_text().splitlines()[:8]]
+def test_bandit_with_smollm2_learner(tmp_path: Path) -> None:
+    """Arms: classification vs open tasks (the seed file's is_classification column)."""
+    every = [json.loads(x) for x in SEEDS.read_text().splitlines()]
+    rows = [r for r in every if r["is_classification"]][:4] + [r for r in every if not r["is_classification"]][:4]
     data = tmp_path / "seeds.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "b"
     res = run_selection(SelectConfig(data=str(data), budget=2, strategy="bandit-ucb", out=str(out),
-                                     format="self_instruct", clusters=2, batch_size=1, dev_size=2, max_tokens=48))
+                                     format="self_instruct", arm_field="is_classification", batch_size=1, dev_size=2, max_tokens=24))
     pulls = [json.loads(x) for x in (out / "pulls.jsonl").read_text().splitlines()]
-    assert len(pulls) == 2 and {p["arm_name"] for p in pulls} == {"cluster 0", "cluster 1"}
+    assert len(pulls) == 2 and {p["arm_name"] for p in pulls} == {"True", "False"}
     assert res["dev_loss_start"] > 0 and res["selected"] == 2

@@ -3,8 +3,10 @@
 :class:`CausalLMLearner` fully fine-tunes (no LoRA) a transformers causal LM on
 ``instruction + "\\n\\n" + response`` texts, loss on the response tokens only, AdamW; its dev
 loss is the mean response-token NLL on the dev pairs. The default model for ``gristmill
-select`` is SmolLM2-135M-Instruct (bf16 on CPU: a step on 8 short pairs takes ~1-3 s on
-one core); tests pass a tiny randomly initialised Llama.
+select`` is SmolLM2-135M-Instruct in float32 (on this CPU bf16 training steps measured
+~2x *slower*; an AdamW step on one 48-token pair takes ~5 s on a loaded 2-core machine,
+so a budget of a few hundred rows costs minutes to tens of minutes); tests pass a tiny
+randomly initialised Llama.
 """
 
 from __future__ import annotations
@@ -37,9 +39,19 @@ class CausalLMLearner:
         prompt = tok(instruction + "\n\n" if instruction else "", add_special_tokens=False)["input_ids"]
         eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
         resp = (tok(response, add_special_tokens=False)["input_ids"] + eos)[: self.max_tokens - 1]
-        bos = tok.bos_token_id if tok.bos_token_id is not None else (tok.eos_token_id or 0)
-        prompt = [bos, *prompt][-(self.max_tokens - len(resp)):]
+        prompt = [self._prefix_id(), *prompt][-(self.max_tokens - len(resp)):]
         return prompt + resp, len(prompt)
+
+    def _prefix_id(self) -> int:
+        """The document separator (``<|endoftext|>``) when the vocabulary has one, else BOS / EOS / 0."""
+        tok = self.tokenizer
+        eot = tok.convert_tokens_to_ids("<|endoftext|>")
+        if isinstance(eot, int) and eot != tok.unk_token_id:
+            return eot
+        for t in (tok.bos_token_id, tok.eos_token_id):
+            if t is not None:
+                return int(t)
+        return 0
 
     def _loss(self, items: Sequence[tuple[list[int], int]]) -> tuple[Any, int]:
         """Summed response-token NLL of ``items`` and how many tokens it covers."""

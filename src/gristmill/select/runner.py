@@ -64,7 +64,7 @@ class SelectConfig:
     reward: str = "drop"
     learner_model: str | None = None
     learner_lr: float = 5e-5
-    learner_dtype: str = "bfloat16"
+    learner_dtype: str = "float32"
     dev: str | None = None
     dev_size: int = 32
     max_tokens: int = 256
