@@ -361,6 +361,35 @@ def summarize(per_model, sets, steps, judge_ids, tasks, args, seconds) -> None:
     print((args.results / "sft_curated_vs_raw.md").read_text())
 
 
+def reading(result) -> str:
+    """A verdict from the figures: is the curated-vs-uncurated difference larger than the seed-to-seed spread?"""
+    sm, p = result["summary"], result["paired_curated_minus_uncurated"]
+    if "curated" not in sm or "uncurated" not in sm:
+        return "Not enough models to compare."
+    d_ppl = sm["curated"]["human_ppl_mean"] - sm["uncurated"]["human_ppl_mean"]
+    spread = max(max(v["human_ppl_per_seed"]) - min(v["human_ppl_per_seed"]) for k, v in sm.items()
+                 if k != "base")
+    base = sm.get("base", {}).get("human_ppl_mean")
+    lines = [f"Perplexity on the human-written answers: curated minus uncurated = {d_ppl:+.3f} "
+             f"(per seed {', '.join(f'{x:+.3f}' for x in p['human_ppl_per_seed'])}), against a seed-to-seed spread "
+             f"within one condition of up to {spread:.3f}"
+             + (f"; both moved from the base model's {base:.3f} by "
+                f"{sm['uncurated']['human_ppl_mean'] - base:+.3f} (uncurated) and "
+                f"{sm['curated']['human_ppl_mean'] - base:+.3f} (curated)" if base else "") + "."]
+    verdict = ("so curation made no difference this experiment can resolve" if abs(d_ppl) <= spread
+               else ("so the curated data gave the lower perplexity" if d_ppl < 0
+                     else "so the uncurated data gave the lower perplexity"))
+    lines.append(f"The difference is {'within' if abs(d_ppl) <= spread else 'beyond'} the seed spread, {verdict}.")
+    unscored = sum(v["judge_unscored"] for v in sm.values())
+    total = result["eval"]["judge_prompts"] * sum(len(v["models"]) for v in sm.values())
+    lines.append(f"The judge (SmolLM2-135M) wrote a parsable score for only {total - unscored} of {total} answers, "
+                 "so its free-text scores say nothing here; its expected score read from the digit probabilities "
+                 f"differs by {p['judge_expected_diff']:+.3f} ± {p['judge_expected_diff_ci95'] or 0:.3f} (curated - "
+                 "uncurated, paired) on a 1-9 scale, and in a manual check on one prompt it scored the one-word answer 'banana' "
+                 "above a correct one: a 135M judge does not rank answers usefully.")
+    return " ".join(lines)
+
+
 def write_md(result, rows, headers, results_dir: Path) -> None:
     d, t, p = result["data"], result["training"], result["paired_curated_minus_uncurated"]
     lines = ["# SFT on raw vs curated generated instruction data", "",
@@ -381,7 +410,7 @@ def write_md(result, rows, headers, results_dir: Path) -> None:
                   + (f"{p['judge_expected_diff']:+.3f} ± {p['judge_expected_diff_ci95'] or 0:.3f} over "
                      f"{p['judge_expected_pairs']} pairs" if p["judge_expected_diff"] is not None else "n/a"), "",
               f"Hardware: {result['hardware']}; {result['seconds'] / 60:.1f} min of training and evaluation in all (sequential sum).", "", "## Reading", "",
-              "RESULT_READING_PLACEHOLDER", "",
+              reading(result), "",
               "Limitations: the judge is SmolLM2-135M itself (the same model family that was fine-tuned and that "
               "wrote the data), a weak and biased grader; few seeds; a short training budget.", ""]
     (results_dir / "sft_curated_vs_raw.md").write_text("\n".join(lines))
