@@ -20,6 +20,8 @@ What was run (each variant in its own process; the committed results come from t
     nice -n 5 .venv/bin/python experiments/wnut17_ner.py --variant baseline --seeds 0 1 2 --epochs 3
     nice -n 5 .venv/bin/python experiments/wnut17_ner.py --variant augmented --seeds 0 2 --epochs 2
     nice -n 5 .venv/bin/python experiments/wnut17_ner.py --variant augmented --seeds 1 --epochs 2
+    # a compute control: the original data for 4 epochs (13.6k sentence passes), one process per seed
+    nice -n 5 .venv/bin/python experiments/wnut17_ner.py --variant baseline_long --seeds 0 --epochs 4
     .venv/bin/python experiments/wnut17_ner.py --summarize
 
 The augmented set is 1.74x the original, so it gets 2 epochs to 3: about the same number of
