@@ -174,14 +174,14 @@ def test_gguf_model_is_dequantized_and_trains(tmp_path: Path) -> None:
 
     run = RunDir.create(tmp_path / "run", kind="train-sft", config={})
     res = train_sft(chat_rows(2), [], SFTConfig(model=str(smollm2_gguf()), max_steps=1, batch_size=2,
-                                               max_length=48, threads=2, save_merged=False), run=run)
+                                               max_length=48, threads=1, save_merged=False), run=run)
     assert res.steps == 1 and (run.path / "adapter" / "adapter_model.safetensors").is_file()
 
 
 @pytest.mark.slow
 def test_lora_on_real_smollm2_lowers_loss() -> None:
     rows = chat_rows(8)
-    res = train_sft(rows, rows[:4], SFTConfig(max_steps=6, batch_size=4, max_length=64, threads=2,
+    res = train_sft(rows, rows[:4], SFTConfig(max_steps=6, batch_size=4, max_length=64, threads=1,
                                              learning_rate=1e-3, warmup_ratio=0.0, lora_dropout=0.0))
     assert res.dtype in ("bfloat16", "float32")
     assert res.losses[-1][1] < res.losses[0][1]
