@@ -26,6 +26,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from gristmill.evaluate.diversity import ngrams
+
 __all__ = ["words", "ngrams", "ngram_counts", "distinct_n", "rare_ngrams", "tail_coverage",
            "FrequencyRanks", "mean_frequency_rank", "length_stats", "t_interval"]
 
@@ -33,13 +35,9 @@ _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
 
 def words(text: str) -> list[str]:
-    """The lower-cased words of ``text`` (punctuation dropped)."""
+    """The lower-cased words of ``text`` (punctuation dropped; unlike :func:`gristmill.evaluate.diversity.words`,
+    which splits on whitespace only, so ``"king,"`` and ``"king"`` count as one word here)."""
     return _WORD.findall(text.lower())
-
-
-def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    """The n-grams of one token sequence (none when it is shorter than ``n``)."""
-    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
 
 
 def ngram_counts(texts: Iterable[str], n: int) -> Counter:
