@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from gristmill.io.base import BadRecord, InputError, ReaderOptions
+from gristmill.io.base import BadRecord, ReaderOptions
 from gristmill.io.readers import open_reader
 from gristmill.select.features import HEURISTIC_QUALITY, cluster_arms, embed, field_text, heuristic_quality, \
     kmeans_labels, pair_of
