@@ -41,6 +41,13 @@ def _flat(results: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
+def _short(value: Any) -> Any:
+    """Floats to 4 significant digits (a tail coverage of 0.0257 must not show as 0.03)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
 def metric_curves(points: list[dict[str, Any]]) -> list[str]:
     """One chart per logged value name, a line per series (train / dev / ...)."""
     by_value: dict[str, dict[str, tuple[list[float], list[float]]]] = defaultdict(dict)
@@ -74,7 +81,7 @@ def _item(item: dict[str, Any]) -> str:
     elif kind == "samples":
         body = table(["", "text"], item.get("items", []), text_cols=(1,)) if item.get("items") else none()
     elif kind == "text":
-        body = f"<pre>{esc(item.get('body', ''))}</pre>"
+        body = f'<pre style="white-space:pre-wrap">{esc(item.get("body", ""))}</pre>'
     else:
         body = none(f"unknown item type {kind!r}")
     return f"<h3>{esc(item.get('title', ''))}</h3>{note}{body}"
@@ -96,11 +103,18 @@ def render(run_dir: Path, title: str | None = None) -> str:
         nav.append((anchor, name))
         sections.append(f'<section id="{anchor}"><h2>{esc(name)}</h2>{body}</section>')
 
-    add("results", "Results", table(["figure", "value"], _flat(results)) if results else none("no results yet"))
     if items:
-        add("details", "Details", "".join(_item(i) for i in items))
+        add("details", "Results", "".join(_item(i) for i in items))
     curves = metric_curves(points)
-    add("curves", "Curves", "".join(curves) if curves else none("nothing logged"))
+    if curves or not items:
+        add("curves", "Curves", "".join(curves) if curves else none("nothing logged"))
+    flat = [(k, _short(v)) for k, v in _flat(results)]
+    body = none("no results yet")
+    if flat:
+        body = table(["figure", "value"], flat)
+        if items:  # the items above show the figures that matter; the raw ones fold away
+            body = f"<details><summary>{len(flat)} figures from results.json</summary>{body}</details>"
+    add("figures", "All figures", body)
     add("config", "Configuration", f"<pre>{esc(json.dumps(config, indent=2, ensure_ascii=False))}</pre>")
     meta = kv([("directory", esc(run_dir)), ("points logged", num(len(points)))])
     return page(heading, f"<h1>{esc(heading)}</h1>", nav, [meta, *sections])
