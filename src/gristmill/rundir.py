@@ -165,6 +165,11 @@ class RunDir:
         """Render ``report.html`` from the run's files; returns its path."""
         from gristmill.report.rundir import render
 
+        config_file = self.path / "config.json"
+        if title and config_file.is_file():  # kept so that `gristmill report DIR` shows the same heading
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+            if config.get("report_title") != title:
+                _write_json(config_file, {**config, "report_title": title})
         out = self.path / "report.html"
         tmp = out.with_name(f".report.{os.getpid()}.tmp")
         tmp.write_text(render(self.path, title=title), encoding="utf-8")
