@@ -9,6 +9,7 @@ a user runs — ``gristmill train``, ``eval``, ``experiment``, ``select`` — wr
         results.json     final figures (merged by :meth:`RunDir.result`)
         report.json      the report's items in order: tables, curves, samples, text
         report.html      rendered from the files above by :func:`gristmill.report.rundir.render`
+        report_title.txt the report's heading, when the command gave one
         ...              whatever the command adds (checkpoints/, model/, samples.jsonl)
 
 Items added to the report are keyed by their title: adding an item with a title that
@@ -165,11 +166,8 @@ class RunDir:
         """Render ``report.html`` from the run's files; returns its path."""
         from gristmill.report.rundir import render
 
-        config_file = self.path / "config.json"
-        if title and config_file.is_file():  # kept so that `gristmill report DIR` shows the same heading
-            config = json.loads(config_file.read_text(encoding="utf-8"))
-            if config.get("report_title") != title:
-                _write_json(config_file, {**config, "report_title": title})
+        if title:  # kept so that `gristmill report DIR` shows the same heading
+            (self.path / "report_title.txt").write_text(title, encoding="utf-8")
         out = self.path / "report.html"
         tmp = out.with_name(f".report.{os.getpid()}.tmp")
         tmp.write_text(render(self.path, title=title), encoding="utf-8")

@@ -95,7 +95,9 @@ def render(run_dir: Path, title: str | None = None) -> str:
     items = _load(run_dir / "report.json", [])
     points = read_metrics(run_dir / "metrics.jsonl")
     kind = config.get("kind", "run")
-    heading = title or config.get("report_title") or f"gristmill {kind}: {run_dir.name}"
+    saved = run_dir / "report_title.txt"
+    heading = title or (saved.read_text(encoding="utf-8").strip() if saved.is_file() else "") \
+        or f"gristmill {kind}: {run_dir.name}"
     sections = []
     nav = []
 
