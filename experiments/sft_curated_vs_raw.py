@@ -194,7 +194,6 @@ def main() -> None:
     out = args.out
     if args.fresh and (out / "models").exists():
         shutil.rmtree(out / "models")
-    t_start = time.time()
     data_run = args.data_run or build_data(out)
     sets = {"uncurated": raw_rows(data_run), "curated": curated_rows(data_run)}
     tasks = human_tasks()[:args.human_limit or None]
