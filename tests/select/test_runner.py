@@ -86,3 +86,16 @@ def test_bandit_writes_pulls(data: Path, tmp_path: Path, tiny_lm_dir: Path) -> N
     assert {p["arm_name"] for p in pulls} <= {"math", "colour", "story"}
     report = (out / "report.html").read_text()
     assert "Pulls per arm" in report and "EXP3 pull probabilities" in report
+
+
+def test_self_instruct_seed_file_is_read_without_format(tmp_path):
+    import json
+
+    from gristmill.select.runner import read_rows
+
+    f = tmp_path / "seeds.jsonl"
+    f.write_text("\n".join(json.dumps({"id": f"s{i}", "name": "n", "instruction": f"Task {i}?",
+                                       "instances": [{"input": "", "output": f"Answer {i}."}],
+                                       "is_classification": False}) for i in range(3)) + "\n")
+    rows, bad = read_rows(f)
+    assert len(rows) == 3 and not bad

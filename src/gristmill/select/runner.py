@@ -74,12 +74,16 @@ def read_rows(path: str | Path, fmt: str | None = None) -> tuple[list[dict[str, 
     """All good rows of ``path`` and its malformed records; a repeated id gets a ``~N`` suffix.
 
     Without ``fmt``, a JSONL/Parquet file whose rows have no ``text`` column (instruction
-    data: ``instruction``/``input``/``output``) is read again as ``alpaca``. The reader's
+    data) is read again as ``alpaca``, ``self_instruct``, ``openai`` or ``sharegpt``, the first
+    layout that yields rows. The reader's
     ``source`` column (the file a row came from) replaces any ``source`` column in the data.
     """
     rows, bad = _read(path, fmt)
     if fmt is None and not rows and bad and any("missing required field 'text'" in b.reason for b in bad):
-        rows, bad = _read(path, "alpaca")
+        for layout in ("alpaca", "self_instruct", "openai", "sharegpt"):
+            again, again_bad = _read(path, layout)
+            if again:
+                return again, again_bad
     return rows, bad
 
 
@@ -122,7 +126,8 @@ def _column_scores(rows: list[dict[str, Any]], name: str) -> list[float | None]:
 def _check(rows: list[dict[str, Any]], cfg: SelectConfig) -> None:
     """Reject options the data cannot satisfy, before any model is loaded."""
     if not rows:
-        raise SelectionError(f"--data {cfg.data}: no usable rows")
+        raise SelectionError(f"--data {cfg.data}: no usable rows (give --format: jsonl, alpaca, self_instruct, "
+                             "openai, sharegpt, parquet, csv)")
     if cfg.strategy == "judge":
         name = cfg.score_field or "judge.score"
         if not any(name in r for r in rows):
