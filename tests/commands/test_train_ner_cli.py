@@ -13,7 +13,7 @@ from gristmill.cli import app
 from tests.conftest import SHARED_DATA
 from tests.train.test_token_classify import tiny_model_dir, toy_sentences
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 runner = CliRunner()
 
 

@@ -14,7 +14,7 @@ from gristmill.train.token_classify import FitConfig
 from tests.conftest import SHARED_DATA
 from tests.train.test_token_classify import minilm_tokenizer, tiny_bert
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,8 @@ from gristmill.train.token_classify import (IGNORE, EpochRecord, FitConfig, enco
                                             predict_tags, train_token_classifier, word_labels)
 from tests.conftest import SHARED_DATA
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch  # noqa: E402
+import transformers  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ def _required_str(obj: dict[str, Any], key: str, *, allow_empty: bool = False) -
     return value
 
 
-def _optional_str(obj: dict[str, Any], key: str) -> str:
+def optional_str(obj: dict[str, Any], key: str) -> str:
     value = obj.get(key)
     if value is None:
         return ""
@@ -55,7 +55,7 @@ def read_self_instruct(obj: dict[str, Any]) -> dict[str, Any]:
             raise RecordError(f"instance {i} is {type(inst).__name__}, expected an object")
         try:
             output = _required_str(inst, "output", allow_empty=True)
-            norm.append({"input": _optional_str(inst, "input"), "output": output})
+            norm.append({"input": optional_str(inst, "input"), "output": output})
         except RecordError as exc:
             raise RecordError(f"instance {i}: {exc}") from None
     row = dict(obj)
@@ -68,7 +68,7 @@ def read_alpaca(obj: dict[str, Any]) -> dict[str, Any]:
     """An Alpaca record ``{instruction, input, output}``; ``text`` is the instruction."""
     row = dict(obj)
     instruction = _required_str(obj, "instruction")
-    row.update(instruction=instruction, input=_optional_str(obj, "input"),
+    row.update(instruction=instruction, input=optional_str(obj, "input"),
                output=_required_str(obj, "output", allow_empty=True), text=instruction)
     return row
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.io.base import RecordError
-from gristmill.io.chat import normalize_messages
+from gristmill.io.chat import optional_str, normalize_messages
 
 __all__ = ["BadRow", "TokenizedChat", "load_chat_rows", "row_to_messages", "tokenize_chat"]
 
@@ -58,15 +58,6 @@ class TokenizedChat:
         return sum(1 for x in self.labels if x != IGNORE)
 
 
-def _text_field(obj: dict[str, Any], key: str) -> str:
-    value = obj.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise RecordError(f"field {key!r} is {type(value).__name__}, expected a string")
-    return value
-
-
 def row_to_messages(obj: Any) -> Messages:
     """The conversation of one JSON object in any supported shape; raises RecordError why not."""
     if not isinstance(obj, dict):
@@ -76,11 +67,11 @@ def row_to_messages(obj: Any) -> Messages:
     elif "conversations" in obj:
         msgs = normalize_messages(obj["conversations"], "from", "value", "conversations")
     elif "instruction" in obj and ("output" in obj or "response" in obj):
-        instruction = _text_field(obj, "instruction")
-        answer = _text_field(obj, "output" if "output" in obj else "response")
+        instruction = optional_str(obj, "instruction")
+        answer = optional_str(obj, "output" if "output" in obj else "response")
         if not instruction.strip():
             raise RecordError("empty instruction")
-        extra = _text_field(obj, "input")
+        extra = optional_str(obj, "input")
         user = instruction + (f"\n\n{extra}" if extra.strip() else "")
         msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
     else:
