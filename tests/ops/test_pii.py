@@ -213,3 +213,17 @@ def test_dev_set_recall_and_idempotence() -> None:
     op = PiiRedact(mode="pseudonym", salt="s")
     once = run(op, batch(*texts))
     assert op.process(once).kept.to_pylist() == once.to_pylist()
+
+
+def test_pseudonyms_glued_to_words_are_kept_apart_so_redaction_is_idempotent():
+    """Found by hypothesis: '00&¦Å' made 'Skyler K. CarrowAddison E. Huxley', which a second pass changed."""
+    import pyarrow as pa
+
+    from gristmill.ops.pii import PiiRedact
+
+    op = PiiRedact(mode="pseudonym", salt="conformance-salt")
+    op.ensure_setup()
+    once = op.process(pa.table({"id": ["r0"], "text": ["00&¦Å"]})).kept
+    twice = op.process(once).kept
+    assert twice.to_pylist() == once.to_pylist()
+    assert once.column("pii.remaining").to_pylist() == [0]

@@ -218,7 +218,8 @@ class PiiDetect(Annotator):
 def redact_text(text: str, spans: Sequence[Span], mode: str, salt: str = "") -> tuple[str, int]:
     """``text`` with each span replaced by its tag / hash tag / pseudonym, and the number replaced.
 
-    Spans must not overlap. Everything outside the spans is kept byte for byte, in order.
+    Spans must not overlap. Everything outside the spans is kept byte for byte, in order; a
+    pseudonym that would touch a letter or digit of the text around it gets a space on that side.
     """
     pieces, pos, n = [], 0, 0
     for s in sorted(spans, key=lambda s: s.start):
@@ -229,6 +230,12 @@ def redact_text(text: str, spans: Sequence[Span], mode: str, salt: str = "") -> 
             new = hash_tag(s.type, value, salt)
         else:
             new = pseudonym(s.type, value, salt, part=s.detector.endswith(":" + CONTINUATION))
+            # A pseudonym glued to a letter or digit ("CarrowAddison") would not be recognised
+            # as one again, and a second pass would replace it: keep it apart by a space.
+            if new[:1].isalnum() and s.start > 0 and text[s.start - 1].isalnum():
+                new = " " + new
+            if new[-1:].isalnum() and s.end < len(text) and text[s.end].isalnum():
+                new = new + " "
         pieces += [text[pos:s.start], new]
         pos = s.end
         n += 1
