@@ -143,6 +143,8 @@ def band_curves(
         ax.legend(fontsize=8, frameon=False)
     if logy:
         ax.set_yscale("log")
+    if all(float(x).is_integer() for xs, _ in series.values() for x in xs):  # generations, budgets: no 0.5 ticks
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(label(xlabel))
     ax.set_ylabel(label(ylabel))
     ax.set_title(label(title, 90), fontsize=10)
