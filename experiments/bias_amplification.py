@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from gristmill.experiments.bias_amplification import BIAS_METRICS, run_bias_amplification  # noqa: E402
-from gristmill.experiments.collapse import Condition, LoopSpec, default_decode, fmt_ci, resume_mismatch  # noqa: E402
+from gristmill.experiments.collapse import Condition, LoopSpec, default_decode, resume_mismatch  # noqa: E402
+from gristmill.experiments.generation_stats import fmt_ci  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 OUT = ROOT / "experiments" / "out" / "bias_amplification"

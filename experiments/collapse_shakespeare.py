@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from gristmill.experiments.collapse import (  # noqa: E402
-    COLLAPSE_METRICS, REGIMES, Condition, LoopSpec, default_decode, fmt_ci, resume_mismatch, run_collapse)
+    COLLAPSE_METRICS, REGIMES, Condition, LoopSpec, default_decode, resume_mismatch, run_collapse)
+from gristmill.experiments.generation_stats import fmt_ci  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 OUT = ROOT / "experiments" / "out" / "collapse_shakespeare"

@@ -103,7 +103,8 @@ def as_chat(task: dict[str, str], with_answer: bool = True) -> list[dict[str, st
 def evaluate(model, tokenizer, tasks, judge_ids: list[int], max_new_tokens: int, max_length: int) -> dict:
     """Perplexity on every task's reference answer, and greedy answers to the judged tasks."""
     from gristmill.train.chat_data import tokenize_chat
-    from gristmill.train.sft import dev_loss, generate_answers
+    from gristmill.train.sft import dev_loss
+    from gristmill.train.sft_report import generate_answers
 
     tokenized = [tokenize_chat(tokenizer, as_chat(t), max_length) for t in tasks]
     tokenized = [t for t in tokenized if t.n_labels]

@@ -36,3 +36,17 @@ def test_torn_metrics_line_is_skipped(tmp_path):
     f = tmp_path / "metrics.jsonl"
     f.write_text('{"series": "train", "step": 0, "loss": 1}\n{"series": "tr')
     assert len(read_metrics(f)) == 1
+
+
+def test_forget_after_drops_later_points_of_the_named_series_and_torn_lines(tmp_path):
+    run = RunDir.create(tmp_path / "r", "x", {})
+    for step in (1, 2, 3):
+        run.log("train", step, loss=1.0)
+        run.log("pulls", step, arm=0)
+    with open(tmp_path / "r/metrics.jsonl", "a") as f:
+        f.write('{"series": "train", "st')
+    run.forget_after(2, series=("train",))
+    assert [(p["series"], p["step"]) for p in run.metrics()] == [
+        ("train", 1), ("pulls", 1), ("train", 2), ("pulls", 2), ("pulls", 3)]
+    run.forget_after(1)
+    assert [p["step"] for p in run.metrics()] == [1, 1]

@@ -100,6 +100,20 @@ class RunDir:
         points = read_metrics(self.path / "metrics.jsonl")
         return [p for p in points if series is None or p.get("series") == series]
 
+    def forget_after(self, step: float, series: Iterable[str] | None = None) -> None:
+        """Drop the points logged after ``step`` (of ``series``; default every series) and any torn
+        line: a run resumed from its checkpoint at ``step`` logs them again."""
+        f = self.path / "metrics.jsonl"
+        if not f.is_file():
+            return
+        only = set(series) if series is not None else None
+        points = read_metrics(f)
+        kept = [p for p in points
+                if (only is not None and p.get("series") not in only) or float(p.get("step", 0)) <= step]
+        tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
+        tmp.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in kept), encoding="utf-8")
+        os.replace(tmp, f)
+
     def save_json(self, name: str, obj: Any) -> Path:
         """Write ``obj`` as ``<run>/<name>`` atomically."""
         target = self.path / name

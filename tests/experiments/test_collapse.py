@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gristmill.experiments import collapse as c
+from gristmill.experiments.generation_stats import fmt_ci
 
 REAL = [f"real document {i} about the king" for i in range(100)]
 SYN = [[f"synthetic g{g} doc {i}" for i in range(100)] for g in range(4)]
@@ -137,4 +138,4 @@ def test_aggregate_mean_and_interval_over_seeds():
     a = c.aggregate(cells, "perplexity")["r"][0]
     assert a["mean"] == 12.0 and a["n"] == 3 and a["lo"] < 12.0 < a["hi"]
     assert c.aggregate(cells, "length.p50")["r"][0]["mean"] == 12.0
-    assert c.fmt_ci(a) == f"12.00 ± {(a['hi'] - a['lo']) / 2:.2f}"
+    assert fmt_ci(a) == f"12.00 ± {(a['hi'] - a['lo']) / 2:.2f}"

@@ -118,7 +118,7 @@ def check_resume(run_out: Path, resume: bool, config: dict[str, Any]) -> None:
 def print_table(summary: dict[str, Any], metric: str, label: str, digits: int = 2) -> None:
     from rich.table import Table
 
-    from gristmill.experiments.collapse import fmt_ci
+    from gristmill.experiments.generation_stats import fmt_ci
 
     gens = sorted({int(g) for by_gen in summary.values() for g in by_gen})
     table = Table("condition", *[f"gen {g}" for g in gens], box=None, pad_edge=False, title=label,

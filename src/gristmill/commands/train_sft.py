@@ -80,7 +80,8 @@ def train_sft_command(
 
     from gristmill.progress import progress_bars
     from gristmill.rundir import RunDir
-    from gristmill.train.sft import generate_answers, report_sft, split_dev, train_sft
+    from gristmill.train.sft import split_dev, train_sft
+    from gristmill.train.sft_report import generate_answers, report_sft
 
     if dev is None:
         rows, dev_rows = split_dev(rows, dev_fraction, seed)

@@ -39,12 +39,13 @@ import json
 import random
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gristmill.experiments import text_stats as ts
+from gristmill.experiments.generation_stats import aggregate, curve_items, summarize, write_tables
 
 __all__ = ["REGIMES", "PRESETS", "Condition", "LoopSpec", "RealData", "load_documents", "split_documents",
            "read_real", "training_set", "run_generations", "load_cells", "cell_path", "resume_mismatch",
@@ -399,75 +400,11 @@ def collapse_measure(real_train: Sequence[str], tail_n: int = 2, tail_max: int =
     return measure
 
 
-def aggregate(cells: Iterable[dict[str, Any]], metric: str) -> dict[str, dict[int, dict[str, Any]]]:
-    """condition -> generation -> {"mean", "lo", "hi", "n", "values"} of ``metric`` over seeds
-    (``metric`` may be dotted: ``length.p50``)."""
-    vals: dict[str, dict[int, list[float | None]]] = {}
-    for c in cells:
-        v: Any = c
-        for part in metric.split("."):
-            v = v.get(part) if isinstance(v, dict) else None
-        vals.setdefault(c["condition"], {}).setdefault(c["generation"], []).append(v)
-    out: dict[str, dict[int, dict[str, Any]]] = {}
-    for cond, by_gen in vals.items():
-        out[cond] = {}
-        for g in sorted(by_gen):
-            m, lo, hi = ts.t_interval(by_gen[g])
-            out[cond][g] = {"mean": m, "lo": lo, "hi": hi, "n": sum(v is not None for v in by_gen[g]),
-                            "values": by_gen[g]}
-    return out
-
-
-def fmt_ci(a: dict[str, Any] | None, digits: int = 2) -> str:
-    """``mean ± half-width`` (or just the mean with one seed; ``-`` when missing)."""
-    if not a or a["mean"] is None:
-        return "-"
-    if a["n"] < 2:
-        return f"{a['mean']:.{digits}f}"
-    return f"{a['mean']:.{digits}f} ± {(a['hi'] - a['lo']) / 2:.{digits}f}"
-
-
-def curve_items(agg: dict[str, dict[int, dict[str, Any]]]) -> tuple[dict[str, tuple[list, list]], dict[str, tuple[list, list, list]]]:
-    """Series and 95% bands of an :func:`aggregate` result, one line per condition."""
-    series, bands = {}, {}
-    for cond, by_gen in agg.items():
-        gens = [g for g in sorted(by_gen) if by_gen[g]["mean"] is not None]
-        series[cond] = (gens, [by_gen[g]["mean"] for g in gens])
-        if any(by_gen[g]["n"] > 1 for g in gens):
-            bands[cond] = (gens, [by_gen[g]["lo"] for g in gens], [by_gen[g]["hi"] for g in gens])
-    return series, bands
-
-
 COLLAPSE_METRICS = [("perplexity", "held-out real perplexity", 2), ("train_perplexity", "own-data perplexity", 2),
                     ("distinct_1", "distinct-1", 3),
                     ("distinct_2", "distinct-2", 3), ("distinct_3", "distinct-3", 3),
                     ("tail_coverage", "tail coverage", 4), ("mean_rank", "mean frequency rank", 0),
                     ("length.p50", "median words/doc", 0)]
-
-
-def summarize(cells: list[dict[str, Any]], metrics: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
-    """JSON-ready per-condition, per-generation mean / 95% interval of each metric."""
-    out: dict[str, Any] = {}
-    for key, _label, _d in metrics:
-        for cond, by_gen in aggregate(cells, key).items():
-            for g, a in by_gen.items():
-                out.setdefault(cond, {}).setdefault(str(g), {})[key] = {
-                    "mean": a["mean"], "ci95": [a["lo"], a["hi"]], "n": a["n"], "values": a["values"]}
-    return out
-
-
-def write_tables(run: Any, cells: list[dict[str, Any]], metrics: Sequence[tuple[str, str, int]], note: str = "") -> None:
-    """One per-generation table per condition (mean ± 95% half-width over seeds)."""
-    aggs = {key: aggregate(cells, key) for key, _l, _d in metrics}
-    conds = sorted({c["condition"] for c in cells}, key=lambda c: [x["condition"] for x in cells].index(c))
-    for cond in conds:
-        gens = sorted({c["generation"] for c in cells if c["condition"] == cond})
-        rows = []
-        for g in gens:
-            n = aggs[metrics[0][0]][cond][g]["n"]
-            rows.append([g, n] + [fmt_ci(aggs[k][cond].get(g), d) for k, _l, d in metrics])
-        run.table(f"{cond}: per generation", ["generation", "seeds"] + [label for _k, label, _d in metrics], rows,
-                  note=note)
 
 
 def describe(spec: LoopSpec, real: RealData) -> str:

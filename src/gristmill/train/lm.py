@@ -361,19 +361,6 @@ def _save_checkpoint(directory: Path, model: TransformerLM, opt: torch.optim.Opt
         old.unlink(missing_ok=True)
 
 
-def _drop_metrics_after(run: "RunDir", step: int) -> None:
-    """Forget the train/dev points an interrupted run logged after its last checkpoint (they are redone)."""
-    from gristmill.rundir import read_metrics
-
-    f = run.path / "metrics.jsonl"
-    points = read_metrics(f)
-    kept = [p for p in points if p.get("series") not in ("train", "dev") or p.get("step", 0) <= step]
-    if len(kept) != len(points):
-        tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in kept), encoding="utf-8")
-        os.replace(tmp, f)
-
-
 # -- evaluation -------------------------------------------------------------------------------------
 
 
@@ -494,7 +481,7 @@ def _train(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config: 
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
         torch.set_rng_state(state["rng"])
-        _drop_metrics_after(run, start)
+        run.forget_after(start, series=("train", "dev"))
     elif ckpt_dir is not None:
         save_tokenizer(tokenizer, ckpt_dir)
 

@@ -326,24 +326,6 @@ def _resume_state(run_path: Path) -> dict[str, Any] | None:
     return torch.load(ckpts[-1] / "state.pt", weights_only=False)
 
 
-def _drop_metrics_after(path: Path, step: int) -> None:
-    """Remove points logged after ``step`` (by the interrupted run, past its last checkpoint)."""
-    if not path.is_file():
-        return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and _step_of(line) <= step]
-    path.write_text("".join(f"{line}\n" for line in keep), encoding="utf-8")
-
-
-def _step_of(line: str) -> float:
-    import json
-
-    try:
-        return float(json.loads(line).get("step", 0))
-    except (ValueError, TypeError, AttributeError):
-        return float("inf")  # a torn line of the killed run
-
-
 def train_sft(train_rows: Sequence[Messages], dev_rows: Sequence[Messages], config: SFTConfig,
               run: Any | None = None, progress: Any | None = None, resume: bool = False,
               stop_after: int | None = None) -> SFTResult:
@@ -415,7 +397,7 @@ def train_sft(train_rows: Sequence[Messages], dev_rows: Sequence[Messages], conf
             torch.set_rng_state(state["rng"])
             start, losses = state["step"], [tuple(x) for x in state["losses"]]
             tokens, label_tokens = state["tokens"], state["label_tokens"]
-            _drop_metrics_after(run.path / "metrics.jsonl", start)
+            run.forget_after(start)
 
     if run is not None:
         run.result(train_rows=len(train), dev_rows=len(dev), dropped_no_assistant=dropped + dev_dropped,
@@ -505,84 +487,3 @@ def _save_models(model: Any, tokenizer: Any, config: SFTConfig, run_path: Path) 
         model.to(torch.float32).save_pretrained(merged_dir)
         tokenizer.save_pretrained(merged_dir)
     return adapter_dir, merged_dir
-
-
-def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Messages], max_new_tokens: int = 96,
-                     batch_size: int = 8) -> list[str]:
-    """Greedy answers of ``model`` to each conversation (its last assistant turn, if any, removed)."""
-    import torch
-
-    was_training = model.training
-    model.eval()
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    answers: list[str] = []
-    try:
-        for s in range(0, len(prompts), batch_size):
-            texts = []
-            for msgs in prompts[s:s + batch_size]:
-                msgs = list(msgs)
-                while msgs and msgs[-1]["role"] == "assistant":
-                    msgs = msgs[:-1]
-                texts.append(tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
-            enc = tokenizer(texts, add_special_tokens=False, return_tensors="pt", padding=True)
-            with torch.inference_mode():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id, use_cache=True)
-            answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-        model.train(was_training)
-    return [a.strip() for a in answers]
-
-
-def _rolling_band(xs: Sequence[float], ys: Sequence[float], window: int) -> tuple[list[float], list[float],
-                                                                                 list[float], list[float]]:
-    """Rolling mean of ``ys`` and its 95% interval (mean ± 1.96 standard errors) over ``window`` points."""
-    mean, lo, hi = [], [], []
-    for i in range(len(ys)):
-        w = ys[max(0, i - window + 1):i + 1]
-        m = sum(w) / len(w)
-        sd = (sum((v - m) ** 2 for v in w) / (len(w) - 1)) ** 0.5 if len(w) > 1 else 0.0
-        half = 1.96 * sd / len(w) ** 0.5
-        mean.append(m)
-        lo.append(m - half)
-        hi.append(m + half)
-    return list(xs), mean, lo, hi
-
-
-def report_sft(run: Any, result: SFTResult, config: SFTConfig, samples: Sequence[tuple[str, str]] = (), bad: Sequence[Any] = ()) -> None:
-    """Report items of an SFT run: results table, loss curves with a 95% band, lengths, samples, skipped rows."""
-    rows = [("train rows", result.train_rows), ("rows dropped (no assistant token within max_length)",
-                                                  result.dropped_no_assistant),
-            ("malformed input lines skipped", len(bad)), ("optimizer steps", result.steps),
-            ("train tokens (no padding)", result.train_tokens), ("assistant tokens (loss)", result.train_label_tokens),
-            ("tokens/s", round(result.tokens_per_s, 1)), ("seconds", round(result.seconds, 1)),
-            ("dtype", result.dtype), ("method", config.method),
-            ("trainable / total parameters", f"{result.trainable_params:,} / {result.total_params:,}"),
-            ("final train loss", None if result.final_train_loss is None else round(result.final_train_loss, 4)),
-            ("dev loss", None if result.dev_loss is None else round(result.dev_loss, 4)),
-            ("dev perplexity", None if result.dev_perplexity is None else round(result.dev_perplexity, 3))]
-    run.table("Results", ["measure", "value"], rows)
-    train = run.metrics("train")
-    if train:
-        xs = [p["step"] for p in train]
-        ys = [p["loss"] for p in train]
-        window = max(2, len(ys) // 20)
-        x, m, lo, hi = _rolling_band(xs, ys, window)
-        series = {"train loss (per step)": (xs, ys), f"train loss (mean of {window})": (x, m)}
-        dev = run.metrics("dev")
-        if dev:
-            series["dev loss"] = ([p["step"] for p in dev], [p["loss"] for p in dev])
-        run.curve("Loss", series, xlabel="optimizer step", ylabel="nats per assistant token",
-                  bands={f"train loss (mean of {window})": (x, lo, hi)},
-                  note="Shaded: 95% interval of the rolling mean of the per-step losses.")
-        run.curve("Throughput", {"tokens/s": (xs, [p.get("tokens_per_s", 0) for p in train])},
-                  xlabel="optimizer step", ylabel="tokens/s (cumulative mean)")
-    if result.lengths:
-        run.histogram("Training row lengths", list(result.lengths), xlabel="tokens per row (after truncation)")
-    if samples:
-        run.samples("Answers of the fine-tuned model to dev prompts", list(samples), note="Greedy decoding.")
-    if bad:
-        run.table("Skipped input lines", ["file:line", "reason"], [(f"{b.file}:{b.line}", b.reason) for b in bad[:50]],
-                  note=f"{len(bad)} lines skipped" + (" (first 50 shown)" if len(bad) > 50 else ""))
