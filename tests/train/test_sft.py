@@ -195,3 +195,52 @@ def test_resume_drops_metrics_logged_after_the_checkpoint(tiny_model: Path, tmp_
     assert [p["step"] for p in run.metrics("train")] == [1, 2, 3]
     train_sft(chat_rows(8), [], cfg, run=run, resume=True)
     assert [p["step"] for p in run.metrics("train")] == [1, 2, 3, 4]
+
+
+def test_resume_skips_a_half_written_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
+    cfg = _cfg(tiny_model, max_steps=6, checkpoint_every=2, batch_size=2, lora_dropout=0.1, save_merged=False)
+    rows = chat_rows(8)
+    whole = train_sft(rows, [], cfg, run=RunDir.create(tmp_path / "a", kind="train-sft", config={}))
+    run = RunDir.create(tmp_path / "b", kind="train-sft", config={})
+    train_sft(rows, [], cfg, run=run, stop_after=5)
+    ckpts = run.path / "checkpoints"
+    # killed while saving step 6 (a temporary directory), and step 4 damaged after the fact
+    (ckpts / ".tmp-step-000006").mkdir()
+    (ckpts / ".tmp-step-000006" / "state.pt").write_bytes(b"garbage")
+    state = ckpts / "step-000004" / "state.pt"
+    state.write_bytes(state.read_bytes()[:1000])
+    notes: list[str] = []
+    resumed = train_sft(rows, [], cfg, run=RunDir.create(run.path, kind="train-sft", config={}, resume=True),
+                        resume=True, notify=notes.append)
+    assert "step-000004 skipped: state.pt has 1000 bytes" in notes[0] and notes[1].startswith("resuming from step 2")
+    assert [s for s, _ in resumed.losses] == list(range(1, 7))
+    assert [loss for _, loss in resumed.losses] == pytest.approx([loss for _, loss in whole.losses], abs=1e-6)
+    assert [p["step"] for p in run.metrics("train")] == list(range(1, 7))
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step-000004", "step-000006"]
+
+
+def test_resume_with_another_shape_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    from gristmill.train.checkpoint import ResumeMismatch
+
+    cfg = _cfg(tiny_model, max_steps=4, checkpoint_every=2, save_merged=False)
+    run = RunDir.create(tmp_path / "r", kind="train-sft", config={})
+    train_sft(chat_rows(8), [], cfg, run=run, stop_after=3)
+    with pytest.raises(ResumeMismatch, match=r"cannot resume from .*step-000002: the model's shape changed "
+                                             r"\(lora_r 8 -> 4\)"):
+        train_sft(chat_rows(8), [], _cfg(tiny_model, max_steps=4, checkpoint_every=2, lora_r=4), run=run, resume=True)
+    with pytest.raises(ResumeMismatch, match=r"method lora -> full"):
+        train_sft(chat_rows(8), [], _cfg(tiny_model, max_steps=4, method="full"), run=run, resume=True)
+    # the refused attempts changed nothing: the right config still resumes
+    assert [p.name for p in (run.path / "checkpoints").iterdir()] == ["step-000002"]
+    res = train_sft(chat_rows(8), [], cfg, run=run, resume=True)
+    assert [s for s, _ in res.losses] == [1, 2, 3, 4]
+
+
+def test_a_fresh_run_deletes_old_checkpoints(tiny_model: Path, tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "r", kind="train-sft", config={})
+    train_sft(chat_rows(8), [], _cfg(tiny_model, max_steps=6, checkpoint_every=3, save_merged=False), run=run,
+              stop_after=6)
+    assert [p.name for p in sorted((run.path / "checkpoints").iterdir())] == ["step-000003", "step-000006"]
+    # a new run (no resume) in the same directory must not leave step 6 for a later --resume to pick up
+    train_sft(chat_rows(8), [], _cfg(tiny_model, max_steps=2, checkpoint_every=2, save_merged=False), run=run)
+    assert [p.name for p in (run.path / "checkpoints").iterdir()] == ["step-000002"]

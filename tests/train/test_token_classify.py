@@ -197,3 +197,58 @@ def test_read_tagged_reads_wnut() -> None:
     assert len(d.rows) == 1009 and not d.bad
     assert {t[2:] for s in d.rows for t in s.tags if t != "O"} == {"person", "location", "corporation", "product",
                                                                     "creative-work", "group"}
+
+
+def _stop_at(step: int):
+    def on_step(s: int, loss: float, n: int) -> None:
+        if s == step:
+            raise KeyboardInterrupt  # as Ctrl-C right after this update
+    return on_step
+
+
+@pytest.mark.parametrize("every, stop, resumed_at", [
+    (2, 7, (6, 1)),   # mid-epoch: epoch 2 resumes at its second batch
+    (5, 6, (5, 0)),   # the last step of epoch 1: its evaluation is still to do
+])
+def test_fit_interrupted_then_resumed_ends_like_an_uninterrupted_fit(tmp_path: Path, every: int, stop: int,
+                                                                     resumed_at: tuple[int, int]) -> None:
+    from dataclasses import asdict
+
+    tok = minilm_tokenizer()
+    train, dev = toy_sentences(25), toy_sentences(6, offset=100)
+    labels = bio_labels(s.tags for s in train)
+    cfg = FitConfig(epochs=3, lr=3e-3, batch_size=5, patience=3, seed=1, checkpoint_every=every)
+
+    def run(path: Path, **kw):
+        model = tiny_bert(len(labels))
+        return model, train_token_classifier(model, tok, train, dev, labels, cfg, checkpoints=path, **kw)
+
+    whole_model, whole = run(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", on_step=_stop_at(stop))
+    calls, steps, notes = [], [], []
+    model, resumed = run(tmp_path / "b", resume=True, on_resume=lambda s, e: calls.append((s, e)),
+                         on_step=lambda s, loss, n: steps.append(s), notify=notes.append)
+    assert calls == [resumed_at] and notes[-1].startswith(f"resuming from step {resumed_at[0]} ")
+    assert steps == list(range(resumed_at[0] + 1, 16))
+    assert resumed.step_losses == whole.step_losses  # bitwise: same batches, weights, RNG states
+    strip = [{k: v for k, v in asdict(r).items() if k != "seconds"} for r in whole.history]
+    assert [{k: v for k, v in asdict(r).items() if k != "seconds"} for r in resumed.history] == strip
+    assert (resumed.best_epoch, resumed.best_score, resumed.stopped_early) == \
+        (whole.best_epoch, whole.best_score, whole.stopped_early)
+    a, b = whole_model.state_dict(), model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fit_refuses_a_checkpoint_of_another_label_set(tmp_path: Path) -> None:
+    from gristmill.train.checkpoint import ResumeMismatch
+
+    tok = minilm_tokenizer()
+    train, dev = toy_sentences(10), toy_sentences(3, offset=100)
+    labels = bio_labels(s.tags for s in train)
+    cfg = FitConfig(epochs=1, batch_size=5, checkpoint_every=1)
+    train_token_classifier(tiny_bert(len(labels)), tok, train, dev, labels, cfg, checkpoints=tmp_path / "c")
+    fewer = labels[:3]
+    with pytest.raises(ResumeMismatch, match=r"the model's shape changed \(labels LABEL_0,.*LABEL_4 -> LABEL_0,"):
+        train_token_classifier(tiny_bert(len(fewer)), tok, train, dev, fewer, cfg, checkpoints=tmp_path / "c",
+                               resume=True)

@@ -5,7 +5,8 @@ and scores test with seqeval (entity level) and scikit-learn (token level). ``cl
 labels texts (JSONL), selects on dev macro-F1 and scores test with scikit-learn. Both write
 a run directory: config, metrics (train loss per step, dev scores per epoch), results.json,
 report.html, quarantine.jsonl (skipped input records) and, unless ``--no-save-model``, the
-best model in ``model/``.
+best model in ``model/``. With ``--checkpoint-every N`` they checkpoint every N steps, and
+``--resume`` continues a killed run from its last complete checkpoint.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ from typing import Any
 
 import typer
 
-from gristmill.commands.common import fail, out
+from gristmill.commands.common import EXIT_INTERRUPTED, EXIT_INVALID, fail, out
 
 MODEL_HELP = "Model directory (a BERT-style encoder with its tokenizer); default: all-MiniLM-L6-v2 from its package."
+CHECKPOINT_HELP = "Checkpoint every N optimizer steps into <out>/checkpoints (0: none)."
+RESUME_HELP = ("Continue from the run directory's last complete checkpoint, at the same step with the same batches "
+               "(without it, old checkpoints there are deleted).")
 
 
 def _check_common(epochs: int, lr: float, batch_size: int, max_length: int, patience: int,
-                  threads: int | None) -> None:
+                  threads: int | None, checkpoint_every: int = 0) -> None:
     for name, value, low in (("--epochs", epochs, 1), ("--batch-size", batch_size, 1), ("--max-length", max_length, 8),
-                             ("--patience", patience, 1)):
+                             ("--patience", patience, 1), ("--checkpoint-every", checkpoint_every, 0)):
         if value < low:
             fail(f"{name} must be at least {low}, got {value}")
     if not lr > 0:
@@ -66,14 +70,37 @@ def _write_quarantine(run_path: Path, bad: Sequence[Any]) -> None:
             f.write(json.dumps(b.to_json(), ensure_ascii=False) + "\n")
 
 
-def _progress_hooks(bars: Any, run: Any, steps_total: int, unit: str) -> tuple[Any, Any]:
+def _progress_hooks(bars: Any, run: Any, steps_total: int, unit: str) -> tuple[Any, Any, Any]:
+    """``on_step`` (progress bar, ``train`` metrics) and ``on_resume`` (drops the points logged after the
+    checkpoint, which the resumed run logs again, and moves the bar to it)."""
     task = bars.add_task("train", total=steps_total, unit=unit)
 
     def on_step(step: int, loss: float, n: int) -> None:
         bars.update(task, advance=1, description=f"train loss {loss:.3f}")
         run.log("train", step, loss=loss)
 
-    return task, on_step
+    def on_resume(step: int, epochs_done: int) -> None:
+        run.forget_after(step, series=("train",))
+        run.forget_after(epochs_done, series=("dev",))
+        bars.update(task, completed=step)
+
+    return task, on_step, on_resume
+
+
+def _fit(trainer: Any, run: Any, checkpoint_every: int, resume: bool, **kw: Any) -> Any:
+    """Run ``trainer(..., checkpoints=..., resume=...)``; an interruption or a checkpoint of another model
+    ends the command with its exit code."""
+    from gristmill.commands.train_sft import note
+    from gristmill.train.checkpoint import ResumeMismatch
+
+    try:
+        return trainer(checkpoints=run.path / "checkpoints", resume=resume, notify=note, **kw)
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command with --resume to continue from the last checkpoint" if checkpoint_every
+             else "interrupted (no checkpoints were written: --checkpoint-every N makes a run resumable)",
+             EXIT_INTERRUPTED)
+    except ResumeMismatch as exc:
+        fail(str(exc), EXIT_INVALID)
 
 
 def _setup_torch(threads: int | None, seed: int) -> None:
@@ -102,6 +129,8 @@ def train_ner(
     bf16: bool = typer.Option(False, "--bf16/--fp32", help="bfloat16 autocast (about 2x faster on recent CPUs)."),
     save_model: bool = typer.Option(True, "--save-model/--no-save-model", help="Save the best model in <out>/model."),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory (default runs/train-ner-<train name>)."),
+    checkpoint_every: int = typer.Option(0, "--checkpoint-every", help=CHECKPOINT_HELP),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all cores)."),
 ) -> None:
@@ -109,7 +138,7 @@ def train_ner(
     from gristmill.io.base import InputError
     from gristmill.train.labels import bio_labels, read_tagged
 
-    _check_common(epochs, lr, batch_size, max_length, patience, threads)
+    _check_common(epochs, lr, batch_size, max_length, patience, threads, checkpoint_every)
     _check_files(train=train, dev=dev, test=test)
     if data_format not in (None, "conll", "jsonl"):
         fail(f"--format {data_format!r}: expected conll or jsonl")
@@ -140,11 +169,11 @@ def train_ner(
     from gristmill.train.token_classify import FitConfig, evaluate_tagged, load_token_model, train_token_classifier
 
     cfg = FitConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, patience=patience, seed=seed,
-                    bf16=bf16)
+                    bf16=bf16, checkpoint_every=checkpoint_every)
     out_dir = out_dir or Path("runs") / f"train-ner-{train.name.split('.')[0]}"
     config = {"train": str(train), "dev": str(dev), "test": str(test) if test else None, "format": data_format,
               "model": model_dir, "labels": labels, "threads": threads, "save_model": save_model, **cfg.to_dict()}
-    run = RunDir.create(out_dir, kind="train-ner", config=config)
+    run = RunDir.create(out_dir, kind="train-ner", config=config, resume=resume)
     bad = [b for d in data.values() for b in d.bad]
     _write_quarantine(run.path, bad)
     for name, path in (("train", train), ("dev", dev), ("test", test)):
@@ -161,7 +190,7 @@ def train_ner(
     out.print(f"train {len(trn)} / dev {len(dv)}" + (f" / test {len(data['test'].rows)}" if test else "")
               + f" sentences; {len(labels)} labels; up to {epochs} epoch(s)", highlight=False)
     with progress_bars(not quiet) as bars:
-        _, on_step = _progress_hooks(bars, run, steps, "step")
+        _, on_step, on_resume = _progress_hooks(bars, run, steps, "step")
 
         def on_epoch(rec: Any) -> None:
             run.log("dev", rec.epoch, f1=rec.score, precision=rec.dev["precision"], recall=rec.dev["recall"],
@@ -169,7 +198,9 @@ def train_ner(
             out.print(f"epoch {rec.epoch}: train loss {rec.train_loss:.4f}, dev entity F1 {rec.score:.4f} "
                       f"({rec.seconds:.0f}s)", highlight=False)
 
-        fitted = train_token_classifier(model_obj, tokenizer, trn, dv, labels, cfg, on_step, on_epoch)
+        fitted = _fit(train_token_classifier, run, checkpoint_every, resume, model=model_obj, tokenizer=tokenizer,
+                      train=trn, dev=dv, labels=labels, config=cfg, on_step=on_step, on_epoch=on_epoch,
+                      on_resume=on_resume)
     why = f"stopped early after {len(fitted.history)} epochs" if fitted.stopped_early else \
         f"ran {len(fitted.history)} epochs"
     out.print(f"best dev entity F1 {fitted.best_score:.4f} at epoch {fitted.best_epoch} ({why})", highlight=False)
@@ -227,6 +258,8 @@ def train_classify(
     bf16: bool = typer.Option(False, "--bf16/--fp32", help="bfloat16 autocast (about 2x faster on recent CPUs)."),
     save_model: bool = typer.Option(True, "--save-model/--no-save-model", help="Save the best model in <out>/model."),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory (default runs/train-classify-<name>)."),
+    checkpoint_every: int = typer.Option(0, "--checkpoint-every", help=CHECKPOINT_HELP),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all cores)."),
 ) -> None:
@@ -234,7 +267,7 @@ def train_classify(
     from gristmill.io.base import InputError
     from gristmill.train.labels import read_labelled_text
 
-    _check_common(epochs, lr, batch_size, max_length, patience, threads)
+    _check_common(epochs, lr, batch_size, max_length, patience, threads, checkpoint_every)
     _check_files(train=train, dev=dev, test=test)
     model_dir = _model_dir(model)
     data: dict[str, Any] = {}
@@ -265,12 +298,12 @@ def train_classify(
     from gristmill.train.token_classify import FitConfig
 
     cfg = FitConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, patience=patience, seed=seed,
-                    bf16=bf16)
+                    bf16=bf16, checkpoint_every=checkpoint_every)
     out_dir = out_dir or Path("runs") / f"train-classify-{train.name.split('.')[0]}"
     config = {"train": str(train), "dev": str(dev), "test": str(test) if test else None, "text_field": text_field,
               "label_field": label_field, "model": model_dir, "labels": labels, "threads": threads,
               "save_model": save_model, **cfg.to_dict()}
-    run = RunDir.create(out_dir, kind="train-classify", config=config)
+    run = RunDir.create(out_dir, kind="train-classify", config=config, resume=resume)
     bad = [b for d in data.values() for b in d.bad]
     _write_quarantine(run.path, bad)
     for name, path in (("train", train), ("dev", dev), ("test", test)):
@@ -282,14 +315,16 @@ def train_classify(
     run.bars("Training labels", labels, [sum(r.label == lab for r in trn) for lab in labels], "texts")
     steps = -(-len(trn) // batch_size) * epochs
     with progress_bars(not quiet) as bars:
-        _, on_step = _progress_hooks(bars, run, steps, "step")
+        _, on_step, on_resume = _progress_hooks(bars, run, steps, "step")
 
         def on_epoch(rec: Any) -> None:
             run.log("dev", rec.epoch, macro_f1=rec.score, accuracy=rec.dev["accuracy"], train_loss=rec.train_loss)
             out.print(f"epoch {rec.epoch}: train loss {rec.train_loss:.4f}, dev macro-F1 {rec.score:.4f} "
                       f"({rec.seconds:.0f}s)", highlight=False)
 
-        fitted = train_sequence_classifier(model_obj, tokenizer, trn, dv, labels, cfg, on_step, on_epoch)
+        fitted = _fit(train_sequence_classifier, run, checkpoint_every, resume, model=model_obj, tokenizer=tokenizer,
+                      train=trn, dev=dv, labels=labels, config=cfg, on_step=on_step, on_epoch=on_epoch,
+                      on_resume=on_resume)
     out.print(f"best dev macro-F1 {fitted.best_score:.4f} at epoch {fitted.best_epoch}"
               + (" (stopped early)" if fitted.stopped_early else ""), highlight=False)
     ep = [r.epoch for r in fitted.history]

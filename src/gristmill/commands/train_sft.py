@@ -10,6 +10,11 @@ import typer
 from gristmill.commands.common import EXIT_INTERRUPTED, EXIT_INVALID, err, fail, out
 
 
+def note(message: str) -> None:
+    """One line of news on stderr (skipped checkpoints, where a resumed run starts)."""
+    err.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
 def train_sft_command(
     data: Annotated[Path, typer.Argument(help="Training chat data, JSONL: OpenAI messages, ShareGPT, Alpaca or "
                                               "instruction/input/output rows (a gristmill run's output).")],
@@ -41,7 +46,8 @@ def train_sft_command(
     no_merge: Annotated[bool, typer.Option("--no-merge", help="Save only the adapter, not merged/.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the dev split, batch order, LoRA init and dropout.")] = 0,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default runs/train-sft-<data>).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run directory's last checkpoint.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run directory's last complete checkpoint "
+                                                          "(without it, old checkpoints there are deleted).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Fine-tune a causal LM on chat data; loss on assistant tokens only. Writes adapter/, merged/, report.html."""
@@ -93,7 +99,7 @@ def train_sft_command(
     run.result(skipped_lines=len(bad))
     try:
         with progress_bars(not quiet) as bars:
-            result = train_sft(rows, dev_rows, config, run=run, progress=bars, resume=resume)
+            result = train_sft(rows, dev_rows, config, run=run, progress=bars, resume=resume, notify=note)
     except KeyboardInterrupt:
         fail("interrupted; run the same command with --resume to continue from the last checkpoint",
              EXIT_INTERRUPTED)

@@ -59,9 +59,11 @@ def evaluate_labelled(model: Any, tokenizer: Any, rows: Sequence[LabelledText], 
 def train_sequence_classifier(model: Any, tokenizer: Any, train: Sequence[LabelledText],
                               dev: Sequence[LabelledText], labels: Sequence[str], config: FitConfig,
                               on_step: Callable[[int, float, int], None] | None = None,
-                              on_epoch: Callable[[EpochRecord], None] | None = None) -> FitResult:
+                              on_epoch: Callable[[EpochRecord], None] | None = None,
+                              **checkpointing: Any) -> FitResult:
     """Fine-tune ``model`` (a ``...ForSequenceClassification`` with label ids following ``labels``),
-    keeping the weights of the epoch with the best dev macro-F1."""
+    keeping the weights of the epoch with the best dev macro-F1. ``checkpointing``: :func:`fit`'s
+    ``checkpoints``, ``resume``, ``on_resume`` and ``notify``."""
     label2id = {lab: i for i, lab in enumerate(labels)}
     id2label = dict(enumerate(labels))
     ids = encode_texts(tokenizer, [r.text for r in train], config.max_length)
@@ -72,7 +74,7 @@ def train_sequence_classifier(model: Any, tokenizer: Any, train: Sequence[Labell
                                    config.bf16)
         return scores["macro_f1"], scores
 
-    return fit(model, ids, targets, tokenizer.pad_token_id, evaluate, config, on_step, on_epoch)
+    return fit(model, ids, targets, tokenizer.pad_token_id, evaluate, config, on_step, on_epoch, **checkpointing)
 
 
 def load_sequence_model(model_dir: str, labels: Sequence[str]) -> tuple[Any, Any]:

@@ -13,9 +13,11 @@ Precision: ``bfloat16`` loads a LoRA model's frozen base weights in bf16 (adapte
 float32); full fine-tuning keeps float32 weights and runs forward/backward under bf16
 autocast. ``auto`` picks bf16 when the CPU supports it.
 
-Checkpoints (``<run>/checkpoints/step-NNNNNN/``) hold the trainable weights, optimizer,
-schedule and RNG state; with ``resume`` training continues from the newest one at the
-same step with the same batch order. The batch order is a function of the seed and the
+Checkpoints (``<run>/checkpoints/step-NNNNNN/``, written atomically by
+:mod:`gristmill.train.checkpoint`) hold the trainable weights, optimizer, schedule and RNG
+state; with ``resume`` training continues from the newest complete one at the same step
+with the same batch order (a checkpoint made for another model, method, LoRA rank or
+target modules is refused). The batch order is a function of the seed and the
 epoch only, so a resumed run sees exactly the batches the uninterrupted run would.
 
 Outputs: ``adapter/`` (LoRA only, peft format) and ``merged/`` (the adapter merged into a
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -292,54 +293,34 @@ def _trainable_state(model: Any) -> dict[str, Any]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _checkpoints(run_path: Path) -> list[Path]:
-    root = run_path / "checkpoints"
-    return sorted(root.glob("step-*")) if root.is_dir() else []
-
-
-def _save_checkpoint(run_path: Path, step: int, model: Any, optimizer: Any, scheduler: Any,
-                     rng_state: Any, losses: list[tuple[int, float]], tokens: int, label_tokens: int,
-                     keep: int) -> None:
-    import torch
-
-    root = run_path / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:06d}"
-    tmp = root / f".tmp-step-{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    torch.save({"step": step, "model": _trainable_state(model), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": rng_state, "losses": losses,
-                "tokens": tokens, "label_tokens": label_tokens}, tmp / "state.pt")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old in _checkpoints(run_path)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _resume_state(run_path: Path) -> dict[str, Any] | None:
-    import torch
-
-    ckpts = _checkpoints(run_path)
-    if not ckpts:
-        return None
-    return torch.load(ckpts[-1] / "state.pt", weights_only=False)
+def _identity(config: SFTConfig) -> dict[str, Any]:
+    """The settings that fix what a checkpoint's tensors mean (a resume with others is refused)."""
+    ident: dict[str, Any] = {"model": config.model or "SmolLM2-135M-Instruct (packaged)", "method": config.method}
+    if config.method == "lora":
+        ident.update(lora_r=config.lora_r, target_modules=list(config.target_modules))
+    return ident
 
 
 def train_sft(train_rows: Sequence[Messages], dev_rows: Sequence[Messages], config: SFTConfig,
               run: Any | None = None, progress: Any | None = None, resume: bool = False,
-              stop_after: int | None = None) -> SFTResult:
+              stop_after: int | None = None, notify: Callable[[str], None] | None = None) -> SFTResult:
     """Fine-tune ``config.model`` on ``train_rows``; evaluate on ``dev_rows``; save into ``run``.
 
     ``run`` is a :class:`~gristmill.rundir.RunDir` (metrics, checkpoints, adapter/, merged/;
     without one nothing is saved). ``progress`` is a rich Progress (or None). With
-    ``resume``, training continues from the run's newest checkpoint. ``stop_after`` ends
-    the run after that many optimizer steps (as an interruption would: no final
-    evaluation, no saved model), for tests of resumption.
+    ``resume``, training continues from the run's newest complete checkpoint (broken ones
+    are skipped; one made for another model or model shape raises
+    :class:`~gristmill.train.checkpoint.ResumeMismatch`, a ValueError); without it the
+    run's old checkpoints are deleted. ``notify`` gets one line about each skipped
+    checkpoint and where training resumes. ``stop_after`` ends the run after that many
+    optimizer steps (as an interruption would: no final evaluation, no saved model), for
+    tests of resumption.
     """
     import torch
 
     from gristmill.models.runtime import set_torch_threads
+    from gristmill.train.checkpoint import (check_compatible, clear_checkpoints, resume_point, save_checkpoint,
+                                            tensor_shapes)
 
     set_torch_threads(config.threads)
     dtype = resolve_dtype(config.dtype)
@@ -385,10 +366,16 @@ def train_sft(train_rows: Sequence[Messages], dev_rows: Sequence[Messages], conf
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.schedule, warmup, total_steps))
 
     start, losses, tokens, label_tokens = 0, [], 0, 0
-    if resume and run is not None:
-        state = _resume_state(run.path)
-        if state is not None:
-            params = dict(model.named_parameters())
+    ckpt_root = run.path / "checkpoints" if run is not None else None
+    identity = _identity(config)
+    if ckpt_root is not None and not resume:
+        clear_checkpoints(ckpt_root)
+    if resume and ckpt_root is not None:
+        ckpt = resume_point(ckpt_root, notify)
+        if ckpt is not None:
+            state = ckpt.state
+            params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+            check_compatible(ckpt, identity, tensor_shapes(params))
             with torch.no_grad():
                 for n, v in state["model"].items():
                     params[n].copy_(v)
@@ -442,9 +429,13 @@ def train_sft(train_rows: Sequence[Messages], dev_rows: Sequence[Messages], conf
                 dev_points.append((step + 1, dl))
                 if run is not None:
                     run.log("dev", step + 1, loss=dl, perplexity=math.exp(min(dl, 50)))
-        if run is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            _save_checkpoint(run.path, step + 1, model, optimizer, scheduler, torch.get_rng_state(), losses,
-                             tokens, label_tokens, config.keep_checkpoints)
+        if ckpt_root is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+            weights = _trainable_state(model)
+            save_checkpoint(ckpt_root, step + 1, {
+                "identity": identity, "shapes": tensor_shapes(weights), "model": weights,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(), "losses": losses, "tokens": tokens, "label_tokens": label_tokens,
+            }, config.keep_checkpoints)
     seconds = time.perf_counter() - t0
     tps = run_tokens / seconds if seconds > 0 else 0.0
     result = SFTResult(steps=end, train_tokens=tokens, train_label_tokens=label_tokens, tokens_per_s=tps,

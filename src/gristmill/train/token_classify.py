@@ -10,7 +10,9 @@ those words as misses.
 :func:`fit` is the training loop shared with :mod:`gristmill.train.seq_classify`: AdamW
 (no decay on biases and LayerNorm weights), linear warmup then linear decay, gradient
 clipping, length-grouped batches, evaluation on dev after each epoch, early stopping after
-``patience`` epochs without improvement, and the best epoch's weights restored at the end.
+``patience`` epochs without improvement, and the best epoch's weights restored at the end;
+checkpoints every ``checkpoint_every`` steps, from which a killed run resumes and ends as
+an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gristmill.train.labels import TaggedSentence, entity_report, token_report
@@ -46,6 +49,8 @@ class FitConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     bf16: bool = False
+    checkpoint_every: int = 0         # optimizer steps between checkpoints; 0: none
+    keep_checkpoints: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,16 +166,39 @@ def _autocast(enabled: bool) -> Any:
     return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
+def _identity(model: Any) -> dict[str, Any]:
+    """What a checkpoint's weights were made for: the pretrained model and the label set."""
+    cfg = getattr(model, "config", None)
+    id2label = getattr(cfg, "id2label", None) or {}
+    return {"model": str(getattr(cfg, "name_or_path", "") or ""),
+            "labels": [str(id2label[i]) for i in sorted(id2label)]}
+
+
 def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[Any], pad_id: int,
         evaluate: Callable[[], tuple[float, dict[str, Any]]], config: FitConfig,
         on_step: Callable[[int, float, int], None] | None = None,
-        on_epoch: Callable[[EpochRecord], None] | None = None) -> FitResult:
+        on_epoch: Callable[[EpochRecord], None] | None = None,
+        checkpoints: Path | None = None, resume: bool = False,
+        on_resume: Callable[[int, int], None] | None = None,
+        notify: Callable[[str], None] | None = None) -> FitResult:
     """Train ``model`` on encoded examples, evaluating with ``evaluate()`` -> ``(score, figures)``
     after each epoch; stop after ``config.patience`` epochs without a better score and load the
     best epoch's weights back into ``model``. ``on_step(step, loss, examples)`` follows each update.
+
+    With ``checkpoints`` (a directory), a checkpoint is written every ``config.checkpoint_every``
+    steps (see :mod:`gristmill.train.checkpoint`): weights, optimizer, schedule, both RNG
+    states, the epochs so far and the best epoch's weights. With ``resume``, training goes on
+    from the newest complete one at the same step with the same batches, so it ends as an
+    uninterrupted run would; ``on_resume(step, epochs_done)`` is called first, and ``notify``
+    gets one line about each skipped checkpoint and where training resumes. A checkpoint of
+    another model or label set raises :class:`~gristmill.train.checkpoint.ResumeMismatch`.
+    Without ``resume``, old checkpoints in ``checkpoints`` are deleted.
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
+
+    from gristmill.train.checkpoint import (check_compatible, clear_checkpoints, resume_point, save_checkpoint,
+                                            tensor_shapes)
 
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
@@ -187,12 +215,35 @@ def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[A
     best_state: dict[str, Any] | None = None
     since_best = 0
     step = 0
+    first_epoch, skip, losses = 1, 0, []
+    identity = _identity(model)
+    if checkpoints is not None and not resume:
+        clear_checkpoints(checkpoints)
+    if checkpoints is not None and resume:
+        ckpt = resume_point(checkpoints, notify)
+        if ckpt is not None:
+            check_compatible(ckpt, identity, tensor_shapes(model.state_dict()))
+            st = ckpt.state
+            model.load_state_dict(st["model"])
+            optimizer.load_state_dict(st["optimizer"])
+            scheduler.load_state_dict(st["scheduler"])
+            torch.set_rng_state(st["torch_rng"])
+            rng.setstate(st["epoch_rng"])  # as the checkpoint's epoch began: its batches come out again
+            step, first_epoch, skip, losses = ckpt.step, st["epoch"], st["batches_done"], list(st["epoch_losses"])
+            result.history = [EpochRecord(**r) for r in st["history"]]
+            result.step_losses = list(st["step_losses"])
+            result.best_epoch, result.best_score = st["best_epoch"], st["best_score"]
+            since_best, best_state = st["since_best"], st["best_state"]
+            if on_resume is not None:
+                on_resume(step, len(result.history))
     start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first_epoch, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        losses: list[float] = []
-        for batch_idx in length_batches(lengths, config.batch_size, rng):
+        epoch_rng = rng.getstate()
+        for b, batch_idx in enumerate(length_batches(lengths, config.batch_size, rng)):
+            if b < skip:
+                continue
             batch = collate([train_ids[i] for i in batch_idx], pad_id, [train_labels[i] for i in batch_idx])
             with _autocast(config.bf16):
                 loss = model(**batch).loss
@@ -207,9 +258,20 @@ def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[A
             result.step_losses.append(value)
             if on_step is not None:
                 on_step(step, value, len(batch_idx))
+            if checkpoints is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
+                save_checkpoint(checkpoints, step, {
+                    "identity": identity, "shapes": tensor_shapes(model.state_dict()), "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "epoch_rng": epoch_rng, "epoch": epoch,
+                    "batches_done": b + 1, "epoch_losses": losses, "step_losses": result.step_losses,
+                    "history": [asdict(r) for r in result.history], "best_epoch": result.best_epoch,
+                    "best_score": result.best_score, "since_best": since_best, "best_state": best_state,
+                }, config.keep_checkpoints)
+        skip = 0
         score, dev = evaluate()
         record = EpochRecord(epoch, sum(losses) / max(1, len(losses)), float(score), dev,
                              time.perf_counter() - t0, step)
+        losses = []
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
@@ -267,9 +329,11 @@ def evaluate_tagged(model: Any, tokenizer: Any, sentences: Sequence[TaggedSenten
 def train_token_classifier(model: Any, tokenizer: Any, train: Sequence[TaggedSentence],
                            dev: Sequence[TaggedSentence], labels: Sequence[str], config: FitConfig,
                            on_step: Callable[[int, float, int], None] | None = None,
-                           on_epoch: Callable[[EpochRecord], None] | None = None) -> FitResult:
+                           on_epoch: Callable[[EpochRecord], None] | None = None,
+                           **checkpointing: Any) -> FitResult:
     """Fine-tune ``model`` (a ``...ForTokenClassification`` whose label ids follow ``labels``) on
-    ``train``, keeping the weights of the epoch with the best dev entity micro F1."""
+    ``train``, keeping the weights of the epoch with the best dev entity micro F1.
+    ``checkpointing``: :func:`fit`'s ``checkpoints``, ``resume``, ``on_resume`` and ``notify``."""
     label2id = {lab: i for i, lab in enumerate(labels)}
     id2label = dict(enumerate(labels))
     enc = encode_tagged(tokenizer, train, label2id, config.max_length)
@@ -279,7 +343,8 @@ def train_token_classifier(model: Any, tokenizer: Any, train: Sequence[TaggedSen
                                  config.bf16)
         return scores["f1"], scores
 
-    return fit(model, enc.input_ids, enc.labels, tokenizer.pad_token_id, evaluate, config, on_step, on_epoch)
+    return fit(model, enc.input_ids, enc.labels, tokenizer.pad_token_id, evaluate, config, on_step, on_epoch,
+               **checkpointing)
 
 
 def load_token_model(model_dir: str, labels: Sequence[str]) -> tuple[Any, Any]:
