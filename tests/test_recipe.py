@@ -102,3 +102,69 @@ def test_shipped_recipes_validate() -> None:
     repo = Path(__file__).resolve().parents[1]
     for recipe in sorted((repo / "recipes").glob("*.yaml")):
         load_recipe(recipe)
+
+
+# ---- hostile recipe files (issue 15, items 5 and 9) ---------------------------------------
+
+def alias_bomb(levels: int = 9, width: int = 10) -> str:
+    lines = ["name: bomb", "input: {path: docs.jsonl}", "x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels):
+        lines.append(f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * width) + "]")
+    lines.append("steps:\n  - op: generate.self_instruct\n    params:\n      backend: {type: mock, responses: *x%d}"
+                 % (levels - 1))
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    import time
+
+    from gristmill.recipe import MAX_YAML_NODES
+
+    p = tmp_path / "bomb.yaml"
+    p.write_text(alias_bomb())
+    t0 = time.perf_counter()
+    with pytest.raises(RecipeError) as info:
+        load_recipe(p)
+    assert time.perf_counter() - t0 < 5
+    [err] = info.value.errors
+    assert f"more than {MAX_YAML_NODES:,} YAML nodes" in err and err.startswith("line ")
+
+
+def test_recursive_alias_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "loop.yaml"
+    p.write_text("name: loop\ninput: {path: x.jsonl}\na: &a [1, *a]\n")
+    with pytest.raises(RecipeError, match="refers to the node that contains it|invalid YAML"):
+        load_recipe(p)
+
+
+def test_modest_aliases_still_load(tmp_path: Path, docs_file: Path) -> None:
+    p = tmp_path / "ok.yaml"
+    p.write_text(f"name: ok\ninput: &inp {{path: {docs_file}, format: jsonl}}\nsteps:\n"
+                 "  - &len {op: filter.length, params: {min_words: 3}}\n  - *len\n")
+    assert [s.op.name for s in load_recipe(p).steps] == ["filter.length", "filter.length"]
+
+
+def test_alias_bomb_in_a_set_value_is_refused(docs_file: Path) -> None:
+    levels = ["&a0 [" + ", ".join(["x"] * 10) + "]"]
+    levels += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)]
+    errs = errors_of(recipe_dict(docs_file), (f"description=[{', '.join(levels)}]",))
+    assert len(errs) == 1 and errs[0].startswith("--set description:") and "YAML nodes" in errs[0]
+
+
+def test_recipe_that_is_not_utf8_is_a_located_error(tmp_path: Path) -> None:
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes("name: t\ndescription: caf\u00e9\ninput: {path: x.jsonl}\n".encode("latin-1"))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(p)
+    [err] = info.value.errors
+    assert err.startswith("line 2: not UTF-8") and "0xe9" in err
+
+
+def test_an_error_in_one_section_does_not_hide_the_others(docs_file: Path) -> None:
+    data = recipe_dict(docs_file, executor={"workers": 0}, strict="maybe")
+    data["steps"][0]["op"] = "clean.nope"
+    data["steps"][1]["params"]["min_words"] = -5
+    data["output"] = {"format": "jsonl", "nonsense": 1}
+    errs = errors_of(data)
+    for where in ("executor.workers", "strict", "steps[0].op", "steps[1].params.min_words", "output.nonsense"):
+        assert any(e.startswith(where) for e in errs), (where, errs)

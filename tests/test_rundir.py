@@ -50,3 +50,20 @@ def test_forget_after_drops_later_points_of_the_named_series_and_torn_lines(tmp_
         ("train", 1), ("pulls", 1), ("train", 2), ("pulls", 2), ("pulls", 3)]
     run.forget_after(1)
     assert [p["step"] for p in run.metrics()] == [1, 1]
+
+
+def test_a_directory_gristmill_did_not_make_is_refused_untouched(tmp_path):
+    import pytest
+
+    from gristmill.rundir import NotARunDirectory
+
+    victim = tmp_path / "mine"
+    victim.mkdir()
+    (victim / "results.json").write_text("my own results")
+    (victim / "report.html").write_text("my page")
+    with pytest.raises(NotARunDirectory, match="was not made by gristmill"):
+        RunDir.create(victim, kind="eval", config={})
+    assert (victim / "results.json").read_text() == "my own results"
+    assert (victim / "report.html").read_text() == "my page" and not (victim / "config.json").exists()
+    (tmp_path / "empty").mkdir()
+    RunDir.create(tmp_path / "empty", kind="eval", config={})  # an empty directory is fine

@@ -56,26 +56,42 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
         runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
         workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: the recipe's).")] = None,
         strict: Annotated[bool, typer.Option("--strict", help="Fail at the first bad input record.")] = False,
-        fresh: Annotated[bool, typer.Option("--fresh", help="Discard cached step outputs of this run.")] = False,
+        fresh: Annotated[bool, typer.Option("--fresh", help="Discard this run's cached steps and outputs "
+                                            "(the LLM response cache is kept).")] = False,
+        fresh_cache: Annotated[bool, typer.Option("--fresh-cache", help="With --fresh, also discard the LLM "
+                                                  "response cache (every answer is paid for again).")] = False,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Let output.path be a directory that holds "
+                                                "other files; files of the same names are replaced, nothing "
+                                                "else is touched.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False) -> None:
     """Run a recipe into runs/<name>/ (resumes and reuses unchanged steps)."""
     from gristmill.pipeline.ingest import StrictInputError
+    from gristmill.pipeline.ownership import RunDirError
     from gristmill.pipeline.worker import StepFailed
     from gristmill.runner import RunBusy, run_recipe
 
+    if fresh_cache and not fresh:
+        _fail("--fresh-cache only goes with --fresh", EXIT_INVALID)
     try:
         spec = load_recipe(recipe, set_ or [])
     except RecipeError as exc:
         _fail(str(exc) if len(exc.errors) > 1 else f"{exc.source}: {exc.errors[0]}", EXIT_INVALID)
     try:
         summary = run_recipe(spec, runs_dir=runs_dir, name=name, workers=workers, progress=not quiet,
-                             fresh=fresh, strict=strict or None)
+                             fresh=fresh, strict=strict or None, fresh_cache=fresh_cache, overwrite=overwrite)
+    except RunDirError as exc:
+        _fail(str(exc), EXIT_INVALID)
     except StrictInputError as exc:
         _fail(f"bad input (--strict): {exc}", EXIT_FAILED)
     except (StepFailed, RunBusy) as exc:
-        _fail(str(exc), EXIT_FAILED)
+        _fail(disk_message(exc) or str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
+    except OSError as exc:
+        message = disk_message(exc)
+        if message is None:
+            raise
+        _fail(message, EXIT_FAILED)
     s = summary.stats
     renamed = s["input"].get("ids_renamed", 0)
     out.print(f"[bold green]done[/] {s['input']['rows']:,} rows read, {s['input']['quarantined']:,} quarantined, "
@@ -93,6 +109,22 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
         _fail(f"{failed}\n  details: {summary.run_dir / 'audit.json'}", EXIT_GATE)
 
 
+def disk_message(exc: BaseException) -> str | None:
+    """One line for a full or read-only disk met anywhere in a run (also inside a worker's error)."""
+    import errno
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            what = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                    errno.EROFS: "read-only file system"}[seen.errno]
+            where = f" writing {seen.filename}" if seen.filename else ""
+            return (f"{what}{where}; the shards committed so far are kept: free space and run the same command "
+                    "again to resume")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 @app.command()
 def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
              set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a value.")] = None) -> None:
@@ -107,15 +139,17 @@ def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>).")]) -> None:
     """Rebuild a run's report.html from its files."""
+    from gristmill.pipeline.ownership import incomplete_reason
     from gristmill.report import write_report
 
-    if not (run_dir / "stats.json").exists():
-        if (run_dir / "config.json").is_file():  # a train / eval / experiment / select run
-            from gristmill.rundir import RunDir
+    if not (run_dir / "stats.json").exists() and (run_dir / "config.json").is_file():
+        from gristmill.rundir import RunDir  # a train / eval / experiment / select run
 
-            out.print(str(RunDir(run_dir, "").finish()))
-            return
-        _fail(f"{run_dir}: not a finished run directory (no stats.json)", EXIT_INVALID)
+        out.print(str(RunDir(run_dir, "").finish()))
+        return
+    problem = incomplete_reason(run_dir)
+    if problem:
+        _fail(problem, EXIT_INVALID)
     out.print(str(write_report(run_dir)))
 
 
@@ -123,9 +157,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<
 def card(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>).")]) -> None:
     """Rebuild a run's DATASET_CARD.md from its files."""
     from gristmill.audit import write_card
+    from gristmill.pipeline.ownership import incomplete_reason
 
-    if not (run_dir / "stats.json").exists():
-        _fail(f"{run_dir}: not a finished run directory (no stats.json)", EXIT_INVALID)
+    problem = incomplete_reason(run_dir)
+    if problem:
+        _fail(problem, EXIT_INVALID)
     out.print(str(write_card(run_dir)))
 
 

@@ -11,17 +11,31 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gristmill import registry
 from gristmill.audit.gates import validate_gates
 from gristmill.ops.base import Operator
 
 DEFAULT_SHARD_ROWS = 2000
+# A recipe is a few hundred YAML nodes; a document that expands (through aliases) past this is
+# refused before it is built, so nested anchors cannot grow into gigabytes ("billion laughs").
+MAX_YAML_NODES = 200_000
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a run directory (one path component of letters, digits, ``._-``,
+    not starting with a dot), or None when it can."""
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name) or len(name) > 200:
+        return (f"{name!r} is not a valid name: use letters, digits, '.', '_' and '-', starting with a letter "
+                "or digit (it names a directory under the runs directory)")
+    return None
 
 
 class RecipeError(Exception):
@@ -59,7 +73,7 @@ class RecipeSpec(BaseModel):
     :mod:`gristmill.audit.gates`."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str | None = None
     description: str | None = None
     input: dict[str, Any]
     steps: list[StepSpec] = Field(default_factory=list)
@@ -68,6 +82,13 @@ class RecipeSpec(BaseModel):
     strict: bool = False
     gates: list[Any] = Field(default_factory=list)
     card: CardSpec = Field(default_factory=CardSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and (problem := name_problem(value)):
+            raise ValueError(problem)
+        return value
 
 
 class Step:
@@ -165,7 +186,10 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     key, sep, raw = assignment.partition("=")
     if not sep or not key.strip():
         raise RecipeError([f"--set {assignment!r}: expected KEY=VALUE, e.g. steps.2.params.min_words=10"])
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = safe_load_bounded(raw) if raw.strip() else ""
+    except (yaml.YAMLError, YamlTooLarge) as exc:
+        raise RecipeError([f"--set {key.strip()}: the value is not valid YAML: {exc}"]) from None
     parts = key.strip().split(".")
     node: Any = data
     for i, part in enumerate(parts):
@@ -189,14 +213,76 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
 
 # ---- loading --------------------------------------------------------------------
 
+class YamlTooLarge(ValueError):
+    """A YAML document whose aliases expand past :data:`MAX_YAML_NODES`, or refer to themselves."""
+
+
+def _expanded_nodes(root: yaml.Node, limit: int) -> int:
+    """Nodes in the document once every alias is expanded; raises :class:`YamlTooLarge` past ``limit``.
+
+    Sizes are memoised per node, so the count costs one walk of the document as written
+    however far its aliases would expand.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            mark = node.start_mark
+            raise YamlTooLarge(f"line {mark.line + 1}, column {mark.column + 1}: an alias refers to the "
+                               "node that contains it (a recursive structure)")
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        active.discard(key)
+        if total > limit:
+            mark = node.start_mark
+            raise YamlTooLarge(f"line {mark.line + 1}, column {mark.column + 1}: expands to more than {limit:,} "
+                               "YAML nodes through its aliases (nested anchors); write the values out or use "
+                               "fewer levels of aliases")
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+def safe_load_bounded(text: str, limit: int = MAX_YAML_NODES) -> Any:
+    """``yaml.safe_load`` that refuses documents expanding past ``limit`` nodes before building them."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_nodes(node, limit)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise YamlTooLarge("nested more deeply than a recipe can be (hundreds of levels)") from None
+    finally:
+        loader.dispose()
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as exc:
         raise RecipeError([f"cannot read recipe: {exc.strerror or exc}"], str(path)) from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RecipeError([f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                           "save the recipe as UTF-8"], str(path)) from None
+    try:
+        data = safe_load_bounded(text)
+    except YamlTooLarge as exc:
+        raise RecipeError([f"{exc}"], str(path)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -220,16 +306,33 @@ def load_recipe(source: str | Path | dict[str, Any], overrides: list[str] | tupl
     return validate(data, base, name)
 
 
+def _top_level(data: dict[str, Any]) -> tuple[RecipeSpec | None, list[str]]:
+    """The top-level spec and its errors. A section with errors is replaced by its default (or
+    left out) and the rest is validated again, so an error in one section (``executor.workers``)
+    does not hide the errors of the others; ``None`` when ``input`` itself is unusable."""
+    errors: list[str] = []
+    data = dict(data)
+    for _ in range(len(RecipeSpec.model_fields) + 1):
+        try:
+            return RecipeSpec(**data), errors
+        except ValidationError as exc:
+            errors += pydantic_messages(exc, "", list(RecipeSpec.model_fields))
+            bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+            if not bad or "input" in bad:
+                break
+            for key in bad:
+                data.pop(key, None)
+    return None, errors
+
+
 def validate(data: dict[str, Any], base: Path, name: str = "recipe") -> Recipe:
     """Validate a recipe dict completely; collect every error before raising."""
     from gristmill.io import InputError, ReaderOptions, WriterOptions, open_reader
 
     errors: list[str] = []
-    try:
-        spec = RecipeSpec(**data)
-    except ValidationError as exc:
-        errors += pydantic_messages(exc, "", list(RecipeSpec.model_fields))
-        raise RecipeError(errors, name) from None
+    spec, errors = _top_level(data)
+    if spec is None:
+        raise RecipeError(errors, name)
 
     # steps: operator names and parameters
     steps: list[Step] = []

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunDir", "read_metrics"]
+__all__ = ["NotARunDirectory", "RunDir", "read_metrics"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -62,6 +62,10 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return points
 
 
+class NotARunDirectory(FileExistsError):
+    """A directory that holds files gristmill did not write; it is never used as a run directory."""
+
+
 class RunDir:
     """One run's directory. Create with :meth:`create`; call :meth:`finish` to write the report."""
 
@@ -75,8 +79,13 @@ class RunDir:
 
         Without ``resume`` an existing directory's metrics, results and report items are
         cleared (other files, e.g. checkpoints, are left for the caller to decide about).
+        A non-empty directory without ``config.json`` was not made by gristmill: it raises
+        :class:`NotARunDirectory` and nothing in it is touched.
         """
         path = Path(path)
+        if path.is_dir() and not (path / "config.json").is_file() and any(path.iterdir()):
+            raise NotARunDirectory(f"{path}: exists, is not empty and was not made by gristmill; choose another "
+                                   "--out (nothing was changed)")
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path, kind)
         if not resume:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
-import shutil
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, wait, FIRST_COMPLETED
@@ -24,7 +23,7 @@ import yaml
 from gristmill.audit import write_audit
 from gristmill.executors import LocalExecutor
 from gristmill.ops.base import GlobalOp
-from gristmill.pipeline import finalize, store
+from gristmill.pipeline import finalize, ownership, store
 from gristmill.pipeline.ingest import IngestedShard, ingest
 from gristmill.pipeline.worker import SegmentTask, StepRef, SummaryTask, run_segment, run_summary
 from gristmill.progress import progress_bars
@@ -148,16 +147,25 @@ def _fit_global(p: PlannedStep, inputs: list[Path], rows: list[int], executor: L
 def run_recipe(recipe: Recipe | dict[str, Any] | str | Path, runs_dir: str | Path = "runs",
                name: str | None = None, overrides: Sequence[str] = (), workers: int | None = None,
                progress: bool = True, fresh: bool = False, strict: bool | None = None,
-               report: bool = True) -> RunSummary:
-    """Run ``recipe`` into ``runs_dir/<name>`` and return the run's stats and output files."""
+               report: bool = True, fresh_cache: bool = False, overwrite: bool = False) -> RunSummary:
+    """Run ``recipe`` into ``runs_dir/<name>`` and return the run's stats and output files.
+
+    ``fresh`` discards this run's cached steps and outputs (not the LLM response cache,
+    unless ``fresh_cache``); ``overwrite`` lets an ``output.path`` outside the run directory
+    that holds other files receive the output (files of the same names are replaced).
+    Raises :class:`~gristmill.pipeline.ownership.RunDirError` before any change when the run
+    directory or output path cannot be used, and :class:`RunBusy` when another run holds it.
+    """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides)
-    run_dir = Path(runs_dir) / (name or recipe.name)
-    if fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = ownership.run_dir_for(runs_dir, recipe.name if name is None else name)
+    ownership.open_run_dir(run_dir)
     lock = _lock(run_dir)
     try:
+        if recipe.output.get("path"):
+            ownership.check_output_path(Path(recipe.output["path"]), run_dir, overwrite)
+        if fresh or fresh_cache:
+            ownership.clear_run(run_dir, keep_llm_cache=not fresh_cache)
         return _run(recipe, run_dir, workers or recipe.spec.executor.workers, progress,
                     recipe.spec.strict if strict is None else strict, report)
     finally:
@@ -168,6 +176,7 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     cache = run_dir / "cache"
+    ownership.mark_incomplete(run_dir, recipe.source)
     cache.mkdir(exist_ok=True)
     store.remove_stale_tmp(run_dir)
     (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.resolved(), sort_keys=False, allow_unicode=True))
@@ -251,6 +260,7 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
     if report:
         from gristmill.report import write_report
         write_report(run_dir)
+    ownership.mark_complete(run_dir)
     return RunSummary(run_dir, stats, outputs, audit)
 
 

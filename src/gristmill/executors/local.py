@@ -4,16 +4,51 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
+import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
+
+
+def _die_with(parent_pid: int) -> None:
+    """Worker initializer: end this process as soon as ``parent_pid`` (the run) ends.
+
+    A pool worker's parent is the forkserver, and its task pipe stays open while the worker
+    itself holds the other end, so a SIGKILLed run would otherwise leave its workers (and
+    through them the forkserver and the resource tracker) alive for ever. A thread waits on
+    a pidfd of the run's process — woken by the kernel when it exits — and kills this one.
+    """
+    try:
+        fd = os.pidfd_open(parent_pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):  # no pidfd (old kernel): poll instead
+        fd = None
+
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])
+        else:
+            while True:
+                try:
+                    os.kill(parent_pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="gristmill-die-with-run", daemon=True).start()
 
 
 class LocalExecutor:
     """Runs shard tasks on ``workers`` processes; ``workers=1`` runs them in this process.
 
     Processes are started with ``forkserver`` so a parent holding threads (progress bar,
-    model runtimes) never forks a locked state into a worker.
+    model runtimes) never forks a locked state into a worker. Workers end when the process
+    that started them ends, however it ends (see :func:`_die_with`).
     """
 
     def __init__(self, workers: int = 2) -> None:
@@ -24,7 +59,8 @@ class LocalExecutor:
         os.environ["GRISTMILL_WORKERS"] = str(self.workers)  # models size their thread pools by it
         if self.workers > 1:
             ctx = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                             initializer=_die_with, initargs=(os.getpid(),))
         return self
 
     def __exit__(self, *exc: Any) -> None:

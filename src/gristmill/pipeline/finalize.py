@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gristmill.io import open_writer
-from gristmill.pipeline import store
+from gristmill.pipeline import ownership, store
 
 EXTENSIONS = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv", "hf": "",
               "openai": ".jsonl", "sharegpt": ".jsonl", "alpaca": ".jsonl"}
@@ -55,9 +55,7 @@ def write_outputs(run_dir: Path, shard_dirs: list[Path], output: dict[str, Any],
     split_column = output.get("split_column") or None
     options = {k: v for k, v in output.items() if k not in ("format", "split_column", "path")}
     final = Path(output["path"]) if output.get("path") else run_dir / "data"
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = store.tmp_sibling(final)
-    tmp.mkdir()
+    tmp = ownership.output_tmp(final, run_dir)
     files = [d / "data.parquet" for d in shard_dirs]
     schema = unified_schema(files)
     by_split = split_column is not None and split_column in schema.names
@@ -83,8 +81,7 @@ def write_outputs(run_dir: Path, shard_dirs: list[Path], output: dict[str, Any],
             writers["data"].write(schema.empty_table())
     for w in writers.values():
         w.close()
-    store.replace_dir(tmp, final)
-    outputs = sorted(final / p.name for p in final.iterdir())
+    outputs = ownership.place_output(tmp, final, run_dir)
     stats: dict[str, Any] = {"rows": sum(counts.values()), "format": fmt}
     if by_split:
         stats["splits"] = dict(sorted(counts.items()))
