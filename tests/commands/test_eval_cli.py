@@ -141,3 +141,15 @@ def test_perplexity_rejects_bad_options(tiny_dir: Path, texts: Path) -> None:  #
         base = ["eval", "perplexity", "--data", str(texts)] + ([] if "--model" in args else ["--model", str(tiny_dir)])
         res = runner.invoke(app, base + args)
         assert res.exit_code == 2 and message in res.stderr, (args, res.output)
+
+
+def test_out_directory_that_holds_other_files_is_refused_untouched(tmp_path: Path) -> None:
+    data = _jsonl(tmp_path / "gen.jsonl", [{"prediction": "a", "reference": "a"}])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.json").write_text("my results")
+    (mine / "report.html").write_text("my page")
+    res = runner.invoke(app, ["eval", "generation", "--predictions", str(data), "--out", str(mine)])
+    assert res.exit_code == 2 and "was not made by gristmill" in res.output
+    assert (mine / "results.json").read_text() == "my results" and (mine / "report.html").read_text() == "my page"
+    assert sorted(p.name for p in mine.iterdir()) == ["report.html", "results.json"]

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from gristmill.commands.common import fail, out
+from gristmill.rundir import NotARunDirectory
 
 DEFAULT_DATA = Path("../shared/data/tinyshakespeare.txt")
 STRATEGIES = ("sample", "greedy", "beam")
@@ -179,6 +180,8 @@ def register(app: typer.Typer) -> None:
         try:
             report, summary = run_collapse(spec, run_out, resume=resume, progress=not quiet, tail_n=tail_n,
                                            tail_max=tail_max)
+        except NotARunDirectory as exc:
+            fail(str(exc))
         except ValueError as exc:
             fail(str(exc), 1)
         except KeyboardInterrupt:
@@ -227,6 +230,8 @@ def register(app: typer.Typer) -> None:
         check_resume(run_out, resume, spec.to_json())
         try:
             report, summary = run_bias_amplification(spec, run_out, resume=resume, progress=not quiet)
+        except NotARunDirectory as exc:
+            fail(str(exc))
         except ValueError as exc:
             fail(str(exc), 1)
         except KeyboardInterrupt:

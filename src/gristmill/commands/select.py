@@ -62,6 +62,7 @@ def select(
 ) -> None:
     """Choose up to BUDGET training rows and write them (subset.jsonl) with a report of why."""
     from gristmill.io.base import InputError
+    from gristmill.rundir import NotARunDirectory
     from gristmill.select.runner import SelectConfig, SelectionError, run_selection
 
     if not data.exists():
@@ -82,7 +83,7 @@ def select(
         dev_size=dev_size, max_tokens=max_tokens)
     try:
         res = run_selection(cfg, progress=not quiet, log=lambda s: err.print(s, highlight=False, markup=False))
-    except (SelectionError, InputError) as exc:
+    except (SelectionError, InputError, NotARunDirectory) as exc:
         fail(str(exc))
     out.print(f"[bold green]done[/] {res['selected']:,} of {res['candidates']:,} rows ({res['strategy']}) "
               f"in {res['seconds']:.1f}s → {cfg.out}/subset.jsonl"
