@@ -208,3 +208,26 @@ def test_a_run_that_dies_while_finalising_is_marked_and_report_refuses_it(
     assert cli.invoke(app, ["card", str(run)]).exit_code == 0
     stats = json.loads((run / "stats.json").read_text())
     assert stats["steps"][1]["dropped"]["min_words"] > 0
+
+
+@pytest.mark.parametrize("where", ["runs/t", "runs", ".", "runs/t/cache", "runs/t/cache/x", "runs/t/rejected"])
+def test_output_path_that_is_or_holds_the_run_directory_is_refused(tmp_path: Path, docs_file: Path,
+                                                                    where: str) -> None:
+    runs = tmp_path / "runs"
+    first = run_recipe(recipe_dict(docs_file), runs_dir=runs, progress=False)
+    (first.run_dir / "my-notes.txt").write_text("user file")
+    before = sorted(p.name for p in first.run_dir.iterdir())
+    data = recipe_dict(docs_file, output={"format": "jsonl", "path": str(tmp_path / where)})
+    for overwrite in (False, True):
+        with pytest.raises(RunDirError, match="run directory or contains it|inside the run's own"):
+            run_recipe(data, runs_dir=runs, progress=False, overwrite=overwrite)
+    assert sorted(p.name for p in first.run_dir.iterdir()) == before
+    assert (first.run_dir / "my-notes.txt").read_text() == "user file"
+
+
+def test_output_path_in_a_new_folder_of_the_run_directory(tmp_path: Path, docs_file: Path) -> None:
+    runs = tmp_path / "runs"
+    data = recipe_dict(docs_file, output={"format": "parquet", "path": str(runs / "t" / "export")})
+    s = run_recipe(data, runs_dir=runs, progress=False)
+    assert sorted(p.name for p in s.outputs) == ["test.parquet", "train.parquet"]
+    assert (runs / "t" / "stats.json").is_file()

@@ -142,6 +142,11 @@ def _manifest(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("files"), list) else None
 
 
+def _is_run_data(final: Path, run_dir: Path) -> bool:
+    """Whether ``final`` is the run's own ``data/`` (replaced whole on every run)."""
+    return final.resolve() == (run_dir / "data").resolve()
+
+
 def _nearest_existing(path: Path) -> Path:
     p = path
     while not p.exists() and p != p.parent:
@@ -151,8 +156,14 @@ def _nearest_existing(path: Path) -> Path:
 
 def check_output_path(final: Path, run_dir: Path, overwrite: bool) -> None:
     """Refuse, before any work, an output path gristmill could not write or must not overwrite."""
-    if final.resolve().is_relative_to(run_dir.resolve()):
+    if _is_run_data(final, run_dir):
         return
+    here, run = final.resolve(), run_dir.resolve()
+    if run.is_relative_to(here):
+        raise RunDirError(f"output.path {final}: is the run directory or contains it; choose a directory of its own")
+    if here.is_relative_to(run) and here.relative_to(run).parts[0] in (*RUN_ENTRIES, MARKER, LOCK, LLM_CACHE):
+        raise RunDirError(f"output.path {final}: is inside the run's own {here.relative_to(run).parts[0]!r}; "
+                          "choose another directory")
     if final.exists() and not final.is_dir():
         raise RunDirError(f"output.path {final}: is a file; it must be a directory (absent or empty)")
     if final.is_dir():
@@ -182,7 +193,7 @@ def output_tmp(final: Path, run_dir: Path) -> Path:
     (inside it when it exists outside the run; leftovers of killed runs there are removed)."""
     from gristmill.pipeline.store import tmp_sibling
 
-    if final.is_dir() and not final.resolve().is_relative_to(run_dir.resolve()):
+    if final.is_dir() and not _is_run_data(final, run_dir):
         for old in final.glob(OUTPUT_TMP + "*"):
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
         tmp = final / f"{OUTPUT_TMP}{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -196,14 +207,14 @@ def output_tmp(final: Path, run_dir: Path) -> Path:
 def place_output(tmp: Path, final: Path, run_dir: Path) -> list[Path]:
     """Move the files written in ``tmp`` to ``final`` and return their paths.
 
-    ``final`` inside the run directory is replaced whole (it is the run's own). Elsewhere,
+    The run's own ``data/`` is replaced whole. Elsewhere,
     ``final`` is created when absent; when it exists, each file replaces the file of the same
     name, files this run wrote there before and did not write now are removed (they are
     listed in the manifest), and nothing else is touched.
     """
     from gristmill.pipeline.store import replace_dir
 
-    if final.resolve().is_relative_to(run_dir.resolve()):
+    if _is_run_data(final, run_dir):
         replace_dir(tmp, final)
         return sorted(final / p.name for p in final.iterdir())
     names = sorted(p.name for p in tmp.iterdir() if p.name != OUTPUT_MANIFEST)
