@@ -52,7 +52,7 @@ def run_dir_for(runs_dir: str | Path, name: str) -> Path:
     """``runs_dir/name`` after checking that ``name`` is one safe path component."""
     problem = name_problem(name)
     if problem:
-        raise RunDirError(f"run name {problem}")
+        raise RunDirError(f"run name {problem}; give one with --name")
     return Path(runs_dir) / name
 
 
