@@ -24,7 +24,7 @@ def test_callable_completions_and_exceptions() -> None:
                     else ValueError("refused") if "no" in text else f"{text}/{d.seed}")
     out = b.generate(["long", "no", "x"], Decoding(seed=7))
     assert (out[0].text, out[0].finish_reason) == ("cut", "length")
-    assert out[1].error == "ValueError: refused"
+    assert out[1].error == "permanent: ValueError: refused" and out[1].error_kind == "permanent"
     assert out[2].text == "x/7"
 
 
@@ -55,4 +55,4 @@ def test_a_raising_script_is_an_error_completion() -> None:
         return "fine"
 
     out = MockBackend(script).generate(["boom", "ok"], Decoding())
-    assert out[0].error == "ConnectionError: reset by peer" and out[1].text == "fine"
+    assert out[0].error == "transient: ConnectionError: reset by peer" and out[0].transient and out[1].text == "fine"

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -14,61 +11,19 @@ import pytest
 from gristmill.generate.backends import UnsupportedDecoding, create_backend
 from gristmill.generate.backends.openai_http import retry_after
 from gristmill.generate.types import Decoding
-
-Reply = tuple[int, dict[str, str], dict[str, Any] | str]
+from tests.generate.openai_fake import CLOSE, RESET, FakeServer, Reply, free_port, ok
 
 
 def _ok(text: str = "hi there", finish: str = "stop") -> Reply:
-    return 200, {}, {"choices": [{"text": text, "finish_reason": finish}],
-                     "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
-
-
-class _Server:
-    """A loopback server whose answer to the n-th request is ``script(n, path, body)``."""
-
-    def __init__(self, script: Callable[[int, str, dict[str, Any]], Reply]) -> None:
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-        lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with lock:
-                    n = len(outer.requests)
-                    outer.requests.append((self.path, body))
-                    outer.headers = dict(self.headers)
-                status, headers, payload = script(n, self.path, body)
-                data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
-                try:
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return ok(text, finish)
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., _Server]]:
-    servers: list[_Server] = []
+def serve() -> Iterator[Callable[..., FakeServer]]:
+    servers: list[FakeServer] = []
 
-    def start(script: Callable[[int, str, dict[str, Any]], Reply]) -> _Server:
-        servers.append(_Server(script))
+    def start(script: Callable[[int, str, dict[str, Any]], Any]) -> FakeServer:
+        servers.append(FakeServer(script))
         return servers[-1]
 
     yield start
@@ -80,7 +35,7 @@ def _backend(url: str, **kw: Any) -> Any:
     return create_backend({"type": "openai", "base_url": url, "backoff_s": 0.01, **kw})
 
 
-def test_429_then_200_is_retried_honouring_retry_after(serve: Callable[..., _Server]) -> None:
+def test_429_then_200_is_retried_honouring_retry_after(serve: Callable[..., FakeServer]) -> None:
     server = serve(lambda n, path, body: (429, {"Retry-After": "0.3"}, "slow down") if n == 0 else _ok())
     backend = _backend(server.url, max_retries=3)
     t0 = time.perf_counter()
@@ -95,22 +50,24 @@ def test_429_then_200_is_retried_honouring_retry_after(serve: Callable[..., _Ser
                     "repetition_penalty": 1.0}
 
 
-def test_500s_until_max_retries_become_an_error_completion(serve: Callable[..., _Server]) -> None:
+def test_500s_until_max_retries_become_an_error_completion(serve: Callable[..., FakeServer]) -> None:
     server = serve(lambda n, path, body: (500, {}, "boom"))
     backend = _backend(server.url, max_retries=3)
     [c] = backend.generate(["x"], Decoding())
-    assert c.finish_reason == "error" and "HTTP 500: boom (after 4 attempts)" in c.error
+    assert c.finish_reason == "error" and c.error_kind == "transient" and c.transient
+    assert c.error == f"transient: HTTP 500 Internal Server Error: boom ({server.url}, 4 attempts)"
     assert len(server.requests) == 4 == backend.attempts
 
 
-def test_other_4xx_is_not_retried(serve: Callable[..., _Server]) -> None:
+def test_other_4xx_is_not_retried(serve: Callable[..., FakeServer]) -> None:
     server = serve(lambda n, path, body: (400, {}, '{"error": "bad top_k"}'))
     [c] = _backend(server.url).generate(["x"], Decoding(top_k=5))
-    assert c.finish_reason == "error" and c.error.startswith("ValueError: HTTP 400")
+    assert c.finish_reason == "error" and c.error_kind == "permanent" and not c.transient
+    assert c.error == f'permanent: HTTP 400 Bad Request: {{"error": "bad top_k"}} ({server.url})'
     assert len(server.requests) == 1 and server.requests[0][1]["top_k"] == 5
 
 
-def test_timeouts_are_retried(serve: Callable[..., _Server]) -> None:
+def test_timeouts_are_retried(serve: Callable[..., FakeServer]) -> None:
     def slow_first(n: int, path: str, body: dict[str, Any]) -> Reply:
         if n == 0:
             time.sleep(0.6)
@@ -121,17 +78,72 @@ def test_timeouts_are_retried(serve: Callable[..., _Server]) -> None:
     assert c.text == "on time" and len(server.requests) == 2
 
 
-def test_connection_refused_is_an_error_after_retries() -> None:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    backend = _backend(f"http://127.0.0.1:{port}/v1", max_retries=1)
+def test_connection_refused_is_a_transient_error_after_retries() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    backend = _backend(url, max_retries=1)
     [c] = backend.generate(["x"], Decoding())
-    assert c.finish_reason == "error" and "ConnectError" in c.error and backend.attempts == 2
+    assert c.finish_reason == "error" and c.transient and backend.attempts == 2
+    assert c.error == f"transient: connection refused ({url}, 2 attempts)"
 
 
-def test_chat_prompts_key_from_env_and_finish_reason(serve: Callable[..., _Server],
+@pytest.mark.parametrize(("failure", "reason"), [
+    (CLOSE, "connection closed by the server: Server disconnected without sending a response."),
+    (RESET, "connection reset"),
+    ((503, {}, "overloaded"), "HTTP 503 Service Unavailable: overloaded"),
+    ((429, {}, ""), "HTTP 429 Too Many Requests"),
+])
+def test_dropped_connections_and_overload_are_transient_and_retried(
+        serve: Callable[..., FakeServer], failure: Any, reason: str) -> None:
+    server = serve(lambda n, path, body: failure if n < 2 else _ok())
+    [c] = _backend(server.url, max_retries=1).generate(["x"], Decoding())
+    assert c.transient and c.error == f"transient: {reason} ({server.url}, 2 attempts)"
+    [c] = _backend(server.url, max_retries=0).generate(["x"], Decoding())  # the third request succeeds
+    assert c.error is None and c.text == "hi there" and len(server.requests) == 3
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    ({"choices": []}, "empty choices"),
+    ({"object": "text_completion"}, "no choices"),
+    ({"error": {"message": "model overloaded"}}, "no choices (error: model overloaded)"),
+    ("<html>Bad gateway</html>", "body is not JSON: '<html>Bad gateway</html>'"),
+    ([{"text": "hi"}], "body is a JSON array, not an object"),
+    ({"choices": {"text": "hi"}}, "choices is object, not an array"),
+    ({"choices": ["hi"]}, "choices[0] is string, not an object"),
+    ({"choices": [{"finish_reason": "stop"}]}, "choices[0] has neither message nor text"),
+    ({"choices": [{"message": "hi"}]}, "choices[0].message is string, not an object"),
+    ({"choices": [{"message": {"role": "assistant"}}]}, "choices[0].message has no content"),
+    ({"choices": [{"message": {"content": None}}]}, "choices[0].message.content is null"),
+    ({"choices": [{"message": {"content": 7}}]}, "choices[0].message.content is int, not a string"),
+    ({"choices": [{"text": None}]}, "choices[0].text is null, not a string"),
+    ({"choices": [{"text": "hi"}], "usage": {"prompt_tokens": "many"}},
+     "usage.prompt_tokens is string 'many', not a count"),
+    ({"choices": [{"text": "hi"}], "usage": [1, 2]}, "usage is array, not an object"),
+])
+def test_malformed_answers_get_named_reasons_and_are_not_retried(
+        serve: Callable[..., FakeServer], payload: Any, reason: str) -> None:
+    server = serve(lambda n, path, body: (200, {}, payload))
+    [c] = _backend(server.url, max_retries=3).generate(["x"], Decoding())
+    assert (c.finish_reason, c.error_kind, c.error) == ("error", "malformed", f"malformed response: {reason}")
+    assert len(server.requests) == 1
+
+
+def test_refusals_and_content_parts(serve: Callable[..., FakeServer]) -> None:
+    replies = [{"choices": [{"message": {"content": None, "refusal": "I can't help with that."}}]},
+               {"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+                             "finish_reason": "stop"}], "usage": None}]
+    server = serve(lambda n, path, body: (200, {}, replies[n]))
+    backend = _backend(server.url, concurrency=1)
+    refused, parts = backend.generate([[{"role": "user", "content": "x"}]] * 2, Decoding())
+    assert refused.error == "permanent: refused: I can't help with that." and refused.error_kind == "permanent"
+    assert (parts.text, parts.error, parts.tokens_in) == ("ab", None, 0)
+
+
+def test_a_bad_url_is_a_permanent_error_not_a_crash() -> None:
+    [c] = _backend("ftp://127.0.0.1:9/v1", max_retries=3).generate(["x"], Decoding())
+    assert c.error_kind == "permanent" and c.error.startswith("permanent: UnsupportedProtocol: ")
+
+
+def test_chat_prompts_key_from_env_and_finish_reason(serve: Callable[..., FakeServer],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     server = serve(lambda n, path, body: (200, {}, {
         "choices": [{"message": {"role": "assistant", "content": "yo"}, "finish_reason": "length"}]}))
@@ -149,7 +161,7 @@ def test_chat_prompts_key_from_env_and_finish_reason(serve: Callable[..., _Serve
         _backend(server.url, api_key_env="GM_TEST_KEY")
 
 
-def test_concurrency_overlaps_requests_and_keeps_order(serve: Callable[..., _Server]) -> None:
+def test_concurrency_overlaps_requests_and_keeps_order(serve: Callable[..., FakeServer]) -> None:
     def slow(n: int, path: str, body: dict[str, Any]) -> Reply:
         time.sleep(0.3)
         return _ok(body["prompt"].upper())
@@ -162,7 +174,7 @@ def test_concurrency_overlaps_requests_and_keeps_order(serve: Callable[..., _Ser
     assert [c.text for c in out] == [p.upper() for p in prompts]
 
 
-def test_rate_limit_spaces_request_starts(serve: Callable[..., _Server]) -> None:
+def test_rate_limit_spaces_request_starts(serve: Callable[..., FakeServer]) -> None:
     server = serve(lambda n, path, body: _ok())
     t0 = time.perf_counter()
     _backend(server.url, concurrency=4, rate_limit_per_s=20).generate(["x"] * 9, Decoding())
@@ -180,7 +192,7 @@ def test_retry_after_forms() -> None:
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 
-def test_standard_fields_only_for_strict_apis(serve: Callable[..., _Server]) -> None:
+def test_standard_fields_only_for_strict_apis(serve: Callable[..., FakeServer]) -> None:
     server = serve(lambda n, path, body: _ok())
     backend = _backend(server.url, extra_sampling=False)
     backend.generate(["x"], Decoding(temperature=0.7, top_p=0.9))

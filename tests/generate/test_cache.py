@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from gristmill.generate.backends import MockBackend
+from gristmill.generate.backends.base import MalformedResponse
 from gristmill.generate.cache import CachedBackend, ResponseCache, cache_key
 from gristmill.generate.types import Completion, Decoding
 
@@ -49,12 +50,15 @@ def test_identical_requests_in_one_call_are_sent_once(tmp_path: Path) -> None:
 
 
 def test_errors_are_not_cached(tmp_path: Path) -> None:
-    mock = MockBackend({"good": "fine", "bad": RuntimeError("server down")})
+    mock = MockBackend({"good": "fine", "bad": RuntimeError("server down"), "down": ConnectionError("refused"),
+                        "odd": MalformedResponse("empty choices")})
     cached = CachedBackend(mock, tmp_path / "c.sqlite")
-    out = cached.generate(["good", "bad"], Decoding())
+    out = cached.generate(["good", "bad", "down", "odd"], Decoding())
     assert out[1].finish_reason == "error" and "server down" in out[1].error
-    cached.generate(["good", "bad"], Decoding())
-    assert mock.calls == ["good", "bad", "bad"]
+    assert [c.error_kind for c in out] == [None, "permanent", "transient", "malformed"]
+    assert out[3].error == "malformed response: empty choices"
+    cached.generate(["good", "bad", "down", "odd"], Decoding())
+    assert mock.calls == ["good", "bad", "down", "odd", "bad", "down", "odd"]
     assert len(cached.cache) == 1
 
 

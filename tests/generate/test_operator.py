@@ -91,13 +91,13 @@ def test_generator_rows_parse_failures_and_backend_errors() -> None:
     rejected = {r["id"]: r for r in result.rejected.to_pylist()}
     assert rejected["r1"]["_reason"] == "parse: unusable answer 'bad answer'"
     assert rejected["r1"]["gen.raw"] == "bad answer"
-    assert rejected["r2"]["_reason"] == "backend: RuntimeError: HTTP 503 after 4 retries"
+    assert rejected["r2"]["_reason"] == "backend: permanent: RuntimeError: HTTP 503 after 4 retries"
     assert rejected["r3"]["_reason"] == "prompt: empty text"
     assert (rejected["r1"]["gen.tokens_in"], rejected["r1"]["gen.tokens_out"]) == (2, 2)
     # the row without a prompt was never sent
     assert op.backend.calls == ["Split: one", "Split: two", "Split: three"]
-    assert op.take_usage() == {"requests": 3, "cached": 0, "errors": 1, "truncated": 0, "tokens_in": 4,
-                               "tokens_out": 5, "seconds": pytest.approx(0, abs=0.5)}
+    assert op.take_usage() == {"requests": 3, "cached": 0, "errors": 1, "errors_transient": 0, "truncated": 0,
+                               "tokens_in": 4, "tokens_out": 5, "seconds": pytest.approx(0, abs=0.5)}
     assert op.take_usage()["requests"] == 0
 
 
@@ -137,7 +137,7 @@ def test_annotator_adds_columns_and_null_scores_on_failure() -> None:
     rows = result.kept.to_pylist()
     assert [r["judge.score"] for r in rows] == [8, None, None]
     assert [r["judge.error"] for r in rows] == [None, "parse: no score=N in the answer",
-                                                "backend: TimeoutError: read timeout"]
+                                                "backend: transient: TimeoutError: read timeout"]
     assert rows[1]["judge.raw"] == "no idea" and rows[0]["judge.raw"] is None
     assert [r["judge.tokens_out"] for r in rows] == [2, 2, 0]
     assert set(op.writes()) <= set(result.kept.column_names)

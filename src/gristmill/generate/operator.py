@@ -8,7 +8,11 @@ backend once per worker (wrapped in the SQLite response cache when the runner gi
 ``cache_dir``), send a shard's prompts in one call, and turn each completion into rows:
 
 * a row whose prompt cannot be built is rejected with ``prompt: ...``;
-* a completion that failed after the backend's retries is rejected with ``backend: ...``;
+* a completion that failed after the backend's retries is rejected with ``backend: <kind>: ...``
+  (``transient``, ``permanent`` or ``malformed response``; see
+  :class:`~gristmill.generate.types.Completion`). Failures are never cached, and the shard's
+  stats count the transient ones (``errors_transient``), so the next run of the same
+  command sends those requests again and answers the rest from the cache;
 * a completion the task cannot parse is rejected with ``parse: ...`` and its raw text
   in ``gen.raw``.
 
@@ -17,7 +21,7 @@ rejected rows carry the same. A completion's tokens are counted on one row only 
 reject, else the first row made from it; 0 on the others), so column sums over kept and
 rejected rows are the tokens spent. ``take_usage()`` returns the backend usage of the
 calls since it was last called (requests, cached, errors, truncated, tokens, seconds),
-for the runner's stats. Nothing a model says crashes the run.
+for the runner's stats. Nothing a model or a server says crashes the run.
 """
 
 from __future__ import annotations
@@ -100,16 +104,18 @@ class _LLMMixin:
         for c in out:
             u["cached"] += c.cached
             u["errors"] += c.finish_reason == "error"
+            u["errors_transient"] += c.transient
             u["truncated"] += c.finish_reason == "length"
             u["tokens_in"] += c.tokens_in
             u["tokens_out"] += c.tokens_out
         return out
 
     def take_usage(self) -> dict[str, float]:
-        """Backend usage since the last call: requests, cached, errors, truncated, tokens in/out, seconds."""
+        """Backend usage since the last call: requests, cached, errors (``errors_transient`` of them
+        worth retrying: unreachable server, timeout, 429, 5xx), truncated, tokens in/out, seconds."""
         u = self.__dict__.pop("_usage", Counter())
-        return {k: u.get(k, 0) for k in ("requests", "cached", "errors", "truncated", "tokens_in", "tokens_out",
-                                          "seconds")}
+        return {k: u.get(k, 0) for k in ("requests", "cached", "errors", "errors_transient", "truncated",
+                                          "tokens_in", "tokens_out", "seconds")}
 
     def _prompts(self, rows: list[dict[str, Any]]) -> tuple[list[Prompt | None], list[str | None]]:
         prompts: list[Prompt | None] = []

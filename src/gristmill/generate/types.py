@@ -28,9 +28,25 @@ class Decoding(BaseModel):
     seed: int = Field(0, description="Sampling seed; same inputs and seed give the same output.")
 
 
+ErrorKind = Literal["transient", "permanent", "malformed"]
+# How each kind of failure starts its message (and so the reject reason after ``backend: ``).
+ERROR_PREFIX: dict[str, str] = {"transient": "transient: ", "permanent": "permanent: ",
+                                "malformed": "malformed response: "}
+
+
 @dataclass
 class Completion:
-    """One backend answer. ``finish_reason`` is 'stop', 'length' (cut by max_tokens) or 'error'."""
+    """One backend answer. ``finish_reason`` is 'stop', 'length' (cut by max_tokens) or 'error'.
+
+    A failed request has ``finish_reason='error'``, the message in ``error`` (starting with
+    its kind, e.g. ``transient: connection refused (...)``) and ``error_kind``:
+
+    * ``transient``: the server was unreachable, timed out, or answered 429 or 5xx -- worth
+      asking again later; a rerun of the run retries it;
+    * ``permanent``: the request itself failed (HTTP 400, a prompt too long for the context);
+    * ``malformed``: the server answered something that is not a completion (no JSON, empty
+      ``choices``, no ``message``/``content``, wrong types).
+    """
 
     text: str
     finish_reason: Literal["stop", "length", "error"] = "stop"
@@ -39,6 +55,12 @@ class Completion:
     error: str | None = None
     cached: bool = False
     seconds: float = 0.0
+    error_kind: ErrorKind | None = None
+
+    @property
+    def transient(self) -> bool:
+        """A failure worth retrying later (never true of an answer)."""
+        return self.finish_reason == "error" and self.error_kind == "transient"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

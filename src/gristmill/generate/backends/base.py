@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gristmill.generate.types import Completion, Decoding, Prompt
+from gristmill.generate.types import ERROR_PREFIX, Completion, Decoding, ErrorKind, Prompt
 
 BackendType = Literal["llama_cpp", "transformers", "openai", "mock"]
 
@@ -141,8 +141,110 @@ class BaseBackend:
         self.close()
 
 
-def error_completion(exc: BaseException | str, seconds: float = 0.0) -> Completion:
-    """The completion recorded for a prompt that failed."""
-    msg = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-    return Completion(text="", finish_reason="error", error=msg, seconds=seconds)
+class BackendFailure(ValueError):
+    """A failure whose message is the whole reason (no exception type is shown)."""
+
+    kind: ErrorKind = "permanent"
+
+
+class MalformedResponse(BackendFailure):
+    """A server's answer that is not a completion; the message says what is wrong with it."""
+
+    kind: ErrorKind = "malformed"
+
+
+class Refused(BackendFailure):
+    """The model declined to answer (a chat message with ``refusal`` and no content)."""
+
+
+def error_kind(exc: BaseException) -> ErrorKind:
+    """The kind of failure an exception is: timeouts and connection errors are transient."""
+    if isinstance(exc, BackendFailure):
+        return exc.kind
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return "transient"
+    return "permanent"
+
+
+def error_completion(exc: BaseException | str, seconds: float = 0.0, kind: ErrorKind | None = None) -> Completion:
+    """The completion recorded for a prompt that failed, its message prefixed with its kind.
+
+    ``kind`` defaults to :func:`error_kind` of the exception ('permanent' for a message).
+    """
+    if kind is None:
+        kind = "permanent" if isinstance(exc, str) else error_kind(exc)
+    if isinstance(exc, str):
+        msg = exc
+    elif isinstance(exc, BackendFailure):
+        msg = str(exc)
+    else:
+        msg = f"{type(exc).__name__}: {exc}"
+    return Completion(text="", finish_reason="error", error=ERROR_PREFIX[kind] + msg, seconds=seconds,
+                      error_kind=kind)
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
+        type(value), type(value).__name__)
+
+
+def _count(usage: dict[str, Any], key: str) -> int:
+    value = usage.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
+        raise MalformedResponse(f"usage.{key} is {_type_name(value)} {value!r}, not a count")
+    return int(value)
+
+
+def parse_openai_response(data: Any) -> Completion:
+    """A completion from an OpenAI-shaped response body (``/completions`` or ``/chat/completions``).
+
+    Raises :class:`MalformedResponse` naming what is wrong: a body that is not an object,
+    no or empty ``choices``, a choice without ``text`` or ``message``/``content``, wrong
+    types, token counts that are not counts. A chat ``content`` given as a list of text
+    parts is joined; a null ``content`` with a ``refusal`` names the refusal.
+    """
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"body is a JSON {_type_name(data)}, not an object")
+    choices = data.get("choices")
+    if choices is None:
+        err = data.get("error")
+        detail = err.get("message") if isinstance(err, dict) else err
+        raise MalformedResponse("no choices" + (f" (error: {str(detail)[:200]})" if detail else ""))
+    if not isinstance(choices, list):
+        raise MalformedResponse(f"choices is {_type_name(choices)}, not an array")
+    if not choices:
+        raise MalformedResponse("empty choices")
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise MalformedResponse(f"choices[0] is {_type_name(choice)}, not an object")
+    if "message" in choice:
+        message = choice["message"]
+        if not isinstance(message, dict):
+            raise MalformedResponse(f"choices[0].message is {_type_name(message)}, not an object")
+        if "content" not in message:
+            raise MalformedResponse("choices[0].message has no content")
+        text = message["content"]
+        if text is None:
+            refusal = message.get("refusal")
+            if refusal:
+                raise Refused(f"refused: {str(refusal)[:200]}")
+            raise MalformedResponse("choices[0].message.content is null")
+        if isinstance(text, list) and all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in text):
+            text = "".join(p["text"] for p in text)
+        where = "choices[0].message.content"
+    elif "text" in choice:
+        text, where = choice["text"], "choices[0].text"
+    else:
+        raise MalformedResponse("choices[0] has neither message nor text")
+    if not isinstance(text, str):
+        raise MalformedResponse(f"{where} is {_type_name(text)}, not a string")
+    usage = data.get("usage")
+    if usage is None:
+        usage = {}
+    elif not isinstance(usage, dict):
+        raise MalformedResponse(f"usage is {_type_name(usage)}, not an object")
+    return Completion(text=text, finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+                      tokens_in=_count(usage, "prompt_tokens"), tokens_out=_count(usage, "completion_tokens"))
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.generate.backends.base import (BackendSpec, BaseBackend, UnsupportedDecoding, default_threads,
-                                              error_completion, find_smollm2_gguf)
+                                              error_completion, find_smollm2_gguf, parse_openai_response)
 from gristmill.generate.types import Completion, Decoding, Prompt
 
 PENALTY_LAST_N = 64  # llama-cpp-python's default window for the repetition penalty
@@ -131,10 +131,9 @@ class LlamaCppBackend(BaseBackend):
                                        top_p=d.top_p, min_p=d.min_p, typical_p=1.0,
                                        repeat_penalty=d.repetition_penalty, stop=list(d.stop) or None,
                                        seed=d.seed & 0xFFFFFFFF)
-        choice, usage = r["choices"][0], r["usage"]
-        return Completion(text=choice["text"], finish_reason="length" if choice["finish_reason"] == "length"
-                          else "stop", tokens_in=usage["prompt_tokens"], tokens_out=usage["completion_tokens"],
-                          seconds=time.perf_counter() - t0)
+        c = parse_openai_response(r)  # llama-cpp-python answers in the OpenAI shape
+        c.seconds = time.perf_counter() - t0
+        return c
 
     def stream(self, prompts: Sequence[Prompt], decoding: Decoding) -> Iterator[tuple[int, Completion]]:
         self.check(decoding)

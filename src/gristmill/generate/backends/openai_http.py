@@ -5,7 +5,12 @@ in the spec forces one). Requests run ``concurrency`` at a time on a thread pool
 ``rate_limit_per_s`` started per second. A request that times out, cannot connect, or
 gets 429 or 5xx is retried up to ``max_retries`` times with exponential backoff and jitter
 (``backoff_s`` x 2^attempt x [0.5, 1.5)), waiting at least what a ``Retry-After`` header
-asks. Any other failure, or the last retry's, becomes that prompt's error completion.
+asks. Any other failure, or the last retry's, becomes that prompt's error completion, of
+one of three kinds (:class:`~gristmill.generate.types.Completion`): ``transient: connection
+refused (<base_url>, 5 attempts)`` (unreachable, timeouts, 408/409/425/429, 5xx: a rerun
+retries it), ``permanent: HTTP 400 Bad Request: ...`` (other 4xx, a bad URL), and
+``malformed response: empty choices`` (an answer that is not a completion: no JSON, no or
+empty ``choices``, no ``message``/``content``/``text``, wrong types).
 
 Decoding: ``temperature`` (0 = greedy), ``top_p``, ``max_tokens``, ``stop`` and ``seed`` are
 standard. ``top_k``, ``min_p`` and the repetition penalty (as ``repeat_penalty`` for
@@ -30,7 +35,8 @@ from typing import Any
 
 import httpx
 
-from gristmill.generate.backends.base import BackendSpec, BaseBackend, UnsupportedDecoding, error_completion
+from gristmill.generate.backends.base import (BackendFailure, BackendSpec, BaseBackend, MalformedResponse,
+                                              UnsupportedDecoding, error_completion, parse_openai_response)
 from gristmill.generate.types import Completion, Decoding, Prompt
 
 RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
@@ -43,6 +49,27 @@ class RetryableError(Exception):
     def __init__(self, message: str, wait: float | None = None) -> None:
         super().__init__(message)
         self.wait = wait
+
+
+def transport_reason(exc: httpx.TransportError) -> str:
+    """A short reason for a failure to get any HTTP answer (connection refused, reset, timeout)."""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return {httpx.ConnectTimeout: "connect timeout", httpx.ReadTimeout: "read timeout (no answer in time)",
+                httpx.WriteTimeout: "write timeout", httpx.PoolTimeout: "pool timeout"}.get(type(exc), "timeout")
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused" if "refused" in detail.lower() else f"cannot connect: {detail}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"connection closed by the server: {detail}"
+    if isinstance(exc, httpx.NetworkError):
+        return "connection reset" if "reset" in detail.lower() else f"connection error: {detail}"
+    return f"{type(exc).__name__}: {detail}"
+
+
+def http_reason(resp: httpx.Response, limit: int) -> str:
+    """``HTTP 503 Service Unavailable: <start of the body>``."""
+    text = resp.text.strip()[:limit]
+    return f"HTTP {resp.status_code} {resp.reason_phrase}".rstrip() + (f": {text}" if text else "")
 
 
 class RateLimiter:
@@ -156,20 +183,19 @@ class OpenAIBackend(BaseBackend):
             self.attempts += 1
         try:
             resp = self.client.post(self.base_url + path, json=body)
+        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
+            raise BackendFailure(f"{type(exc).__name__}: {exc}") from exc
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise RetryableError(f"{type(exc).__name__}: {exc or 'no detail'}") from exc
+            raise RetryableError(transport_reason(exc)) from exc
         if resp.status_code in RETRY_STATUS:
-            raise RetryableError(f"HTTP {resp.status_code}: {resp.text[:200]}",
-                                 retry_after(resp.headers.get("retry-after")))
+            raise RetryableError(http_reason(resp, 200), retry_after(resp.headers.get("retry-after")))
         if resp.status_code >= 400:
-            raise ValueError(f"HTTP {resp.status_code}: {resp.text[:300]}")
-        data = resp.json()
-        choice = data["choices"][0]
-        text = choice["message"].get("content") or "" if "message" in choice else choice.get("text") or ""
-        usage = data.get("usage") or {}
-        return Completion(text=text, finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
-                          tokens_in=int(usage.get("prompt_tokens") or 0),
-                          tokens_out=int(usage.get("completion_tokens") or 0))
+            raise BackendFailure(f"{http_reason(resp, 300)} ({self.base_url})")
+        try:
+            data = resp.json()
+        except ValueError:
+            raise MalformedResponse(f"body is not JSON: {resp.text[:100]!r}") from None
+        return parse_openai_response(data)
 
     def complete_one(self, prompt: Prompt, decoding: Decoding) -> Completion:
         """One prompt's completion, retried as the module docstring says; never raises."""
@@ -183,10 +209,12 @@ class OpenAIBackend(BaseBackend):
                 c = self._once(path, body)
             except RetryableError as exc:
                 if attempt == self.max_retries:
-                    return error_completion(f"{exc} (after {attempt + 1} attempts)", time.perf_counter() - t0)
+                    n = attempt + 1
+                    return error_completion(f"{exc} ({self.base_url}, {n} attempt{'s' * (n > 1)})",
+                                            time.perf_counter() - t0, kind="transient")
                 delay = self.backoff_s * 2 ** attempt * (0.5 + random.random())
                 time.sleep(min(MAX_WAIT_S, max(delay, exc.wait or 0.0)))
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
+            except (ValueError, KeyError, IndexError, TypeError) as exc:  # BackendFailure, or a bug of ours
                 return error_completion(exc, time.perf_counter() - t0)
             else:
                 c.seconds = time.perf_counter() - t0
