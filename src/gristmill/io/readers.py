@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import glob as globlib
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from gristmill.io.base import BadRecord, InputError, Progress, ReaderOptions, RecordError
+from gristmill.io.base import BadRecord, InputError, Progress, ReaderOptions, RecordError, StreamError
 from gristmill.io.chat import SHAPES
 from gristmill.io.jsonl import iter_json
 from gristmill.io.tabular import iter_csv, iter_parquet, row_raw
@@ -41,13 +42,20 @@ DEFAULT_COLUMNS = {
     "sharegpt": ["messages"],
     "openai": ["messages"],
 }
-READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError)
+READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error)
 try:
     import zstandard
 
     READ_ERRORS += (zstandard.ZstdError,)
 except ImportError:  # pragma: no cover
     pass
+
+
+def lost_reason(exc: BaseException, last: int | None) -> str:
+    """The bad record's reason for a file that stopped being readable after line ``last``."""
+    reason = str(exc) if isinstance(exc, StreamError) else f"unreadable file: {type(exc).__name__}: {exc}"
+    where = "the whole file" if last is None else f"everything after line {last}"
+    return f"{reason}; {where} is lost"
 
 
 def container_of(path: Path) -> str | None:
@@ -171,6 +179,12 @@ class Reader:
         return list(cols)
 
     def __iter__(self) -> Iterator[dict[str, Any] | BadRecord]:
+        for _, item in self.numbered():
+            yield item
+
+    def numbered(self) -> Iterator[tuple[int | None, dict[str, Any] | BadRecord]]:
+        """Like iterating the reader, each item with the line (row number for Parquet) it
+        came from, or None where a record has no line (a txt file, a whole-file problem)."""
         self._progress = progress = Progress()
         for f in self.files:
             yield from self._read_file(f, progress)
@@ -191,32 +205,36 @@ class Reader:
             return iter_parquet(f, self.options.text_column if fmt == "parquet" else None, limit, progress)
         return iter_json(f, limit, progress)
 
-    def _read_file(self, f: Path, progress: Progress) -> Iterator[dict[str, Any] | BadRecord]:
+    def _read_file(self, f: Path, progress: Progress) -> Iterator[tuple[int | None, dict[str, Any] | BadRecord]]:
         src = str(f)
         items = self._source(f, progress)
         finish = self._finisher(f.name, src)
         chunk = self.options.chunk_chars
+        last: int | None = None  # the last line reached, for a stream that breaks after it
         try:
             for item in items:
                 if type(item) is BadRecord:
-                    yield item
+                    last = item.line if item.line is not None else last
+                    yield item.line, item
                     continue
                 line, obj = item  # type: ignore[misc]
+                last = line
                 try:
                     row = finish(obj, line)
                 except RecordError as exc:
-                    yield BadRecord(src, line, str(exc), row_raw(obj))
+                    yield line, BadRecord(src, line, str(exc), row_raw(obj))
                     continue
                 if chunk is None:
-                    yield row
+                    yield line, row
                     continue
                 rid = row["id"]
                 for k, piece in enumerate(split_chunks(row["text"], chunk)):
                     part = dict(row)
                     part["id"], part["text"] = f"{rid}#{k}", piece
-                    yield part
-        except READ_ERRORS as exc:  # a truncated or corrupt compressed stream
-            yield BadRecord(src, None, f"cannot read the rest of the file: {exc}", "")
+                    yield line, part
+        except READ_ERRORS as exc:  # a truncated or corrupt compressed stream, an I/O error
+            at = None if last is None else last + 1  # the line the stream broke in
+            yield at, BadRecord(src, at, lost_reason(exc, last), "")
 
     def _finisher(self, name: str, src: str) -> Callable[[dict[str, Any], int | None], dict[str, Any]]:
         """The function that validates one parsed record of a file and gives it its id,

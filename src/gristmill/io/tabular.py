@@ -1,7 +1,11 @@
 """Tabular readers: Parquet (streamed by record batches) and CSV/TSV (streamed by lines).
 
 Parquet drops: a file whose schema lacks the text column or holds it as a non-string
-type (one bad record for the file, then the next file), and an unreadable file.
+type (one bad record for the file, then the next file), an unreadable file (no valid
+footer: truncated or not Parquet), and a row group that cannot be decoded (corrupt pages,
+a page checksum mismatch where the writer stored checksums): one bad record for the rows
+of that group not read (``line`` is the first of them), and reading goes on with the
+next row group, so the readable groups of a damaged file are kept.
 CSV drops: ragged rows (field count differs from the header), invalid UTF-8, records
 over ``max_record_bytes``, and rows the csv parser rejects. All CSV values are strings.
 """
@@ -35,7 +39,7 @@ def iter_parquet(path: Path, text_column: str | None, limit: int, progress: Prog
     """Yield ``(row number, row)`` (1-based) or bad records for one Parquet file."""
     src = str(path)
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
     except (pa.ArrowException, OSError) as exc:
         yield BadRecord(src, None, f"not a readable parquet file: {exc}", "")
         return
@@ -61,17 +65,26 @@ def iter_parquet(path: Path, text_column: str | None, limit: int, progress: Prog
     done = 0
     progress.current = lambda: int(size_on_disk * done / rows_total)
     with pf:
-        for batch in pf.iter_batches(batch_size=batch_size):
-            sizes = None
-            if text_column is not None and limit:
-                sizes = pc.binary_length(batch.column(text_column).cast(pa.large_string())).to_pylist()
-            for i, row in enumerate(batch.to_pylist()):
-                n = done + i + 1
-                if sizes is not None and sizes[i] is not None and sizes[i] > limit:
-                    yield BadRecord(src, n, size_reason(sizes[i], limit), cut(row[text_column]))
-                    continue
-                yield n, row
-            done += batch.num_rows
+        for group in range(meta.num_row_groups):
+            first, count = done, meta.row_group(group).num_rows
+            try:
+                for batch in pf.iter_batches(batch_size=batch_size, row_groups=[group]):
+                    sizes = None
+                    if text_column is not None and limit:
+                        sizes = pc.binary_length(batch.column(text_column).cast(pa.large_string())).to_pylist()
+                    rows = batch.to_pylist()
+                    for i, row in enumerate(rows):
+                        n = done + i + 1
+                        if sizes is not None and sizes[i] is not None and sizes[i] > limit:
+                            yield BadRecord(src, n, size_reason(sizes[i], limit), cut(row[text_column]))
+                            continue
+                        yield n, row
+                    done += batch.num_rows
+            except (pa.ArrowException, OSError) as exc:
+                lost = f"rows {done + 1}-{first + count}" if first + count > done + 1 else f"row {done + 1}"
+                yield BadRecord(src, done + 1, f"corrupt parquet row group: row group {group} ({lost} of "
+                                f"{meta.num_rows}) cannot be read: {exc}", "")
+                done = first + count
 
 
 class _CsvLines:

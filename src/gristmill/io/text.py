@@ -25,10 +25,11 @@ def iter_txt(path: Path, record_id: str, limit: int, progress: Progress) -> Iter
         progress.current = f.tell
         data = f.stream.read(limit + 1)
         if len(data) > limit:
-            if size <= limit:  # compressed: count the rest without holding it
+            if f.stream is not f.raw:  # compressed: count the rest without holding it
+                size = len(data)
                 while chunk := f.stream.read(1 << 20):
                     size += len(chunk)
-            yield BadRecord(src, None, size_reason(max(size, len(data)), limit), cut(data[:4000]))
+            yield BadRecord(src, None, size_reason(size, limit), cut(data[:4000]))
             return
     try:
         text = data.decode("utf-8")
