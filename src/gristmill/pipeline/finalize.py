@@ -18,20 +18,57 @@ import pyarrow.parquet as pq
 
 from gristmill.io import open_writer
 from gristmill.pipeline import ownership, store
+from gristmill.records import join_types, json_text_array, json_text_field, json_text_reason, type_kind
 
 EXTENSIONS = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv", "hf": "",
               "openai": ".jsonl", "sharegpt": ".jsonl", "alpaca": ".jsonl"}
 
 
 def unified_schema(files: list[Path]) -> pa.Schema:
-    """One schema that every file's rows can be cast to (all-null columns promoted)."""
-    return pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    """One schema that every file's rows can be conformed to, without losing a value.
+
+    A column takes the type its types join to (all-null columns promoted, int to float,
+    structs to the union of their fields; see :func:`~gristmill.records.join_types`). A
+    column that is JSON text in any file (``gristmill.json`` field metadata), or whose
+    types join to nothing (``int64`` in one shard, ``string`` in another), is JSON text
+    in the result: a string column whose metadata gives the reasons (``int vs string``),
+    which :func:`conform` fills with the JSON text of each value.
+    """
+    schemas = [pq.read_schema(f) for f in files]
+    by_name: dict[str, list[pa.Field]] = {}
+    for schema in schemas:
+        for field in schema:
+            by_name.setdefault(field.name, []).append(field)
+    fields = []
+    for name, found in by_name.items():
+        reasons = list(dict.fromkeys(r for f in found if (r := json_text_reason(f)) is not None))
+        native = [f.type for f in found if json_text_reason(f) is None and not pa.types.is_null(f.type)]
+        joined = join_types(native) if native else pa.null()
+        if joined is None:
+            reasons.append(" vs ".join(dict.fromkeys(type_kind(t) for t in native)) + " in different shards")
+        if reasons:
+            fields.append(json_text_field(name, "; ".join(reasons)))
+        else:
+            fields.append(pa.field(name, joined, metadata=found[0].metadata))
+    return pa.schema(fields)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` with ``schema``'s columns in its order; missing columns become nulls."""
-    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names
-            else pa.nulls(table.num_rows, f.type) for f in schema]
+    """``table`` with ``schema``'s columns in its order; missing columns become nulls.
+
+    A column the schema holds as JSON text that is not JSON text in ``table`` gets the JSON
+    text of each of its values (``json.loads`` gives them back); others are cast.
+    """
+    cols = []
+    for f in schema:
+        if f.name not in table.column_names:
+            cols.append(pa.nulls(table.num_rows, f.type))
+            continue
+        col = table.column(f.name)
+        here = table.schema.field(f.name)
+        if json_text_reason(f) is not None and json_text_reason(here) is None and not pa.types.is_null(col.type):
+            col = json_text_array(col.to_pylist())
+        cols.append(col.cast(f.type) if col.type != f.type else col)
     return pa.Table.from_arrays(cols, schema=schema)
 
 
@@ -85,6 +122,9 @@ def write_outputs(run_dir: Path, shard_dirs: list[Path], output: dict[str, Any],
     stats: dict[str, Any] = {"rows": sum(counts.values()), "format": fmt}
     if by_split:
         stats["splits"] = dict(sorted(counts.items()))
+    json_columns = {f.name: r for f in schema if (r := json_text_reason(f)) is not None}
+    if json_columns:  # columns stored as JSON text, and why
+        stats["json_columns"] = json_columns
     return outputs, stats
 
 

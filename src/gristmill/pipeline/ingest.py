@@ -17,11 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import xxhash
 
 from gristmill.io import BadRecord, open_reader
 from gristmill.pipeline import store
-from gristmill.records import ID, from_rows
+from gristmill.records import (
+    ID,
+    PAYLOAD,
+    from_rows,
+    join_types,
+    json_text_array,
+    json_text_field,
+    json_kind,
+    json_text_reason,
+    type_conflict,
+    unstorable,
+)
 
 MAX_SHARD_BYTES = 64 * 1024 * 1024
 
@@ -41,52 +53,145 @@ def _reason_rule(reason: str) -> str:
     return reason.split(":", 1)[0].strip()
 
 
-def build_table(rows: list[dict[str, Any]], source_hint: str) -> tuple[pa.Table, list[BadRecord]]:
-    """Rows → table; rows whose field types conflict with the others become bad records."""
+ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, RecursionError)
+
+
+def _array(values: list[Any], type: pa.DataType | None = None) -> tuple[pa.Array | None, str | None]:
+    """``values`` as one Arrow array that Parquet can store, or None and why not."""
     try:
-        return from_rows(rows), []
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        arr = pa.array(values, type=type)
+    except ARROW_ERRORS as exc:
+        return None, str(exc).splitlines()[0] if str(exc) else type_name(exc)
+    problem = unstorable(arr.type)
+    return (None, problem) if problem else (arr, None)
+
+
+def type_name(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _payload_type(values: list[Any], pinned: pa.DataType | None) -> tuple[pa.DataType | None, list[bool]]:
+    """The type a payload column keeps, and which values fit it.
+
+    It is ``pinned`` (the column's type in earlier shards) widened where it can be, else the
+    most common type of the values widened by the others where it can be (a struct with
+    more fields, int to float); a value whose type cannot join it does not fit.
+    """
+    types: list[pa.DataType | None] = []
+    for v in values:
+        if v is None:
+            types.append(None)
+            continue
+        arr, _ = _array([v])
+        types.append(None if arr is None else arr.type)
+    counts = Counter(t for t in types if t is not None and not pa.types.is_null(t))
+    order = [t for t, _ in counts.most_common()]
+    joined = pinned if pinned is not None else (order[0] if order else None)
+    if joined is None:
+        return None, [v is None for v in values]
+    members = {joined}
+    for t in order:
+        wider = join_types([joined, t])
+        if wider is not None:
+            joined = wider
+            members.add(t)
+    fits = [v is None or (t is not None and (t in members or pa.types.is_null(t))) for v, t in zip(values, types)]
+    return joined, fits
+
+
+def build_table(rows: list[dict[str, Any]], source_hint: str, lines: list[int | None] | None = None,
+                pinned: dict[str, pa.DataType] | None = None) -> tuple[pa.Table, list[BadRecord], dict[str, str]]:
+    """Rows → ``(table, bad records, JSON text columns)``; valid JSON never makes it fail.
+
+    Each column is built as one Arrow type. Where the values do not fit one type that
+    Parquet can store (types that differ between rows, lists mixing types, ``{}`` in every
+    row, nesting too deep to read back):
+
+    - a payload column (:data:`~gristmill.records.PAYLOAD`: text, messages, instruction, ...)
+      keeps its type: the type of ``pinned`` (the column in earlier shards) or else of most
+      of its values, and each record whose value does not fit becomes a bad record
+      ``field type: ...`` with its file and ``lines`` entry;
+    - any other column becomes a JSON text column (see :mod:`gristmill.records`): every
+      value is kept as its JSON text, and the third result maps the column to the reason
+      (``int vs string``, ``[]: int vs string``, ``empty object``).
+
+    A payload column whose values agree on no storable type is JSON text too.
+    """
+    lines = lines if lines is not None else [None] * len(rows)
+    pinned = pinned or {}
+    fast: pa.Table | None = None
+    try:
+        fast = from_rows(rows)
+    except ARROW_ERRORS:
         pass
-    errors = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
-    columns: dict[str, list[Any]] = {}
+    if fast is not None and not any(unstorable(f.type) for f in fast.schema) and all(
+            join_types([pinned[f.name], f.type]) is not None for f in fast.schema if f.name in pinned):
+        return fast, [], {}
+    names: dict[str, None] = {}
     for row in rows:
-        for k, v in row.items():
-            if v is not None:
-                columns.setdefault(k, []).append(v)
-    types: dict[str, pa.DataType] = {}
-    for k, values in columns.items():
-        try:
-            types[k] = pa.array(values).type
-        except errors:
-            types[k] = pa.array(values[:1]).type
-    good: list[dict[str, Any]] = []
+        names.update(dict.fromkeys(row))
+    bad_rows: dict[int, str] = {}
+    keep_types: dict[str, pa.DataType] = {}
+    for n in names:
+        if n not in PAYLOAD:
+            continue
+        values = [row.get(n) for row in rows]
+        arr, _ = _array(values)
+        if arr is not None and (n not in pinned or join_types([pinned[n], arr.type]) is not None):
+            continue
+        target, fits = _payload_type(values, pinned.get(n))
+        if target is None or unstorable(target):
+            continue  # no type to keep: JSON text below
+        keep_types[n] = target
+        for i, ok in enumerate(fits):
+            if not ok and i not in bad_rows:
+                v = values[i]
+                got, _ = _array([v])
+                what = str(got.type) if got is not None else _kind_of(v)
+                bad_rows[i] = f"field type: {n!r} is {what}, the other records have {target}"
     bad: list[BadRecord] = []
-    for row in rows:
-        for k, v in row.items():
-            if v is None:
-                continue
-            try:
-                pa.array([v], type=types[k])
-            except errors:
-                raw = json.dumps(row, ensure_ascii=False, default=str)[:1000]
-                bad.append(BadRecord(str(row.get("source", source_hint)), None,
-                                     f"field type: {k!r} is {type(v).__name__}, other records have {types[k]}", raw))
-                break
-        else:
-            good.append(row)
-    schema = pa.schema(list(types.items()))
-    try:
-        return from_rows(good, schema if len(schema) else None), bad
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as exc:
-        raise RuntimeError(f"{source_hint}: cannot build a table from the records: {exc}") from exc
+    if bad_rows:
+        for i, reason in sorted(bad_rows.items()):
+            row = rows[i]
+            raw = json.dumps(row, ensure_ascii=False, default=str)[:1000]
+            bad.append(BadRecord(str(row.get("source", source_hint)), lines[i], reason, raw))
+        rows = [row for i, row in enumerate(rows) if i not in bad_rows]
+    arrays: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    json_columns: dict[str, str] = {}
+    for n in names:
+        values = [row.get(n) for row in rows]
+        arr, problem = _array(values, keep_types.get(n))
+        if arr is None and n in keep_types:
+            arr, problem = _array(values)
+        if arr is not None:
+            arrays.append(arr)
+            fields.append(pa.field(n, arr.type))
+            continue
+        reason = type_conflict(values) or problem or "no single type"
+        json_columns[n] = reason
+        arrays.append(json_text_array(values))
+        fields.append(json_text_field(n, reason))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields)), bad, json_columns
 
 
-def _commit_shard(shard_dir: Path, index: int, rows: list[dict[str, Any]], bad: list[BadRecord], source: str,
-                  renamed: int) -> IngestedShard:
+def _kind_of(value: Any) -> str:
+    inner = type_conflict([value])
+    return f"{json_kind(value)} ({inner})" if inner else json_kind(value)
+
+
+def _commit_shard(shard_dir: Path, index: int, rows: list[dict[str, Any]], lines: list[int | None],
+                  bad: list[BadRecord], source: str, renamed: int, pinned: dict[str, pa.DataType],
+                  strict: bool = False) -> IngestedShard:
+    """Write shard ``index`` (unless committed already) and widen ``pinned`` with its payload types."""
     final = shard_dir / store.shard_name(index)
     if final.is_dir():
+        _pin(pinned, pq.read_schema(final / "data.parquet"))
         return IngestedShard(index, final, store.read_json(final / "stats.json")["rows"])
-    table, conflicts = build_table(rows, source)
+    table, conflicts, json_columns = build_table(rows, source, lines, pinned)
+    if strict and conflicts:
+        raise StrictInputError(_where(conflicts[0]))
+    _pin(pinned, table.schema)
     bad = bad + conflicts
     tmp = store.tmp_sibling(final)
     tmp.mkdir(parents=True)
@@ -95,10 +200,28 @@ def _commit_shard(shard_dir: Path, index: int, rows: list[dict[str, Any]], bad: 
         for b in bad:
             f.write(json.dumps(b.to_json(), ensure_ascii=False) + "\n")
     by_reason = Counter(_reason_rule(b.reason) for b in bad)
-    (tmp / "stats.json").write_text(json.dumps({"rows": table.num_rows, "quarantined": len(bad),
-                                                "by_reason": dict(by_reason), "ids_renamed": renamed}))
+    stats: dict[str, Any] = {"rows": table.num_rows, "quarantined": len(bad), "by_reason": dict(by_reason),
+                             "ids_renamed": renamed}
+    if json_columns:
+        stats["json_columns"] = json_columns  # column -> why it is stored as JSON text
+    (tmp / "stats.json").write_text(json.dumps(stats))
     store.commit_dir(tmp, final)
     return IngestedShard(index, final, table.num_rows)
+
+
+def _pin(pinned: dict[str, pa.DataType], schema: pa.Schema) -> None:
+    """Record the types of the payload columns of a committed shard for the shards after it."""
+    for field in schema:
+        if field.name not in PAYLOAD or pa.types.is_null(field.type) or json_text_reason(field) is not None:
+            continue
+        joined = join_types([pinned[field.name], field.type]) if field.name in pinned else field.type
+        if joined is not None:
+            pinned[field.name] = joined
+
+
+def _where(item: BadRecord) -> str:
+    where = f"{item.source}:{item.line}" if item.line is not None else item.source
+    return f"{where}: {item.reason}"
 
 
 def _unique_id(row: dict[str, Any], seen: set[int]) -> bool:
@@ -121,35 +244,41 @@ def ingest(paths: list[Path], options: Any, shard_rows: int, shard_dir: Path, st
     """Read ``paths`` in order and yield committed shards of at most ``shard_rows`` rows.
 
     ``on_bytes(read, total)`` is called as input bytes are consumed (for a progress bar).
-    In strict mode the first bad record raises :class:`StrictInputError` with its message.
+    In strict mode the first bad record raises :class:`StrictInputError` with its message:
+    a record the reader rejects (invalid JSON, a truncated or corrupt file, a corrupt
+    Parquet row group) or one whose payload field has the wrong type (see :func:`build_table`).
+    Payload columns keep the type of the first shard that holds them, across shards.
     """
     shard_dir.mkdir(parents=True, exist_ok=True)
     readers = [open_reader(p, options) for p in paths]
     seen_ids: set[int] = set()
+    pinned: dict[str, pa.DataType] = {}
     total = sum(r.bytes_total() for r in readers)
     done_bytes = 0
     index = 0
     rows: list[dict[str, Any]] = []
+    lines: list[int | None] = []
     bad: list[BadRecord] = []
     size = renamed = 0
     for reader in readers:
-        for n, item in enumerate(reader):
+        for n, (line, item) in enumerate(reader.numbered()):
             if isinstance(item, BadRecord):
                 if strict:
-                    where = f"{item.source}:{item.line}" if item.line is not None else item.source
-                    raise StrictInputError(f"{where}: {item.reason}")
+                    raise StrictInputError(_where(item))
                 bad.append(item)
             else:
                 renamed += _unique_id(item, seen_ids)
                 rows.append(item)
+                lines.append(line)
                 size += len(item.get("text") or "") if isinstance(item.get("text"), str) else 0
             if len(rows) >= shard_rows or size >= MAX_SHARD_BYTES:
-                yield _commit_shard(shard_dir, index, rows, bad, str(reader.path), renamed)
-                index, rows, bad, size, renamed = index + 1, [], [], 0, 0
+                yield _commit_shard(shard_dir, index, rows, lines, bad, str(reader.path), renamed, pinned, strict)
+                index, rows, lines, bad, size, renamed = index + 1, [], [], [], 0, 0
             if on_bytes is not None and n % 256 == 0:
                 on_bytes(done_bytes + reader.bytes_read(), total)
         done_bytes += reader.bytes_total()
         if on_bytes is not None:
             on_bytes(done_bytes, total)
     if rows or bad or index == 0:
-        yield _commit_shard(shard_dir, index, rows, bad, str(paths[-1]) if paths else "", renamed)
+        yield _commit_shard(shard_dir, index, rows, lines, bad, str(paths[-1]) if paths else "", renamed, pinned,
+                            strict)

@@ -1,0 +1,151 @@
+"""Valid JSON never crashes a run: fields whose values do not fit one Arrow type are kept
+as JSON text (with the reason in the stats), or, in payload columns, quarantined per
+record with file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from gristmill.io import ReaderOptions
+from gristmill.pipeline import finalize
+from gristmill.pipeline.ingest import StrictInputError, build_table, ingest
+from gristmill.records import json_text_reason
+from gristmill.runner import run_recipe
+
+WORDS = "one two three four five six"
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def run(tmp_path: Path, rows: list[dict[str, Any]], shard_rows: int = 100, output: str = "jsonl", **kw: Any):
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    recipe = {"name": "t", "input": {"path": str(src), "format": "jsonl", "shard_rows": shard_rows},
+              "steps": [{"op": "filter.length", "params": {"min_words": 3}}],
+              "output": {"format": output}, "executor": {"workers": 1}}
+    return run_recipe(recipe, runs_dir=tmp_path / "runs", progress=False, **kw)
+
+
+def out_rows(summary) -> list[dict[str, Any]]:
+    path = summary.run_dir / "data" / "data.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_empty_object_in_every_row(tmp_path):
+    s = run(tmp_path, [{"id": f"r{i}", "text": WORDS, "meta": {}} for i in range(3)])
+    assert [json.loads(r["meta"]) for r in out_rows(s)] == [{}, {}, {}]
+    assert s.stats["output"]["json_columns"] == {"meta": "empty object"}
+
+
+def test_nested_empty_object_and_list_of_them(tmp_path):
+    rows = [{"id": "a", "text": WORDS, "meta": {"x": {}}, "parts": [{}]}]
+    s = run(tmp_path, rows)
+    out = out_rows(s)[0]
+    assert json.loads(out["meta"]) == {"x": {}} and json.loads(out["parts"]) == [{}]
+
+
+def test_list_mixing_types(tmp_path):
+    rows = [{"id": "a", "text": WORDS, "vals": [1, "a"]}, {"id": "b", "text": WORDS, "vals": [2.5, None, True]}]
+    s = run(tmp_path, rows)
+    assert [json.loads(r["vals"]) for r in out_rows(s)] == [[1, "a"], [2.5, None, True]]
+    assert s.stats["output"]["json_columns"] == {"vals": "[]: int vs string vs float vs bool"}
+
+
+def test_type_differs_between_rows_of_a_shard(tmp_path):
+    rows = [{"id": "a", "text": WORDS, "meta": 1}, {"id": "b", "text": WORDS, "meta": "x"},
+            {"id": "c", "text": WORDS, "meta": None}, {"id": "d", "text": WORDS, "meta": {"k": [1]}}]
+    s = run(tmp_path, rows)
+    assert [r["meta"] for r in out_rows(s)] == ["1", '"x"', None, '{"k": [1]}']
+    assert s.stats["input"]["quarantined"] == 0
+    assert s.stats["output"]["json_columns"] == {"meta": "int vs string vs object"}
+
+
+def test_type_differs_between_shards(tmp_path):
+    rows = [{"id": "a", "text": WORDS, "meta": 1}, {"id": "b", "text": WORDS, "meta": 2},
+            {"id": "c", "text": WORDS, "meta": "x"}, {"id": "d", "text": "short", "meta": "y"},
+            {"id": "e", "text": "too short", "meta": 3}]
+    s = run(tmp_path, rows, shard_rows=2)
+    assert [(r["id"], json.loads(r["meta"])) for r in out_rows(s)] == [("a", 1), ("b", 2), ("c", "x")]
+    assert s.stats["output"]["json_columns"] == {"meta": "int vs string in different shards"}
+    rejected = pq.read_table(s.run_dir / "rejected" / "00-filter.length.parquet")  # d and e, from two shards
+    assert sorted(zip(rejected.column("id").to_pylist(), rejected.column("meta").to_pylist())) == [
+        ("d", '"y"'), ("e", "3")]
+
+
+@pytest.mark.parametrize("output", ["parquet", "csv"])
+def test_type_differs_between_shards_other_outputs(tmp_path, output):
+    rows = [{"id": "a", "text": WORDS, "meta": 1}, {"id": "b", "text": WORDS, "meta": "x"}]
+    s = run(tmp_path, rows, shard_rows=1, output=output)
+    assert s.stats["output"]["rows"] == 2
+    if output == "parquet":
+        table = pq.read_table(s.run_dir / "data" / "data.parquet")
+        assert table.column("meta").to_pylist() == ["1", '"x"']
+        assert json_text_reason(table.schema.field("meta")) == "int vs string in different shards"
+
+
+def test_payload_type_conflict_is_quarantined_with_file_and_line(tmp_path):
+    rows = [{"id": "a", "text": WORDS, "instruction": "do it"}, {"id": "b", "text": WORDS, "instruction": 5},
+            {"id": "c", "text": WORDS, "instruction": "again"}]
+    s = run(tmp_path, rows)
+    assert [r["instruction"] for r in out_rows(s)] == ["do it", "again"]
+    quarantine = [json.loads(x) for x in (s.run_dir / "quarantine.jsonl").read_text().splitlines()]
+    assert [(q["source"], q["line"]) for q in quarantine] == [(str(tmp_path / "in.jsonl"), 2)]
+    assert quarantine[0]["reason"] == "field type: 'instruction' is int64, the other records have string"
+
+
+def test_payload_keeps_the_type_of_earlier_shards(tmp_path):
+    rows = [{"id": "a", "text": WORDS, "tags": ["x", "y"]}, {"id": "b", "text": WORDS, "tags": [1, 2]},
+            {"id": "c", "text": WORDS, "tags": []}]
+    s = run(tmp_path, rows, shard_rows=1)
+    assert [r["tags"] for r in out_rows(s)] == [["x", "y"], []]
+    quarantine = [json.loads(x) for x in (s.run_dir / "quarantine.jsonl").read_text().splitlines()]
+    assert [(q["line"], q["reason"].split(":")[0]) for q in quarantine] == [(2, "field type")]
+
+
+def test_payload_conflict_fails_a_strict_run(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": WORDS, "messages": "hi"}, {"text": WORDS, "messages": [1]},
+                                              {"text": WORDS, "messages": "yo"}])
+    with pytest.raises(StrictInputError, match=r"in\.jsonl:2: field type: 'messages'"):
+        list(ingest([src], ReaderOptions(), 100, tmp_path / "shards", strict=True))
+
+
+def test_json_text_round_trips_every_value():
+    values = [1, "1", "x", None, 2.5, True, [1, "a"], {"a": {}}, {"k": [None, {"z": "é"}]}, [], 2**70]
+    rows = [{"id": str(i), "text": "t", "meta": v} for i, v in enumerate(values)]
+    table, bad, json_columns = build_table(rows, "s", list(range(1, len(rows) + 1)))
+    assert not bad and set(json_columns) == {"meta"}
+    back = [None if v is None else json.loads(v) for v in table.column("meta").to_pylist()]
+    assert back == values
+
+
+def test_deep_nesting_is_json_text():
+    deep: Any = 1
+    for _ in range(60):
+        deep = [deep]
+    table, bad, json_columns = build_table([{"id": "a", "text": "t", "meta": deep}], "s")
+    assert not bad and json_columns["meta"].startswith("nested too deeply for Parquet")
+    assert json.loads(table.column("meta")[0].as_py()) == deep
+
+
+def test_unified_schema_and_conform(tmp_path):
+    a, b, c = tmp_path / "a.parquet", tmp_path / "b.parquet", tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": ["1"], "m": [1], "n": [1], "s": pa.array([{"x": 1}])}), a)
+    pq.write_table(pa.table({"id": ["2"], "m": ["x"], "n": [2.5], "s": pa.array([{"y": "z"}])}), b)
+    pq.write_table(pa.table({"id": ["3"], "m": pa.nulls(1), "n": pa.nulls(1)}), c)
+    schema = finalize.unified_schema([a, b, c])
+    assert schema.field("n").type == pa.float64() and json_text_reason(schema.field("n")) is None
+    assert schema.field("s").type == pa.struct([("x", pa.int64()), ("y", pa.string())])
+    assert json_text_reason(schema.field("m")) == "int vs string in different shards"
+    dest = tmp_path / "all.parquet"
+    assert finalize.concat_parquet([a, b, c], dest) == 3
+    out = pq.read_table(dest).to_pylist()
+    assert [r["m"] for r in out] == ["1", '"x"', None]
+    assert [r["s"] for r in out] == [{"x": 1, "y": None}, {"x": None, "y": "z"}, None]
