@@ -139,3 +139,92 @@ def test_train_ner_real_minilm_on_wnut(tmp_path: Path) -> None:
     assert results["train_sentences"] == 200 and results["epochs_run"] == 1
     assert 0.0 <= results["test_f1"] <= 1.0 and "person" in results["test_per_type"]
     # ~20 s on 2 idle cores; no time assertion, since a shared machine can be several times slower.
+
+
+# -- checkpoints and --resume ----------------------------------------------------------------------
+
+
+def _resume_args(kind: str, tmp_path: Path, model: Path) -> list[str]:
+    """30 training sentences / 40 texts in batches of 4: 8 or 10 steps an epoch, 3 epochs."""
+    if kind == "ner":
+        train = write_conll(tmp_path / "train.conll", toy_sentences(30))
+        dev = write_conll(tmp_path / "dev.conll", toy_sentences(9, 50))
+        extra: list[str] = []
+    else:
+        train, dev = tmp_path / "train.jsonl", tmp_path / "dev.jsonl"
+        train.write_text("".join(json.dumps(r) + "\n" for r in _texts(40)), encoding="utf-8")
+        dev.write_text("".join(json.dumps(r) + "\n" for r in _texts(10, 100)), encoding="utf-8")
+        extra = ["--text-field", "body", "--label-field", "y"]
+    return ["train", kind, "--train", str(train), "--dev", str(dev), *extra, "--model", str(model), "--epochs", "3",
+            "--patience", "3", "--lr", "3e-3", "--batch-size", "4", "--checkpoint-every", "3", "--threads", "1",
+            "--quiet", "--no-save-model"]
+
+
+def _points(run: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(x).items() if k != "time"}
+            for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _results(run: Path) -> dict:
+    return {k: v for k, v in json.loads((run / "results.json").read_text()).items() if "seconds" not in k}
+
+
+# about 10 s each (two of the three runs render a report); classify shares fit() and differs only in wiring
+@pytest.mark.parametrize("kind", ["ner", pytest.param("classify", marks=pytest.mark.slow)])
+def test_interrupted_then_resumed_ends_like_an_uninterrupted_run(kind: str, tmp_path: Path, tiny_token_model: Path,
+                                                                 tiny_seq_model: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from gristmill.commands import train_ner as cmd
+
+    args = _resume_args(kind, tmp_path, tiny_token_model if kind == "ner" else tiny_seq_model)
+    clean, cut = tmp_path / "clean", tmp_path / "cut"
+    assert runner.invoke(app, [*args, "--out", str(clean)]).exit_code == 0
+
+    hooks = cmd._progress_hooks
+
+    def interrupting(*a, **kw):  # Ctrl-C after step 11, in epoch 2; the last checkpoint is step 9
+        task, on_step, on_resume = hooks(*a, **kw)
+
+        def step(s: int, loss: float, n: int) -> None:
+            on_step(s, loss, n)
+            if s == 11:
+                raise KeyboardInterrupt
+        return task, step, on_resume
+
+    monkeypatch.setattr(cmd, "_progress_hooks", interrupting)
+    res = runner.invoke(app, [*args, "--out", str(cut)])
+    assert res.exit_code == 130 and "run the same command with --resume" in res.output, res.output
+    assert [p["step"] for p in _points(cut) if p["series"] == "train"] == list(range(1, 12))
+    assert sorted(p.name for p in (cut / "checkpoints").iterdir()) == ["step-000006", "step-000009"]
+    monkeypatch.undo()
+
+    res = runner.invoke(app, [*args, "--out", str(cut), "--resume"])
+    assert res.exit_code == 0, res.output
+    assert f"resuming from step 9 ({cut / 'checkpoints' / 'step-000009'})" in res.output
+    assert _points(cut) == _points(clean)  # every step and epoch once, same losses and dev scores (bitwise)
+    assert _results(cut) == _results(clean)
+
+
+@pytest.mark.parametrize("kind", ["ner", "classify"])
+def test_resume_with_another_model_shape_exits_2(kind: str, tmp_path: Path, tiny_token_model: Path,
+                                                 tiny_seq_model: Path) -> None:
+    model = tiny_token_model if kind == "ner" else tiny_seq_model
+    args = _resume_args(kind, tmp_path, model)
+    out = tmp_path / "run"
+    assert runner.invoke(app, [*args, "--out", str(out), "--epochs", "1"]).exit_code == 0
+    wider = tmp_path / "wider"  # same vocabulary, 48 wide instead of 32: every tensor changes shape
+    import transformers
+
+    from tests.train.test_token_classify import minilm_tokenizer
+
+    cls = transformers.BertForTokenClassification if kind == "ner" else transformers.BertForSequenceClassification
+    cls(transformers.BertConfig(vocab_size=minilm_tokenizer().vocab_size, hidden_size=48, num_hidden_layers=2,
+                                num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+        ).save_pretrained(wider)
+    minilm_tokenizer().save_pretrained(wider)
+    res = runner.invoke(app, [*[str(wider) if a == str(model) else a for a in args], "--out", str(out), "--resume"])
+    assert res.exit_code == 2, res.output
+    error = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "cannot resume from" in error[0] and f"shape changed (model {model} -> {wider})" \
+        in error[0]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir())  # left as they were

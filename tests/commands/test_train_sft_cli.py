@@ -182,15 +182,15 @@ def assert_resumed_like_uninterrupted(clean: Path, resumed: Path, stderr: str, k
 def test_cli_sigkill_after_a_checkpoint_then_resume_equals_an_uninterrupted_run(tiny_model: Path,
                                                                                 tmp_path: Path) -> None:
     data = tmp_path / "chat.jsonl"
-    data.write_text("".join(json.dumps({"messages": m}) + "\n" for m in chat_rows(60)), encoding="utf-8")
+    data.write_text("".join(json.dumps({"messages": m}) + "\n" for m in chat_rows(40)), encoding="utf-8")
     cmd = [sys.executable, "-m", "gristmill", "train", "sft", str(data), "--model", str(tiny_model), "--max-steps",
-           "60", "--batch-size", "2", "--dtype", "float32", "--checkpoint-every", "3", "--lora-dropout", "0.1",
+           "30", "--batch-size", "2", "--dtype", "float32", "--checkpoint-every", "3", "--lora-dropout", "0.1",
            "--no-merge", "--samples", "0", "--threads", "1", "--dev-fraction", "0.1", "-q"]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     run_to_end([*cmd, "--out", str(clean)])
     killed_at = kill_after_first_checkpoint([*cmd, "--out", str(killed)], killed)
     left = complete_checkpoints(killed / "checkpoints")[-1][0]
-    assert left < 60 and not (killed / "adapter").exists()
+    assert left < 30 and not (killed / "adapter").exists()
     resumed = run_to_end([*cmd, "--out", str(killed), "--resume"])
     assert assert_resumed_like_uninterrupted(clean, killed, resumed.stderr, killed_at) == left
     r_clean, r_resumed = (json.loads((d / "results.json").read_text()) for d in (clean, killed))
