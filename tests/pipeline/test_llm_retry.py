@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +30,26 @@ def _text(prompt: str) -> str:
 
 
 class Flaky:
-    """Answers 'In other words, <text>'; the first request for a text in ``fail`` gets that failure."""
+    """Answers 'In other words, <text>' (or ``answers[text]``); the first request whose prompt
+    contains a key of ``fail`` gets that failure."""
 
-    def __init__(self, fail: dict[str, Any] | None = None, answers: dict[str, str] | None = None) -> None:
+    def __init__(self, fail: dict[str, Any] | None = None, answers: dict[str, str] | None = None,
+                 default: Callable[[str], str] = lambda text: f"In other words, {text}.") -> None:
         self.fail = dict(fail or {})
         self.answers = answers or {}
+        self.default = default
         self.lock = threading.Lock()
         self.server = FakeServer(self)
 
     def __call__(self, n: int, path: str, body: dict[str, Any]) -> Any:
-        text = _text(prompt_of(body))
+        prompt = prompt_of(body)
+        text = _text(prompt)
         with self.lock:
-            failure = self.fail.pop(text, None)
+            key = next((k for k in self.fail if k in prompt), None)
+            failure = self.fail.pop(key) if key is not None else None
         if failure is not None:
             return failure
-        return ok(self.answers.get(text, f"In other words, {text}."), chat=True)
+        return ok(self.answers[text] if text in self.answers else self.default(text), chat=True)
 
     def texts(self) -> list[str]:
         return [_text(p) for p in self.server.prompts()]
@@ -190,3 +195,24 @@ def test_a_kill_while_replacing_a_retried_shard_resumes(flaky: Any, tmp_path: Pa
     second = _run(recipe, tmp_path)
     assert len(_rows(second)) == 6 and f.texts()[6:] == ["doc 0 about rivers"]
     assert not list(shard.parent.glob(".shard-*"))
+
+
+def test_a_judge_step_retries_its_transient_failures_too(flaky: Any, tmp_path: Path) -> None:
+    f = flaky(fail={"Response:\nanswer 2": (429, {"Retry-After": "0"}, "")},
+              default=lambda text: "Score: 7\nRationale: fine.")
+    recipe = _recipe(tmp_path, f.server.url)
+    data = Path(recipe["input"]["path"])
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"question {i}", "text": f"answer {i}"})
+                            + "\n" for i in range(4)))
+    recipe["steps"] = [{"op": "judge.score", "params": {"backend": recipe["steps"][0]["params"]["backend"],
+                                                        "instruction_column": "question",
+                                                        "response_column": "text"}}]
+    first = _run(recipe, tmp_path)
+    errors = {r["id"]: r["judge.error"] for r in _rows(first)}
+    assert errors == {"q0": None, "q1": None, "q3": None,
+                      "q2": f"backend: transient: HTTP 429 Too Many Requests ({f.server.url}, 1 attempt)"}
+    second = _run(recipe, tmp_path)
+    assert len(f.server.requests) == 5 and "answer 2" in f.server.prompts()[-1]
+    assert {r["id"]: (r["judge.score"], r["judge.error"]) for r in _rows(second)} == {
+        f"q{i}": (7, None) for i in range(4)}
+
