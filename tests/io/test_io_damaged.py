@@ -96,7 +96,8 @@ def test_truncated_gzip_names_the_cut(tmp_path):
     rows, bad = split(path)
     assert 0 < len(rows) < 20_000 and len(bad) == 1
     assert bad[0].line == len(rows) + 1
-    assert bad[0].reason.startswith(f"truncated gzip stream: the file ends inside a member after {len(data) // 2} bytes")
+    cut_at = len(data) // 2
+    assert bad[0].reason.startswith(f"truncated gzip stream: the file ends inside a member after {cut_at} bytes")
 
 
 @pytest.mark.parametrize("where", ["deflate data", "checksum"])
@@ -114,6 +115,7 @@ def test_corrupt_gzip(tmp_path, where):
     ("a.csv", b"text\n" + b"".join(b"row %d\n" % i for i in range(5000))),
     ("a.txt", b"one document " * 5000),
     ("a.conll", b"".join(b"EU\tB-ORG\nrejects\tO\n\n" for _ in range(3000))),
+    ("a.json", b"[" + b",\n".join(b'{"text": "element %d"}' % i for i in range(5000)) + b"]"),
 ])
 @pytest.mark.parametrize("codec", ["gz", "zst"])
 def test_every_line_format_reports_a_truncated_stream(tmp_path, name, content, codec):
@@ -136,7 +138,8 @@ def corrupt_row_group(path: Path, group: int) -> None:
 
 def test_corrupt_parquet_row_group_loses_only_that_group(tmp_path):
     path = tmp_path / "a.parquet"
-    table = pa.table({"id": [f"r{i}" for i in range(1000)], "text": [f"row {i} " + "abc" * (i % 7) for i in range(1000)]})
+    table = pa.table({"id": [f"r{i}" for i in range(1000)],
+                      "text": [f"row {i} " + "abc" * (i % 7) for i in range(1000)]})
     pq.write_table(table, path, row_group_size=100, compression="zstd")
     corrupt_row_group(path, 3)
     rows, bad = split(path)

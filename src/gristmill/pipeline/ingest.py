@@ -61,13 +61,9 @@ def _array(values: list[Any], type: pa.DataType | None = None) -> tuple[pa.Array
     try:
         arr = pa.array(values, type=type)
     except ARROW_ERRORS as exc:
-        return None, str(exc).splitlines()[0] if str(exc) else type_name(exc)
+        return None, (str(exc).splitlines() or [type(exc).__name__])[0]
     problem = unstorable(arr.type)
     return (None, problem) if problem else (arr, None)
-
-
-def type_name(exc: BaseException) -> str:
-    return type(exc).__name__
 
 
 def _payload_type(values: list[Any], pinned: pa.DataType | None) -> tuple[pa.DataType | None, list[bool]]:
