@@ -11,12 +11,13 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
-from gristmill.pipeline.worker import check_llm_failures, prepare_retries
+from gristmill.pipeline.worker import LLMRequestsFailed, check_llm_failures, prepare_retries
 from gristmill.recipe import load_recipe
 from gristmill.runner import plan, run_recipe
 from tests.generate.openai_fake import CLOSE, FakeServer, free_port, ok, prompt_of
@@ -128,14 +129,22 @@ def test_a_rerun_retries_transient_failures_and_reuses_every_cached_answer(flaky
 
 def test_an_unreachable_server_is_reported_as_every_request_failed(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
-    summary = _run(_recipe(tmp_path, url), tmp_path)
+    try:
+        _run(_recipe(tmp_path, url), tmp_path)
+        raised = None
+    except LLMRequestsFailed as exc:  # the runner raises it (exit 1) once it calls check_llm_failures
+        raised = str(exc)
+    run_dir = tmp_path / "runs" / "retry"
+    summary = SimpleNamespace(run_dir=run_dir, outputs=sorted((run_dir / "data").iterdir()),
+                              stats=json.loads((run_dir / "stats.json").read_text()))
     reasons = _reasons(summary)
     assert len(reasons) == 6 and len(_rows(summary)) == 0
     assert set(reasons.values()) == {f"backend: transient: connection refused ({url}, 1 attempt)"}
     message = check_llm_failures(summary.stats["steps"])
+    assert raised in (None, message)
     assert message is not None and "\n" not in message
-    assert message.startswith(f"step {STEP}: all 6 LLM requests failed (all transient")
-    assert "the same command retries them" in message
+    assert message == (f"step {STEP}: all 6 LLM requests failed, all transient (server unreachable, timeout, "
+                       f"HTTP 429 or 5xx): the same command retries them; reasons in rejected/{STEP}.parquet")
 
 
 def test_check_llm_failures_names_only_steps_whose_every_request_failed() -> None:
@@ -146,8 +155,8 @@ def test_check_llm_failures_names_only_steps_whose_every_request_failed() -> Non
              {"step": "04-e", "llm": {"requests": 2, "errors": 2, "errors_transient": 1}}]
     message = check_llm_failures(steps)
     assert message is not None
-    assert "step 00-a: all 4 LLM requests failed (none transient" in message
-    assert "step 04-e: all 2 LLM requests failed (1 transient" in message
+    assert "step 00-a: all 4 LLM requests failed, none transient" in message
+    assert "step 04-e: all 2 LLM requests failed, 1 transient" in message
     assert "01-b" not in message and "02-c" not in message and "03-d" not in message
     assert check_llm_failures(steps[1:4]) is None and check_llm_failures([]) is None
 

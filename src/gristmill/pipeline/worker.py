@@ -220,15 +220,15 @@ def check_llm_failures(step_stats: list[dict[str, Any]]) -> str | None:
             continue
         transient = int(llm.get("errors_transient") or 0)
         if transient == errors:
-            why = "all transient: server unreachable, timeouts, HTTP 429 or 5xx; the same command retries them"
+            why = "all transient (server unreachable, timeout, HTTP 429 or 5xx): the same command retries them"
         elif transient:
-            why = f"{transient} transient, retried by the same command"
+            why = f"{transient} transient, which the same command retries"
         else:
-            why = "none transient: fix the backend settings, then rerun"
-        failed.append(f"step {s.get('step', s.get('index'))}: all {requests} LLM requests failed ({why})")
-    if not failed:
-        return None
-    return "; ".join(failed) + "; the reasons are in rejected/<step>.parquet or the step's .error column"
+            why = "none transient: fix the backend or its settings"
+        step = s.get("step", s.get("index"))
+        where = f"rejected/{step}.parquet" if s.get("kind") == "generator" else "the step's .error column"
+        failed.append(f"step {step}: all {requests} LLM requests failed, {why}; reasons in {where}")
+    return "; ".join(failed) or None
 
 
 def run_summary(task: SummaryTask) -> Any:
