@@ -104,6 +104,8 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
     out.print(f"  report: {summary.run_dir / 'report.html'}")
     from gristmill.audit import failure_message
 
+    if summary.llm_failed:
+        _fail(summary.llm_failed, EXIT_FAILED)
     failed = failure_message(summary.audit)
     if failed:
         _fail(f"{failed}\n  details: {summary.run_dir / 'audit.json'}", EXIT_GATE)

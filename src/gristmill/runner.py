@@ -25,7 +25,8 @@ from gristmill.executors import LocalExecutor
 from gristmill.ops.base import GlobalOp
 from gristmill.pipeline import finalize, ownership, store
 from gristmill.pipeline.ingest import IngestedShard, ingest
-from gristmill.pipeline.worker import SegmentTask, StepRef, SummaryTask, run_segment, run_summary
+from gristmill.pipeline.worker import (SegmentTask, StepRef, SummaryTask, check_llm_failures, prepare_retries,
+                                       run_segment, run_summary)
 from gristmill.progress import progress_bars
 from gristmill.recipe import Recipe, Step, load_recipe
 
@@ -51,6 +52,8 @@ class RunSummary:
     stats: dict[str, Any]
     outputs: list[Path] = field(default_factory=list)
     audit: dict[str, Any] = field(default_factory=dict)  # audit.json: metrics, gates (``audit["passed"]``)
+    # Set when every request of some LLM step failed: the run finished, but its output is not what was asked for.
+    llm_failed: str | None = None
 
 
 def plan(recipe: Recipe, cache: Path) -> tuple[str, list[PlannedStep]]:
@@ -188,6 +191,7 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
             p.step.op.cache_dir = run_dir
         if not isinstance(p.step.op, GlobalOp):
             store.write_bytes_atomic(p.dir / "op.pkl", pickle.dumps(p.step.op))
+    prepare_retries(planned)  # shards with transient LLM failures are redone: later global fits are stale
     segs = segments(planned)
     input_dir = cache / f"input-{input_fp}"
     fit_seconds: dict[int, float] = {}
@@ -261,7 +265,7 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
         from gristmill.report import write_report
         write_report(run_dir)
     ownership.mark_complete(run_dir)
-    return RunSummary(run_dir, stats, outputs, audit)
+    return RunSummary(run_dir, stats, outputs, audit, check_llm_failures(stats["steps"]))
 
 
 def default_runs_dir() -> Path:

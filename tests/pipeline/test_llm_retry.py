@@ -141,7 +141,7 @@ def test_an_unreachable_server_is_reported_as_every_request_failed(tmp_path: Pat
     assert len(reasons) == 6 and len(_rows(summary)) == 0
     assert set(reasons.values()) == {f"backend: transient: connection refused ({url}, 1 attempt)"}
     message = check_llm_failures(summary.stats["steps"])
-    assert raised in (None, message)
+    assert raised is None
     assert message is not None and "\n" not in message
     assert message == (f"step {STEP}: all 6 LLM requests failed, all transient (server unreachable, timeout, "
                        f"HTTP 429 or 5xx): the same command retries them; reasons in rejected/{STEP}.parquet")
@@ -225,3 +225,19 @@ def test_a_judge_step_retries_its_transient_failures_too(flaky: Any, tmp_path: P
     assert {r["id"]: (r["judge.score"], r["judge.error"]) for r in _rows(second)} == {
         f"q{i}": (7, None) for i in range(4)}
 
+
+
+def test_cli_exits_1_with_the_reason_when_every_request_failed(tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from gristmill.cli import app
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(_recipe(tmp_path, url)))
+    res = CliRunner().invoke(app, ["run", str(recipe), "--runs-dir", str(tmp_path / "runs"), "-q"])
+    assert res.exit_code == 1, res.output
+    assert f"step {STEP}: all 6 LLM requests failed" in res.output and "Traceback" not in res.output
+    summary = run_recipe(_recipe(tmp_path, url), runs_dir=tmp_path / "runs", progress=False)
+    assert summary.llm_failed is not None and summary.llm_failed.startswith(f"step {STEP}: all 6")
