@@ -13,8 +13,12 @@ types (``[1, "a"]``), a field whose type differs between records or shards (``1`
 text*: a string column whose every non-null value is ``json.dumps`` of the original value
 (so ``json.loads`` gives it back exactly: ``1`` is ``'1'``, ``"x"`` is ``'"x"'``), and
 whose field metadata ``gristmill.json`` says why (``int vs string``). Payload columns
-(:data:`PAYLOAD`) are not converted where it can be avoided: there, a value of another
-type than the column's is a bad record instead (see ``pipeline.ingest``).
+(:data:`PAYLOAD`, and the columns a recipe's steps read) are not converted where it can be
+avoided: there, a value of another type than the column's is a bad record instead (see
+``pipeline.ingest``). The JSON Lines writers (``jsonl`` and the chat formats) write the
+values back as JSON (:func:`json_value`); Parquet, CSV and ``hf`` outputs keep the text
+(Parquet with the field metadata), and the run's ``stats.json`` names the columns under
+``output.json_columns``.
 """
 
 from __future__ import annotations
@@ -173,6 +177,24 @@ def json_text(value: Any) -> str | None:
     if value is None:
         return None
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def json_value(text: str | None) -> Any:
+    """The value a JSON text cell holds (the inverse of :func:`json_text`; None stays None).
+
+    A cell that is not valid JSON (an operator rewrote it as plain text) is returned as it is.
+    """
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def json_text_columns(schema: pa.Schema) -> dict[str, str]:
+    """The JSON text columns of ``schema``, each with why it is JSON text."""
+    return {f.name: r for f in schema if (r := json_text_reason(f)) is not None}
 
 
 def json_text_field(name: str, reason: str) -> pa.Field:

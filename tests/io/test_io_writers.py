@@ -147,3 +147,64 @@ def test_failed_write_leaves_no_file(tmp_path):
     with open_writer(tmp_path / "p.jsonl", "jsonl") as writer:
         writer.write(pa.table({"id": ["1"]}))
     assert [p.name for p in tmp_path.iterdir()] == ["p.jsonl"]
+
+
+def _json_text_table(meta, reason="int vs string"):
+    from gristmill.records import json_text_array, json_text_field
+
+    return pa.Table.from_arrays(
+        [pa.array(["a", "b", "c", "d"][:len(meta)]), json_text_array(meta)],
+        schema=pa.schema([pa.field("id", pa.string()), json_text_field("meta", reason)]))
+
+
+META = [1, "x", None, {"k": [1, "a", {}]}]
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_jsonl_writes_json_text_columns_as_their_values(tmp_path, suffix):
+    path = tmp_path / f"out.jsonl{suffix}"
+    with open_writer(path, "jsonl") as w:
+        w.write(_json_text_table(META))
+        w.write(pa.table({"id": ["e"], "meta": ['"1"']}))  # a plain string column: written as it is
+    assert [r["meta"] for r in jsonl_objects(path)] == [1, "x", None, {"k": [1, "a", {}]}, '"1"']
+
+
+def test_jsonl_keeps_a_json_text_cell_that_is_not_json(tmp_path):
+    with open_writer(tmp_path / "out.jsonl", "jsonl") as w:
+        w.write(_json_text_table(['{"a": 1}', None]).set_column(
+            1, pa.field("meta", pa.string(), metadata={b"gristmill.json": b"x"}), pa.array(["not json", '2**70'])))
+    assert [r["meta"] for r in jsonl_objects(tmp_path / "out.jsonl")] == ["not json", "2**70"]
+
+
+def test_chat_writers_read_json_text_payload_columns(tmp_path):
+    from gristmill.records import json_text_array, json_text_field
+
+    msgs = [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "text", "text": "yo"}]}]]
+    table = pa.Table.from_arrays([pa.array(["a"]), json_text_array(msgs)],
+                                 schema=pa.schema([pa.field("id", pa.string()),
+                                                   json_text_field("messages", "[].content: string vs list")]))
+    with open_writer(tmp_path / "o.jsonl", "openai") as w:
+        w.write(table)
+    with open_writer(tmp_path / "a.jsonl", "alpaca") as w:
+        w.write(table)
+    assert jsonl_objects(tmp_path / "o.jsonl") == [
+        {"id": "a", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}]
+    assert jsonl_objects(tmp_path / "a.jsonl") == [{"id": "a", "instruction": "hi", "input": "", "output": "yo"}]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "hf"])
+def test_one_type_outputs_keep_json_text(tmp_path, fmt):
+    from gristmill.records import json_text_reason
+
+    path = tmp_path / {"parquet": "out.parquet", "csv": "out.csv", "hf": "out"}[fmt]
+    with open_writer(path, fmt) as w:
+        w.write(_json_text_table(META[:2]))
+        w.write(_json_text_table(META[2:]))
+    if fmt == "csv":
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert lines[1:] == ["a,1", 'b,"""x"""', "a,", 'b,"{""k"": [1, ""a"", {}]}"']
+        return
+    table = pq.read_table(path) if fmt == "parquet" else datasets.load_from_disk(str(path)).data.table
+    assert table.column("meta").to_pylist() == ["1", '"x"', None, '{"k": [1, "a", {}]}']
+    if fmt == "parquet":
+        assert json_text_reason(table.schema.field("meta")) == "int vs string"

@@ -4,6 +4,15 @@ Formats: ``jsonl`` (``.gz``/``.zst`` by suffix), ``parquet``, ``csv``, ``hf`` (a
 ``datasets.load_from_disk`` opens) and the chat formats ``openai``, ``sharegpt``,
 ``alpaca`` (JSON Lines). Files are written under a temporary name and renamed into place
 at ``close()``, so a killed run never leaves a complete-looking partial file.
+
+**JSON text columns** (a field whose values fit no one Arrow type, stored as the JSON text
+of each value and marked by ``gristmill.json`` field metadata; see :mod:`gristmill.records`):
+the JSON Lines writers (``jsonl``, and ``openai`` / ``sharegpt`` / ``alpaca``, which read
+``messages``, ``instruction``, ``input``, ``output`` and ``id`` and carry no other column)
+decode them, so a value comes out as it went in (``"meta": 1`` stays ``1``, ``"x"`` stays
+``"x"``). ``parquet``, ``csv`` and ``hf`` need one type per column and keep the JSON text
+(``json.loads`` of a cell gives the value back); Parquet keeps the field metadata, so a
+reader can tell such a column from one of plain strings.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gristmill.io.base import compression_of
 from gristmill.io.chat import ROW_WRITERS, check_columns
+from gristmill.records import json_text_columns, json_value
 
 try:
     import orjson
@@ -145,7 +155,11 @@ class JsonlWriter(Writer):
         if self.check is not None:
             self.check(table.column_names)
         convert = self.convert
+        decode = list(json_text_columns(table.schema))  # JSON text columns: written as the values they hold
         for rows in _rows(table):
+            for r in rows if decode else ():
+                for name in decode:
+                    r[name] = json_value(r[name])
             if convert is not None:
                 rows = [convert(r) for r in rows]
             self.sink.f.write(b"".join(dumps(r) + b"\n" for r in rows))
