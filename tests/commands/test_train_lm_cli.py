@@ -92,3 +92,16 @@ def test_bad_options_exit_2_with_a_located_message(tmp_path: Path, data: Path, a
     res = runner.invoke(app, args)
     assert res.exit_code == 2, res.output
     assert message in res.output
+
+
+def test_resume_with_another_shape_exits_2_and_changes_nothing(tmp_path: Path, data: Path) -> None:
+    out = tmp_path / "run"
+    base = ["train", "lm", "--data", str(data), "--out", str(out), *TINY, "--steps", "10"]
+    assert runner.invoke(app, base).exit_code == 0
+    config = (out / "config.json").read_bytes()
+    res = runner.invoke(app, [*base, "--layers", "2", "--resume"])
+    assert res.exit_code == 2, res.output
+    error = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "cannot resume from" in error[0] and "shape changed (n_layer 1 -> 2)" in error[0]
+    assert (out / "config.json").read_bytes() == config
+    assert [p.name for p in (out / "checkpoints").glob("step-*")] == ["step-000010"]

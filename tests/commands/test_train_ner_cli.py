@@ -212,6 +212,8 @@ def test_resume_with_another_model_shape_exits_2(kind: str, tmp_path: Path, tiny
     args = _resume_args(kind, tmp_path, model)
     out = tmp_path / "run"
     assert runner.invoke(app, [*args, "--out", str(out), "--epochs", "1"]).exit_code == 0
+    config, ckpts = (out / "config.json").read_bytes(), sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert ckpts
     wider = tmp_path / "wider"  # same vocabulary, 48 wide instead of 32: every tensor changes shape
     import transformers
 
@@ -227,4 +229,5 @@ def test_resume_with_another_model_shape_exits_2(kind: str, tmp_path: Path, tiny
     error = [line for line in res.output.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "cannot resume from" in error[0] and f"shape changed (model {model} -> {wider})" \
         in error[0]
-    assert sorted(p.name for p in (out / "checkpoints").iterdir())  # left as they were
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ckpts  # left as they were
+    assert (out / "config.json").read_bytes() == config

@@ -96,6 +96,7 @@ def test_cli_resume_with_another_lora_rank_exits_2(tiny_model: Path, data: Path,
     args = [str(data), "--model", str(tiny_model), "--batch-size", "2", "--dtype", "float32", "--checkpoint-every",
             "2", "--no-merge", "--samples", "0", "--threads", "1", "--out", str(out), "-q", "--max-steps", "2"]
     assert _run(*args).exit_code == 0
+    config = (out / "config.json").read_bytes()
     res = _run(*args, "--resume", "--lora-r", "4")
     assert res.exit_code == 2, res.output
     error = [line for line in res.output.splitlines() if line.startswith("error:")]
@@ -104,6 +105,7 @@ def test_cli_resume_with_another_lora_rank_exits_2(tiny_model: Path, data: Path,
     res = _run(*[a if a != str(tiny_model) else str(other) for a in args], "--resume")
     assert res.exit_code == 2 and f"model {tiny_model} -> {other}" in res.output
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-000002"]  # left as it was
+    assert (out / "config.json").read_bytes() == config
 
 
 # -- a real process killed with SIGKILL ------------------------------------------------------------

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,10 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path: Path) -> None
     cfg = tiny_config(dropout=0.1)  # dropout: the RNG state must be restored too
     run = RunDir.create(tmp_path / "run", kind="train-lm", config={})
     full = train_lm(docs[:34], docs[34:], cfg, run=run, progress=False)
-    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*.pt"))
-    assert ckpts == ["step-40.pt", "step-60.pt"]  # the last two are kept
-    (tmp_path / "run" / "checkpoints" / "step-60.pt").unlink()  # as if killed between steps 40 and 60
-    at40 = torch.load(tmp_path / "run" / "checkpoints" / "step-40.pt", weights_only=False)["model"]
+    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*"))
+    assert ckpts == ["step-000040", "step-000060"]  # the last two are kept
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "step-000060")  # as if killed between steps 40 and 60
+    at40 = torch.load(tmp_path / "run" / "checkpoints" / "step-000040" / "state.pt", weights_only=False)["model"]
     torch.manual_seed(12345)  # the caller's RNG state must not matter, and is left alone
     before = torch.get_rng_state()
     rerun = RunDir.create(tmp_path / "run", kind="train-lm", config={}, resume=True)
@@ -68,6 +69,19 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path: Path) -> None
     # the points after the checkpoint were redone, not repeated
     assert [p["step"] for p in rerun.metrics("dev")] == [20, 40, 60]
     assert [p["step"] for p in rerun.metrics("train")] == [10, 20, 30, 40, 50, 60]
+
+
+def test_resume_with_another_model_shape_is_refused(tmp_path: Path) -> None:
+    from gristmill.train.checkpoint import ResumeMismatch
+
+    docs = corpus(12)
+    run = RunDir.create(tmp_path / "run", kind="train-lm", config={})
+    train_lm(docs, None, tiny_config(steps=4, checkpoint_every=2), run=run, progress=False)
+    with pytest.raises(ResumeMismatch, match=r"cannot resume from .*step-000004: the model's shape changed "
+                                             r"\(n_layer 2 -> 3; d_model 32 -> 48\)"):
+        train_lm(docs, None, tiny_config(steps=8, n_layer=3, d_model=48), run=run, resume=True, progress=False)
+    train_lm(docs, None, tiny_config(steps=6, checkpoint_every=2), run=run, resume=True, progress=False)
+    assert [p["step"] for p in run.metrics("train")] == [4, 6]  # resumed at step 4: logged at 4, then at the end
 
 
 def test_save_load_roundtrip_keeps_perplexity_and_scores_every_token(tmp_path: Path) -> None:

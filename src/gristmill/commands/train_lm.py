@@ -121,9 +121,12 @@ def train_lm_cmd(
     if dev_fraction > 0 and not dev_docs:
         err.print(f"note: {len(docs)} document is too few for a dev set", markup=False)
 
+    from gristmill.commands.train import config_before, refuse_resume
     from gristmill.rundir import RunDir
+    from gristmill.train.checkpoint import ResumeMismatch
 
     out_dir = out_dir or Path("runs") / f"train-lm-{data[0].name.split('.')[0]}"
+    before = config_before(out_dir, resume)
     run = RunDir.create(out_dir, kind="train-lm", resume=resume, config={
         **asdict(cfg), "data": [str(p) for p in data], "field": field, "dev_fraction": dev_fraction,
         "train_documents": len(train_docs), "dev_documents": len(dev_docs), "skipped_records": len(skipped)})
@@ -133,6 +136,8 @@ def train_lm_cmd(
                   note=f"{len(skipped)} skipped" + (" (first 200 shown)" if len(skipped) > 200 else ""))
     try:
         lm = _train_and_report(run, train_docs, dev_docs, cfg, resume, quiet)
+    except ResumeMismatch as exc:  # nothing ran: the command line asks for another model than the checkpoint's
+        refuse_resume(out_dir, before, exc)
     except ValueError as exc:
         fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
@@ -153,7 +158,9 @@ def _train_and_report(run: Any, train_docs: list[str], dev_docs: list[str], cfg:
     from gristmill.train.decoding import DecodeConfig, generate
     from gristmill.train.lm import perplexity, train_lm
 
-    lm = train_lm(train_docs, dev_docs or None, cfg, run=run, resume=resume, progress=not quiet)
+    from gristmill.commands.train import note
+
+    lm = train_lm(train_docs, dev_docs or None, cfg, run=run, resume=resume, progress=not quiet, notify=note)
     lm.save(run.path / "model")
     tps = [p["tokens_per_s"] for p in run.metrics("train") if p.get("tokens_per_s")]
     results: dict[str, Any] = {"parameters": lm.model.num_parameters(), "vocab_size": lm.config.vocab_size,

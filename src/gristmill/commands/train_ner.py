@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from gristmill.commands.common import EXIT_INTERRUPTED, EXIT_INVALID, fail, out
+from gristmill.commands.common import EXIT_INTERRUPTED, fail, out
 
 MODEL_HELP = "Model directory (a BERT-style encoder with its tokenizer); default: all-MiniLM-L6-v2 from its package."
 CHECKPOINT_HELP = "Checkpoint every N optimizer steps into <out>/checkpoints (0: none)."
@@ -87,10 +87,11 @@ def _progress_hooks(bars: Any, run: Any, steps_total: int, unit: str) -> tuple[A
     return task, on_step, on_resume
 
 
-def _fit(trainer: Any, run: Any, checkpoint_every: int, resume: bool, **kw: Any) -> Any:
+def _fit(trainer: Any, run: Any, config_before: bytes | None, checkpoint_every: int, resume: bool,
+         **kw: Any) -> Any:
     """Run ``trainer(..., checkpoints=..., resume=...)``; an interruption or a checkpoint of another model
-    ends the command with its exit code."""
-    from gristmill.commands.train_sft import note
+    ends the command with its exit code (``config_before``: the run's config.json to put back then)."""
+    from gristmill.commands.train import note, refuse_resume
     from gristmill.train.checkpoint import ResumeMismatch
 
     try:
@@ -100,7 +101,7 @@ def _fit(trainer: Any, run: Any, checkpoint_every: int, resume: bool, **kw: Any)
              else "interrupted (no checkpoints were written: --checkpoint-every N makes a run resumable)",
              EXIT_INTERRUPTED)
     except ResumeMismatch as exc:
-        fail(str(exc), EXIT_INVALID)
+        refuse_resume(run.path, config_before, exc)
 
 
 def _setup_torch(threads: int | None, seed: int) -> None:
@@ -164,6 +165,7 @@ def train_ner(
 
     import time
 
+    from gristmill.commands.train import config_before
     from gristmill.progress import progress_bars
     from gristmill.rundir import RunDir
     from gristmill.train.token_classify import FitConfig, evaluate_tagged, load_token_model, train_token_classifier
@@ -173,6 +175,7 @@ def train_ner(
     out_dir = out_dir or Path("runs") / f"train-ner-{train.name.split('.')[0]}"
     config = {"train": str(train), "dev": str(dev), "test": str(test) if test else None, "format": data_format,
               "model": model_dir, "labels": labels, "threads": threads, "save_model": save_model, **cfg.to_dict()}
+    before = config_before(out_dir, resume)
     run = RunDir.create(out_dir, kind="train-ner", config=config, resume=resume)
     bad = [b for d in data.values() for b in d.bad]
     _write_quarantine(run.path, bad)
@@ -198,7 +201,7 @@ def train_ner(
             out.print(f"epoch {rec.epoch}: train loss {rec.train_loss:.4f}, dev entity F1 {rec.score:.4f} "
                       f"({rec.seconds:.0f}s)", highlight=False)
 
-        fitted = _fit(train_token_classifier, run, checkpoint_every, resume, model=model_obj, tokenizer=tokenizer,
+        fitted = _fit(train_token_classifier, run, before, checkpoint_every, resume, model=model_obj, tokenizer=tokenizer,
                       train=trn, dev=dv, labels=labels, config=cfg, on_step=on_step, on_epoch=on_epoch,
                       on_resume=on_resume)
     why = f"stopped early after {len(fitted.history)} epochs" if fitted.stopped_early else \
@@ -293,6 +296,7 @@ def train_classify(
     if len(labels) < 2:
         fail(f"--train {train}: only one label ({labels[0]!r}); a classifier needs two or more")
 
+    from gristmill.commands.train import config_before
     from gristmill.progress import progress_bars
     from gristmill.rundir import RunDir
     from gristmill.train.token_classify import FitConfig
@@ -303,6 +307,7 @@ def train_classify(
     config = {"train": str(train), "dev": str(dev), "test": str(test) if test else None, "text_field": text_field,
               "label_field": label_field, "model": model_dir, "labels": labels, "threads": threads,
               "save_model": save_model, **cfg.to_dict()}
+    before = config_before(out_dir, resume)
     run = RunDir.create(out_dir, kind="train-classify", config=config, resume=resume)
     bad = [b for d in data.values() for b in d.bad]
     _write_quarantine(run.path, bad)
@@ -322,7 +327,7 @@ def train_classify(
             out.print(f"epoch {rec.epoch}: train loss {rec.train_loss:.4f}, dev macro-F1 {rec.score:.4f} "
                       f"({rec.seconds:.0f}s)", highlight=False)
 
-        fitted = _fit(train_sequence_classifier, run, checkpoint_every, resume, model=model_obj, tokenizer=tokenizer,
+        fitted = _fit(train_sequence_classifier, run, before, checkpoint_every, resume, model=model_obj, tokenizer=tokenizer,
                       train=trn, dev=dv, labels=labels, config=cfg, on_step=on_step, on_epoch=on_epoch,
                       on_resume=on_resume)
     out.print(f"best dev macro-F1 {fitted.best_score:.4f} at epoch {fitted.best_epoch}"

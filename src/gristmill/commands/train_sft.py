@@ -8,11 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from gristmill.commands.common import EXIT_INTERRUPTED, EXIT_INVALID, err, fail, out
-
-
-def note(message: str) -> None:
-    """One line of news on stderr (skipped checkpoints, where a resumed run starts)."""
-    err.print(message, highlight=False, markup=False, soft_wrap=True)
+from gristmill.commands.train import config_before, note, refuse_resume
 
 
 def train_sft_command(
@@ -86,6 +82,7 @@ def train_sft_command(
 
     from gristmill.progress import progress_bars
     from gristmill.rundir import RunDir
+    from gristmill.train.checkpoint import ResumeMismatch
     from gristmill.train.sft import split_dev, train_sft
     from gristmill.train.sft_report import generate_answers, report_sft
 
@@ -94,6 +91,7 @@ def train_sft_command(
     run_path = out_dir or Path("runs") / f"train-sft-{Path(data).stem}"
     settings = {**config.to_dict(), "data": str(data), "dev": str(dev) if dev else None,
                 "dev_fraction": dev_fraction if dev is None else None}
+    before = config_before(run_path, resume)
     run = RunDir.create(run_path, kind="train-sft", config=settings, resume=resume)
     run.save_json("bad_rows.json", [{"file": b.file, "line": b.line, "reason": b.reason} for b in bad])
     run.result(skipped_lines=len(bad))
@@ -103,6 +101,8 @@ def train_sft_command(
     except KeyboardInterrupt:
         fail("interrupted; run the same command with --resume to continue from the last checkpoint",
              EXIT_INTERRUPTED)
+    except ResumeMismatch as exc:
+        refuse_resume(run_path, before, exc)
     except ValueError as exc:
         fail(str(exc), EXIT_INVALID)
     shown = []

@@ -9,9 +9,9 @@ an output head tied to the token embedding.
 stream and trains on random windows of ``context + 1`` tokens (cross-entropy, AdamW with
 no decay on norms, biases and embeddings, linear warmup then cosine decay to
 ``lr * min_lr_ratio``, gradient clipping). The windows of step ``s`` depend only on
-``(seed, s)``, and a checkpoint holds model, optimizer, step and the torch RNG state
-(dropout), so a resumed run repeats and skips no step and ends with the same weights as
-an uninterrupted one (same thread count).
+``(seed, s)``, and a checkpoint (:mod:`gristmill.train.checkpoint`) holds model,
+optimizer, step and the torch RNG state (dropout), so a resumed run repeats and skips no
+step and ends with the same weights as an uninterrupted one (same thread count).
 
 :func:`perplexity` and :func:`token_log_likelihoods` score each text on its own:
 ``<|endoftext|> text <|endoftext|>`` cut into non-overlapping windows of ``context``
@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gristmill.train.checkpoint import (check_compatible, clear_checkpoints, resume_point, save_checkpoint,
+                                        tensor_shapes)
 from gristmill.train.tokenizer import load_tokenizer, save_tokenizer, separator_id, train_tokenizer
 
 if TYPE_CHECKING:
@@ -342,23 +344,15 @@ def _optimizer(model: TransformerLM, cfg: LMConfig) -> torch.optim.AdamW:
 # -- checkpoints ------------------------------------------------------------------------------------
 
 
-def _checkpoints(directory: Path) -> list[tuple[int, Path]]:
-    found = []
-    for p in directory.glob("step-*.pt"):
-        try:
-            found.append((int(p.stem.split("-", 1)[1]), p))
-        except ValueError:
-            continue
-    return sorted(found)
+def _checkpoint_state(model: TransformerLM, opt: torch.optim.Optimizer, cfg: LMConfig) -> dict[str, Any]:
+    """What :mod:`gristmill.train.checkpoint` saves: weights, optimizer, torch RNG, config, and the shape."""
+    weights = model.state_dict()
+    return {"model": weights, "optimizer": opt.state_dict(), "rng": torch.get_rng_state(), "config": asdict(cfg),
+            "identity": _identity(cfg), "shapes": tensor_shapes(weights)}
 
 
-def _save_checkpoint(directory: Path, model: TransformerLM, opt: torch.optim.Optimizer, step: int,
-                     cfg: LMConfig) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                  "rng": torch.get_rng_state(), "config": asdict(cfg)}, directory / f"step-{step}.pt")
-    for _, old in _checkpoints(directory)[:-_KEEP_CHECKPOINTS]:
-        old.unlink(missing_ok=True)
+def _identity(cfg: LMConfig) -> dict[str, Any]:
+    return {k: getattr(cfg, k) for k in _SHAPE}
 
 
 # -- evaluation -------------------------------------------------------------------------------------
@@ -434,23 +428,28 @@ def token_log_likelihoods(lm: TrainedLM, texts: Sequence[str], batch_size: int =
 
 def train_lm(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config: LMConfig,
              run: "RunDir | None" = None, tokenizer: tokenizers.Tokenizer | None = None, resume: bool = False,
-             progress: bool = True) -> TrainedLM:
+             progress: bool = True, notify: Callable[[str], None] | None = None) -> TrainedLM:
     """Train a :class:`TransformerLM` on the documents ``train_texts``; returns it in eval mode.
 
     The tokenizer is trained on ``train_texts`` unless given. With ``run``, logs
     ``train`` points (loss, lr, tokens_per_s; every 10 steps, loss averaged over them) and
     ``dev`` points (loss, perplexity on ``eval_batches * batch_size`` fixed windows of
     ``dev_texts``, every ``eval_every`` steps and at the end), and writes checkpoints
-    to ``run.path/checkpoints`` every ``checkpoint_every`` steps (the last two kept).
-    ``resume`` continues from the newest checkpoint there (and its tokenizer), if any.
-    Empty texts are dropped. The caller's torch RNG state is left as it was.
+    to ``run.path/checkpoints`` every ``checkpoint_every`` steps and at the end (the last
+    two kept; see :mod:`gristmill.train.checkpoint`). ``resume`` continues from the newest
+    complete checkpoint there (and its tokenizer), if any, telling ``notify`` where (and
+    which broken checkpoints it passed over); one of another model shape raises
+    :class:`~gristmill.train.checkpoint.ResumeMismatch` (a ValueError). Without ``resume``
+    old checkpoints there are deleted. Empty texts are dropped. The caller's torch RNG
+    state is left as it was.
     """
     with torch.random.fork_rng(devices=[]):
-        return _train(train_texts, dev_texts, config, run, tokenizer, resume, progress)
+        return _train(train_texts, dev_texts, config, run, tokenizer, resume, progress, notify)
 
 
 def _train(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config: LMConfig, run: "RunDir | None",
-           tokenizer: tokenizers.Tokenizer | None, resume: bool, progress: bool) -> TrainedLM:
+           tokenizer: tokenizers.Tokenizer | None, resume: bool, progress: bool,
+           notify: Callable[[str], None] | None) -> TrainedLM:
     from gristmill.models.runtime import set_torch_threads
     from gristmill.progress import progress_bars
 
@@ -460,8 +459,12 @@ def _train(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config: 
     if not train_texts:
         raise ValueError("no training texts")
     ckpt_dir = run.path / _CHECKPOINTS if run is not None else None
-    found = _checkpoints(ckpt_dir) if (resume and ckpt_dir is not None and ckpt_dir.is_dir()) else []
-    if found and (ckpt_dir / "tokenizer.json").is_file():
+    ckpt = None
+    if ckpt_dir is not None and not resume:
+        clear_checkpoints(ckpt_dir)
+    if ckpt_dir is not None and resume:
+        ckpt = resume_point(ckpt_dir, notify)
+    if ckpt is not None and (ckpt_dir / "tokenizer.json").is_file():
         tokenizer = load_tokenizer(ckpt_dir)
     elif tokenizer is None:
         tokenizer = train_tokenizer(train_texts, config.vocab_size)
@@ -471,16 +474,12 @@ def _train(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config: 
     model = TransformerLM(cfg)
     opt = _optimizer(model, cfg)
     start = 0
-    if found:
-        state = torch.load(found[-1][1], map_location="cpu", weights_only=False)
-        saved = state.get("config", {})
-        differ = [f"{k} {saved[k]} -> {getattr(cfg, k)}" for k in _SHAPE if k in saved and saved[k] != getattr(cfg, k)]
-        if differ:
-            raise ValueError(f"cannot resume from {found[-1][1]}: the model's shape changed ({', '.join(differ)})")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start = int(state["step"])
-        torch.set_rng_state(state["rng"])
+    if ckpt is not None:
+        check_compatible(ckpt, _identity(cfg), tensor_shapes(model.state_dict()))
+        model.load_state_dict(ckpt.state["model"])
+        opt.load_state_dict(ckpt.state["optimizer"])
+        start = ckpt.step
+        torch.set_rng_state(ckpt.state["rng"])
         run.forget_after(start, series=("train", "dev"))
     elif ckpt_dir is not None:
         save_tokenizer(tokenizer, ckpt_dir)
@@ -533,6 +532,6 @@ def _train(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config: 
             if done % cfg.eval_every == 0 or done == cfg.steps:
                 evaluate(done)
             if ckpt_dir is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-                _save_checkpoint(ckpt_dir, model, opt, done, cfg)
+                save_checkpoint(ckpt_dir, done, _checkpoint_state(model, opt, cfg), _KEEP_CHECKPOINTS)
     model.eval()
     return TrainedLM(model, tokenizer, cfg)
