@@ -219,7 +219,8 @@ def test_resume_skips_a_half_written_checkpoint(tiny_model: Path, tmp_path: Path
     assert sorted(p.name for p in ckpts.iterdir()) == ["step-000004", "step-000006"]
 
 
-def test_resume_with_another_shape_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+def test_resume_with_another_shape_is_refused(tiny_model: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from gristmill.train.checkpoint import ResumeMismatch
 
     cfg = _cfg(tiny_model, max_steps=4, checkpoint_every=2, save_merged=False)
@@ -230,9 +231,11 @@ def test_resume_with_another_shape_is_refused(tiny_model: Path, tmp_path: Path) 
         train_sft(chat_rows(8), [], _cfg(tiny_model, max_steps=4, checkpoint_every=2, lora_r=4), run=run, resume=True)
     with pytest.raises(ResumeMismatch, match=r"method lora -> full"):
         train_sft(chat_rows(8), [], _cfg(tiny_model, max_steps=4, method="full"), run=run, resume=True)
-    # the refused attempts changed nothing: the right config still resumes
+    # the refused attempts changed nothing: the right config still resumes (the same model by a relative path)
     assert [p.name for p in (run.path / "checkpoints").iterdir()] == ["step-000002"]
-    res = train_sft(chat_rows(8), [], cfg, run=run, resume=True)
+    monkeypatch.chdir(tiny_model.parent)
+    res = train_sft(chat_rows(8), [], _cfg(Path(tiny_model.name), max_steps=4, checkpoint_every=2, save_merged=False),
+                    run=run, resume=True)
     assert [s for s, _ in res.losses] == [1, 2, 3, 4]
 
 

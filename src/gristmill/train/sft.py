@@ -295,7 +295,8 @@ def _trainable_state(model: Any) -> dict[str, Any]:
 
 def _identity(config: SFTConfig) -> dict[str, Any]:
     """The settings that fix what a checkpoint's tensors mean (a resume with others is refused)."""
-    ident: dict[str, Any] = {"model": config.model or "SmolLM2-135M-Instruct (packaged)", "method": config.method}
+    model = str(Path(config.model).resolve()) if config.model else "SmolLM2-135M-Instruct (packaged)"
+    ident: dict[str, Any] = {"model": model, "method": config.method}
     if config.method == "lora":
         ident.update(lora_r=config.lora_r, target_modules=list(config.target_modules))
     return ident

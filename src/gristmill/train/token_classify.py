@@ -170,7 +170,8 @@ def _identity(model: Any) -> dict[str, Any]:
     """What a checkpoint's weights were made for: the pretrained model and the label set."""
     cfg = getattr(model, "config", None)
     id2label = getattr(cfg, "id2label", None) or {}
-    return {"model": str(getattr(cfg, "name_or_path", "") or ""),
+    name = str(getattr(cfg, "name_or_path", "") or "")
+    return {"model": str(Path(name).resolve()) if name and Path(name).exists() else name,
             "labels": [str(id2label[i]) for i in sorted(id2label)]}
 
 
