@@ -24,7 +24,7 @@ from gristmill.audit import write_audit
 from gristmill.executors import LocalExecutor
 from gristmill.ops.base import GlobalOp
 from gristmill.pipeline import finalize, ownership, store
-from gristmill.pipeline.ingest import IngestedShard, ingest
+from gristmill.pipeline.ingest import IngestedShard, ingest, payload_columns
 from gristmill.pipeline.worker import (SegmentTask, StepRef, SummaryTask, check_llm_failures, prepare_retries,
                                        run_segment, run_summary)
 from gristmill.progress import progress_bars
@@ -59,7 +59,8 @@ class RunSummary:
 def plan(recipe: Recipe, cache: Path) -> tuple[str, list[PlannedStep]]:
     """The input fingerprint and each step's fingerprint and cache directory."""
     opts = recipe.input_options.model_dump(mode="json")
-    input_fp = store.fingerprint([store.file_identity(p) for p in recipe.input_paths], opts, recipe.shard_rows)
+    input_fp = store.fingerprint([store.file_identity(p) for p in recipe.input_paths], opts, recipe.shard_rows,
+                                 *filter(None, [payload_columns(s.op for s in recipe.steps)]))
     planned, prev = [], input_fp
     for step in recipe.steps:
         files = [store.file_identity(f) for f in step.op.input_files() if f.exists()]
@@ -211,7 +212,7 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
             bars.update(read_task, completed=done / 1e6, total=max(total, 1) / 1e6)
 
         for shard in ingest(recipe.input_paths, recipe.input_options, recipe.shard_rows, input_dir,
-                            strict=strict, on_bytes=on_bytes):
+                            strict=strict, on_bytes=on_bytes, payload=payload_columns(s.op for s in recipe.steps)):
             shards.append(shard)
             if first:
                 task = SegmentTask(shard.index, shard.path, tuple(p.ref for p in first))

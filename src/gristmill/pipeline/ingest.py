@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,8 +95,19 @@ def _payload_type(values: list[Any], pinned: pa.DataType | None) -> tuple[pa.Dat
     return joined, fits
 
 
+def payload_columns(ops: Iterable[Any]) -> list[str]:
+    """The columns operators read (``op.reads()``) that are not payload columns already, sorted.
+
+    Passed to :func:`ingest` as ``payload``, they keep their type like the payload columns do
+    (an operator reading ``body`` gets strings, not JSON text); they change the shards, so
+    the runner adds them to the input fingerprint when there are any.
+    """
+    return sorted({c for op in ops for c in op.reads()} - PAYLOAD)
+
+
 def build_table(rows: list[dict[str, Any]], source_hint: str, lines: list[int | None] | None = None,
-                pinned: dict[str, pa.DataType] | None = None) -> tuple[pa.Table, list[BadRecord], dict[str, str]]:
+                pinned: dict[str, pa.DataType] | None = None,
+                payload: Collection[str] = ()) -> tuple[pa.Table, list[BadRecord], dict[str, str]]:
     """Rows → ``(table, bad records, JSON text columns)``; valid JSON never makes it fail.
 
     Each column is built as one Arrow type. Where the values do not fit one type that
@@ -111,8 +122,10 @@ def build_table(rows: list[dict[str, Any]], source_hint: str, lines: list[int | 
       value is kept as its JSON text, and the third result maps the column to the reason
       (``int vs string``, ``[]: int vs string``, ``empty object``).
 
-    A payload column whose values agree on no storable type is JSON text too.
+    A payload column whose values agree on no storable type is JSON text too. ``payload``
+    names more columns to treat as payload columns (those a recipe's steps read).
     """
+    keep = PAYLOAD.union(payload)
     lines = lines if lines is not None else [None] * len(rows)
     pinned = pinned or {}
     fast: pa.Table | None = None
@@ -129,7 +142,7 @@ def build_table(rows: list[dict[str, Any]], source_hint: str, lines: list[int | 
     bad_rows: dict[int, str] = {}
     keep_types: dict[str, pa.DataType] = {}
     for n in names:
-        if n not in PAYLOAD:
+        if n not in keep:
             continue
         values = [row.get(n) for row in rows]
         arr, _ = _array(values)
@@ -178,16 +191,16 @@ def _kind_of(value: Any) -> str:
 
 def _commit_shard(shard_dir: Path, index: int, rows: list[dict[str, Any]], lines: list[int | None],
                   bad: list[BadRecord], source: str, renamed: int, pinned: dict[str, pa.DataType],
-                  strict: bool = False) -> IngestedShard:
+                  strict: bool = False, payload: Collection[str] = ()) -> IngestedShard:
     """Write shard ``index`` (unless committed already) and widen ``pinned`` with its payload types."""
     final = shard_dir / store.shard_name(index)
     if final.is_dir():
-        _pin(pinned, pq.read_schema(final / "data.parquet"))
+        _pin(pinned, pq.read_schema(final / "data.parquet"), payload)
         return IngestedShard(index, final, store.read_json(final / "stats.json")["rows"])
-    table, conflicts, json_columns = build_table(rows, source, lines, pinned)
+    table, conflicts, json_columns = build_table(rows, source, lines, pinned, payload)
     if strict and conflicts:
         raise StrictInputError(_where(conflicts[0]))
-    _pin(pinned, table.schema)
+    _pin(pinned, table.schema, payload)
     bad = bad + conflicts
     tmp = store.tmp_sibling(final)
     tmp.mkdir(parents=True)
@@ -205,10 +218,12 @@ def _commit_shard(shard_dir: Path, index: int, rows: list[dict[str, Any]], lines
     return IngestedShard(index, final, table.num_rows)
 
 
-def _pin(pinned: dict[str, pa.DataType], schema: pa.Schema) -> None:
+def _pin(pinned: dict[str, pa.DataType], schema: pa.Schema, payload: Collection[str] = ()) -> None:
     """Record the types of the payload columns of a committed shard for the shards after it."""
     for field in schema:
-        if field.name not in PAYLOAD or pa.types.is_null(field.type) or json_text_reason(field) is not None:
+        if field.name not in PAYLOAD and field.name not in payload:
+            continue
+        if pa.types.is_null(field.type) or json_text_reason(field) is not None:
             continue
         joined = join_types([pinned[field.name], field.type]) if field.name in pinned else field.type
         if joined is not None:
@@ -236,14 +251,17 @@ def _unique_id(row: dict[str, Any], seen: set[int]) -> bool:
 
 
 def ingest(paths: list[Path], options: Any, shard_rows: int, shard_dir: Path, strict: bool = False,
-           on_bytes: Callable[[int, int], None] | None = None) -> Iterator[IngestedShard]:
+           on_bytes: Callable[[int, int], None] | None = None,
+           payload: Collection[str] = ()) -> Iterator[IngestedShard]:
     """Read ``paths`` in order and yield committed shards of at most ``shard_rows`` rows.
 
     ``on_bytes(read, total)`` is called as input bytes are consumed (for a progress bar).
     In strict mode the first bad record raises :class:`StrictInputError` with its message:
     a record the reader rejects (invalid JSON, a truncated or corrupt file, a corrupt
     Parquet row group) or one whose payload field has the wrong type (see :func:`build_table`).
-    Payload columns keep the type of the first shard that holds them, across shards.
+    Payload columns keep the type of the first shard that holds them, across shards;
+    ``payload`` adds columns to them (the columns the recipe's steps read, see
+    :func:`payload_columns`), so an operator reading one gets values of one type.
     """
     shard_dir.mkdir(parents=True, exist_ok=True)
     readers = [open_reader(p, options) for p in paths]
@@ -268,7 +286,8 @@ def ingest(paths: list[Path], options: Any, shard_rows: int, shard_dir: Path, st
                 lines.append(line)
                 size += len(item.get("text") or "") if isinstance(item.get("text"), str) else 0
             if len(rows) >= shard_rows or size >= MAX_SHARD_BYTES:
-                yield _commit_shard(shard_dir, index, rows, lines, bad, str(reader.path), renamed, pinned, strict)
+                yield _commit_shard(shard_dir, index, rows, lines, bad, str(reader.path), renamed, pinned, strict,
+                                    payload)
                 index, rows, lines, bad, size, renamed = index + 1, [], [], [], 0, 0
             if on_bytes is not None and n % 256 == 0:
                 on_bytes(done_bytes + reader.bytes_read(), total)
@@ -277,4 +296,4 @@ def ingest(paths: list[Path], options: Any, shard_rows: int, shard_dir: Path, st
             on_bytes(done_bytes, total)
     if rows or bad or index == 0:
         yield _commit_shard(shard_dir, index, rows, lines, bad, str(paths[-1]) if paths else "", renamed, pinned,
-                            strict)
+                            strict, payload)
