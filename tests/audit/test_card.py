@@ -134,3 +134,30 @@ def test_bias_run_summaries_are_rendered_generically(tmp_path: Path) -> None:
     assert "- gender: female_share 0.25" in bias
     assert "occupations (first 8 of 12)" in bias and "| job7 | 13 |" in bias and "job8" not in bias
     assert "`bias.groups` | gender:male 1" in bias
+
+
+def _with_output_stats(run: Path, **output) -> None:
+    stats = json.loads((run / "stats.json").read_text(encoding="utf-8"))
+    stats["output"].update(output)
+    stats["input"].update(quarantined=2, quarantined_by_reason={"field type": 2})
+    (run / "stats.json").write_text(json.dumps(stats), encoding="utf-8")
+
+
+def test_card_names_columns_stored_as_json_text_with_their_reasons(tmp_path: Path) -> None:
+    run = fake_run(tmp_path / "r", [{"op": "filter.length"}], [{"id": "a", "source": "/x/in.jsonl", "license": "MIT"}])
+    assert "JSON text" not in build_card(run, build_audit(run))
+    _with_output_stats(run, json_columns={"meta": "int vs string in different shards", "vals": "[]: int vs string"})
+    card = build_card(run, build_audit(run))
+    summary = _section(card, "Summary")
+    assert ("Columns stored as JSON text, their values fitting no one column type: "
+            "`meta` (int vs string in different shards); `vals` ([]: int vs string); "
+            "this output holds their values as they were in the input.") in summary
+    limits = _section(card, "Known limitations")
+    assert "JSON text" not in limits
+    assert "2 input records could not be read or had a field of another type than its column" in limits
+    assert "quarantined as unreadable or of the wrong field type" in _section(card, "Processing steps")
+    _with_output_stats(run, format="parquet")
+    card = build_card(run, build_audit(run))
+    assert ("each value in this parquet output is its JSON text (`json.loads` gives it back; the Parquet field "
+            "metadata `gristmill.json` marks such columns).") in _section(card, "Summary")
+    assert "2 column(s) are stored as JSON text in this parquet output" in _section(card, "Known limitations")

@@ -173,6 +173,8 @@ def test_jsonl_output_rows_equal_the_input_rows(tmp_path):
     assert {k for r in out for k in r} - set(rows[0]) == {"source"}
     assert set(s.stats["output"]["json_columns"]) == {"meta", "vals", "n", "deep"}
     assert s.stats["output"]["json_columns"]["n"] == "int vs string in different shards"
+    card = (s.run_dir / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert "`n` (int vs string in different shards)" in card and "as they were in the input" in card
 
 
 def test_a_column_a_step_reads_keeps_its_type(tmp_path):

@@ -179,3 +179,24 @@ def test_large_quarantine_is_streamed_and_counted(tmp_path: Path, make_run) -> N
     html = _section(build_report(run_dir), "quarantine")
     assert "100,001 input records" in html and '<td class="num">75,000</td>' in html
     assert "raw 19" in html and "raw 20" not in html
+
+
+def test_columns_stored_as_json_text_are_shown_with_their_reasons(tmp_path: Path, make_run) -> None:
+    run_dir = make_run(tmp_path / "run")
+    assert "JSON text" not in _section(build_report(run_dir), "summary")  # none: no line
+    stats = json.loads((run_dir / "stats.json").read_text(encoding="utf-8"))
+    stats["output"]["json_columns"] = {"meta": "int vs string in different shards", "<v>": "[]: int vs string"}
+    (run_dir / "stats.json").write_text(json.dumps(stats), encoding="utf-8")
+    summary = _section(build_report(run_dir), "summary")
+    assert "<dt>columns stored as JSON text</dt>" in summary
+    assert "<code>meta</code>: int vs string in different shards" in summary
+    assert "<code>&lt;v&gt;</code>: []: int vs string" in summary
+    assert "the jsonl output holds them as they were in the input" in summary
+    stats["output"]["format"] = "parquet"
+    (run_dir / "stats.json").write_text(json.dumps(stats), encoding="utf-8")
+    assert "each value in the parquet output is its JSON text" in _section(build_report(run_dir), "summary")
+
+
+def test_quarantine_says_records_may_have_a_field_of_the_wrong_type(report: str) -> None:
+    assert "3 input records could not be read or did not fit their columns' types." in _section(
+        report, "quarantine")

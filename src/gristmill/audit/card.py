@@ -20,6 +20,7 @@ from typing import Any
 
 from gristmill.audit.audit import AUDIT_NAME, build_audit
 from gristmill.audit.run_files import RunFiles, mask_secrets
+from gristmill.io.writers import DECODES_JSON_TEXT
 
 __all__ = ["CARD_NAME", "KNOWN_SOURCES", "KnownSource", "known_source", "build_card", "write_card"]
 
@@ -170,7 +171,8 @@ def _steps(run: RunFiles) -> str:
     steps = run.steps
     inp = run.stats.get("input") or {}
     head = (f"{_n(inp.get('rows'))} rows read ({_n(inp.get('quarantined', 0))} input records quarantined as "
-            f"unreadable); {_n((run.stats.get('output') or {}).get('rows'))} rows written.")
+            f"unreadable or of the wrong field type); {_n((run.stats.get('output') or {}).get('rows'))} rows "
+            "written.")
     if not steps:
         return head + "\n\nNo processing steps."
     params = {i: s.get("params") or {} for i, s in enumerate(run.recipe_steps)}
@@ -356,6 +358,21 @@ DEFAULT_USE = ("Fine-tuning and evaluating language models in research and devel
                "health, finances or safety.")
 
 
+def _json_columns(out: dict[str, Any]) -> list[str]:
+    """The summary line on columns stored as JSON text (values that fit no one column type), if any."""
+    json_columns = out.get("json_columns") or {}
+    if not json_columns:
+        return []
+    names = "; ".join(f"`{_md(k)}` ({_md(v)})" for k, v in json_columns.items())
+    if out.get("format") in DECODES_JSON_TEXT:
+        how = "this output holds their values as they were in the input"
+    else:
+        how = (f"each value in this {_md(out.get('format'))} output is its JSON text (`json.loads` gives it back"
+               + ("; the Parquet field metadata `gristmill.json` marks such columns" if out.get("format") == "parquet"
+                  else "") + ")")
+    return [f"- Columns stored as JSON text, their values fitting no one column type: {names}; {how}."]
+
+
 def build_card(run_dir: Path, audit: dict[str, Any] | None = None) -> str:
     """The dataset card of the run in ``run_dir`` as Markdown (``audit`` defaults to ``audit.json``)."""
     run = RunFiles(Path(run_dir))
@@ -375,13 +392,18 @@ def build_card(run_dir: Path, audit: dict[str, Any] | None = None) -> str:
     limitations = [*map(str, card.get("limitations") or []), *l_src, *l_pii, *l_tox, *l_bias, *l_checks]
     quarantined = (stats.get("input") or {}).get("quarantined") or 0
     if quarantined:
-        limitations.append(f"{quarantined:,} input records could not be read and are not in the output "
-                           "(quarantine.jsonl).")
+        limitations.append(f"{quarantined:,} input records could not be read or had a field of another type than "
+                           "its column, and are not in the output (quarantine.jsonl).")
+    json_columns = out.get("json_columns") or {}
+    if json_columns and out.get("format") not in DECODES_JSON_TEXT:
+        limitations.append(f"{len(json_columns)} column(s) are stored as JSON text in this {_md(out.get('format'))} "
+                           "output (see Summary): each value is a string to parse with `json.loads`.")
     splits = out.get("splits") or {}
     summary = [
         f"- Rows: {_n(out.get('rows'))}" + (f" ({', '.join(f'{k} {_n(v)}' for k, v in splits.items())})"
                                             if splits else ""),
         f"- Format: {_md(out.get('format'))}; files: {', '.join(f'`{f}`' for f in out.get('files') or []) or '—'}",
+        *_json_columns(out),
         f"- Built by gristmill from recipe `{_md(os.path.basename(str(stats.get('recipe', '')))) }` "
         f"on {_md(stats.get('finished'))}; the resolved recipe is `recipe.yaml`, per-step counts `stats.json`, "
         "dropped rows with reasons `rejected/`, the audit `audit.json`, the report `report.html`.",

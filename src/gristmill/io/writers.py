@@ -43,6 +43,8 @@ except ImportError:  # pragma: no cover
     orjson = None  # type: ignore[assignment]
 
 WRITER_FORMATS = ("jsonl", "parquet", "csv", "hf", "openai", "sharegpt", "alpaca")
+DECODES_JSON_TEXT = frozenset({"jsonl", "openai", "sharegpt", "alpaca"})
+"""The formats whose writers write JSON text columns back as the values they hold."""
 BATCH_ROWS = 4096
 
 

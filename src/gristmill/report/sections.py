@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from gristmill.io.writers import DECODES_JSON_TEXT
 from gristmill.records import ID
 from gristmill.report import charts
 from gristmill.report.data import RunData, rejected_samples
@@ -69,7 +70,21 @@ def summary(run: RunData) -> str:
         ("output format", esc(out.get("format"))),
         ("output files", _file_list(run, out.get("files") or [])),
     ]
+    json_columns = out.get("json_columns") or {}
+    if json_columns:
+        pairs.append(("columns stored as JSON text", json_text_note(json_columns, out.get("format"))))
     return kv(pairs)
+
+
+def json_text_note(json_columns: dict[str, Any], fmt: Any) -> str:
+    """The columns stored as JSON text, each with why, and what the output format makes of them."""
+    items = "<br>".join(f"<code>{esc(name)}</code>: {esc(reason)}" for name, reason in json_columns.items())
+    if fmt in DECODES_JSON_TEXT:
+        how = f"their values fit no one column type; the {esc(fmt)} output holds them as they were in the input"
+    else:
+        how = (f"their values fit no one column type; each value in the {esc(fmt)} output is its JSON text "
+               "(<code>json.loads</code> gives it back)")
+    return f"{items}<br><span class=\"none\">{how}</span>"
 
 
 def funnel(run: RunData) -> str:
@@ -148,7 +163,7 @@ def quarantine(run: RunData) -> str:
                 table(["rule", "records"], sorted(by_reason, key=lambda kv: -kv[1])) if by_reason else ""
             )
         return none("none: no input record was quarantined")
-    parts = [f"<p>{num(q.total)} input records could not be read.</p>"]
+    parts = [f"<p>{num(q.total)} input records could not be read or did not fit their columns' types.</p>"]
     if isinstance(counted, int) and counted != q.total:
         parts.append(f"<p>Note: stats.json counts {num(counted)}.</p>")
     parts.append(table(["rule", "records"], q.by_rule.most_common()))
