@@ -15,7 +15,7 @@ import pytest
 
 from gristmill.io import ReaderOptions
 from gristmill.pipeline import finalize
-from gristmill.pipeline.ingest import StrictInputError, build_table, ingest
+from gristmill.pipeline.ingest import StrictInputError, build_table, ingest, payload_columns
 from gristmill.recipe import load_recipe
 from gristmill.records import json_text_reason
 from gristmill.runner import plan, run_recipe
@@ -215,6 +215,23 @@ def test_recipe_payload_columns_join_the_input_fingerprint(tmp_path):
     assert input_fp("text") == input_fp("text", "clean.normalize")  # text is a payload column already
     assert input_fp("body") != input_fp("text")  # body now keeps its type: other shards
     assert input_fp("body") == input_fp("body", "clean.normalize")
+
+
+class _Op:
+    def __init__(self, reads: list[str], writes: list[str]) -> None:
+        self._reads, self._writes = reads, writes
+
+    def reads(self) -> list[str]:
+        return self._reads
+
+    def writes(self) -> list[str]:
+        return self._writes
+
+
+def test_payload_columns_are_the_input_columns_steps_read():
+    ops = [_Op(["text", "body"], ["body", "score"]), _Op(["score", "body", "label"], []), _Op(["id", "tags"], [])]
+    assert payload_columns(ops) == ["body", "label"]  # score comes from a step; text, id, tags are payload
+    assert payload_columns([]) == []
 
 
 def test_ingest_payload_parameter(tmp_path):

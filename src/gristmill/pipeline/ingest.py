@@ -96,13 +96,19 @@ def _payload_type(values: list[Any], pinned: pa.DataType | None) -> tuple[pa.Dat
 
 
 def payload_columns(ops: Iterable[Any]) -> list[str]:
-    """The columns operators read (``op.reads()``) that are not payload columns already, sorted.
+    """The input columns the operators (a recipe's, in order) read, besides the payload columns, sorted.
 
+    A column an earlier operator writes (``op.writes()``) is not read from the input there.
     Passed to :func:`ingest` as ``payload``, they keep their type like the payload columns do
     (an operator reading ``body`` gets strings, not JSON text); they change the shards, so
     the runner adds them to the input fingerprint when there are any.
     """
-    return sorted({c for op in ops for c in op.reads()} - PAYLOAD)
+    read: set[str] = set()
+    written: set[str] = set()
+    for op in ops:
+        read.update(c for c in op.reads() if c not in written)
+        written.update(op.writes())
+    return sorted(read - PAYLOAD)
 
 
 def build_table(rows: list[dict[str, Any]], source_hint: str, lines: list[int | None] | None = None,
