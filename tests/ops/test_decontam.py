@@ -3,13 +3,14 @@ from __future__ import annotations
 import gzip
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from gristmill.io import BadRecord, ReaderOptions, open_reader
+from gristmill.io import BadRecord, InputError, ReaderOptions, open_reader
 from gristmill.ops.decontam import BENCHMARK, ITEM, OVERLAP, NgramDecontam, words
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -137,8 +138,9 @@ def test_unreadable_or_missing_benchmark_is_an_error(tmp_path: Path) -> None:
     bad.write_text('{"q": "fine text here"}\n{"q": \n')
     with pytest.raises(ValueError, match="unreadable record"):
         NgramDecontam(benchmarks=[{"name": "b", "path": str(bad), "fields": ["q"]}]).ensure_setup()
-    with pytest.raises(Exception, match="nope.jsonl"):
-        NgramDecontam(benchmarks=[{"name": "b", "path": str(tmp_path / "nope.jsonl")}]).ensure_setup()
+    missing = tmp_path / "nope.jsonl"
+    with pytest.raises(InputError, match=rf"^{re.escape(str(missing))}: no such file or directory; expected one of"):
+        NgramDecontam(benchmarks=[{"name": "b", "path": str(missing)}]).ensure_setup()
 
 
 def test_index_is_rebuilt_after_pickling(real: NgramDecontam) -> None:
