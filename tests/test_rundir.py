@@ -67,3 +67,22 @@ def test_a_directory_gristmill_did_not_make_is_refused_untouched(tmp_path):
     assert (victim / "report.html").read_text() == "my page" and not (victim / "config.json").exists()
     (tmp_path / "empty").mkdir()
     RunDir.create(tmp_path / "empty", kind="eval", config={})  # an empty directory is fine
+
+
+def test_a_model_directory_with_its_own_config_json_is_not_a_run(tmp_path):
+    import pytest
+
+    from gristmill.rundir import NotARunDirectory
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
+    (model / "results.json").write_text("{}")
+    with pytest.raises(NotARunDirectory):
+        RunDir.create(model, kind="train-sft", config={"lr": 1})
+    assert json.loads((model / "config.json").read_text()) == {"model_type": "llama", "hidden_size": 64}
+    run = RunDir.create(tmp_path / "run", kind="eval", config={})
+    (run.path / "extra.txt").write_text("x")
+    RunDir.create(tmp_path / "run", kind="eval", config={})  # gristmill's own: reused
+    (run.path / ".gristmill-run").unlink()
+    RunDir.create(tmp_path / "run", kind="eval", config={})  # older runs: known by config.json's kind

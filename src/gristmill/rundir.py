@@ -62,6 +62,21 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return points
 
 
+MARKER = ".gristmill-run"
+
+
+def _made_by_gristmill(path: Path) -> bool:
+    """The marker, or (runs made before it) a ``config.json`` of gristmill's: a mapping with a ``kind``.
+    A model's ``config.json`` has no ``kind``, so a model directory is never taken for a run."""
+    if (path / MARKER).is_file():
+        return True
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("kind"), str)
+
+
 class NotARunDirectory(FileExistsError):
     """A directory that holds files gristmill did not write; it is never used as a run directory."""
 
@@ -79,14 +94,18 @@ class RunDir:
 
         Without ``resume`` an existing directory's metrics, results and report items are
         cleared (other files, e.g. checkpoints, are left for the caller to decide about).
-        A non-empty directory without ``config.json`` was not made by gristmill: it raises
-        :class:`NotARunDirectory` and nothing in it is touched.
+        A non-empty directory without gristmill's marker (or, for older runs, a gristmill
+        ``config.json``) was not made by gristmill: it raises :class:`NotARunDirectory` and
+        nothing in it is touched.
         """
         path = Path(path)
-        if path.is_dir() and not (path / "config.json").is_file() and any(path.iterdir()):
+        if path.exists() and not path.is_dir():
+            raise NotARunDirectory(f"{path}: is a file, not a run directory; choose another --out")
+        if path.is_dir() and not _made_by_gristmill(path) and any(path.iterdir()):
             raise NotARunDirectory(f"{path}: exists, is not empty and was not made by gristmill; choose another "
                                    "--out (nothing was changed)")
         path.mkdir(parents=True, exist_ok=True)
+        (path / MARKER).touch()
         run = cls(path, kind)
         if not resume:
             for name in ("metrics.jsonl", "results.json", "report.json", "report.html"):

@@ -105,3 +105,16 @@ def test_resume_with_another_shape_exits_2_and_changes_nothing(tmp_path: Path, d
     assert len(error) == 1 and "cannot resume from" in error[0] and "shape changed (n_layer 1 -> 2)" in error[0]
     assert (out / "config.json").read_bytes() == config
     assert [p.name for p in (out / "checkpoints").glob("step-*")] == ["step-000010"]
+
+
+def test_out_directory_gristmill_did_not_make_is_refused_untouched(tmp_path: Path, data: Path) -> None:
+    model = tmp_path / "my-model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    (model / "checkpoints").mkdir()
+    (model / "checkpoints" / "keep.bin").write_bytes(b"weights")
+    res = runner.invoke(app, ["train", "lm", "--data", str(data), "--out", str(model), *TINY])
+    assert res.exit_code == 2 and "was not made by gristmill" in res.output
+    assert (model / "config.json").read_text() == '{"model_type": "llama"}'
+    assert (model / "checkpoints" / "keep.bin").read_bytes() == b"weights"
+    assert sorted(p.name for p in model.iterdir()) == ["checkpoints", "config.json"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,3 +22,14 @@ def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
     else:
         print(f"error: {message}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+def create_run(path: Path, kind: str, config: dict[str, Any], resume: bool = False) -> Any:
+    """:meth:`gristmill.rundir.RunDir.create`, failing with one line (exit 2) on a directory gristmill
+    did not make or cannot write."""
+    from gristmill.rundir import RunDir
+
+    try:
+        return RunDir.create(path, kind=kind, config=config, resume=resume)
+    except OSError as exc:
+        fail(str(exc) if exc.filename is None else f"--out {path}: cannot create the run directory ({exc.strerror})")

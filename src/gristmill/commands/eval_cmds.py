@@ -187,13 +187,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def _start(out_dir: Path | None, what: str, name: str, config: dict[str, Any]) -> Any:
-    from gristmill.rundir import RunDir
+    from gristmill.commands.common import create_run
 
-    path = out_dir or Path("runs") / f"eval-{what}-{name}"
-    try:
-        return RunDir.create(path, kind=f"eval-{what}", config=config)
-    except OSError as exc:
-        fail(f"--out {path}: cannot create the run directory ({exc})")
+    return create_run(out_dir or Path("runs") / f"eval-{what}-{name}", f"eval-{what}", config)
 
 
 def _skipped_item(run: Any, got: Loaded) -> None:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gristmill.commands.common import EXIT_FAILED, EXIT_INTERRUPTED, err, fail, out
+from gristmill.commands.common import create_run, EXIT_FAILED, EXIT_INTERRUPTED, err, fail, out
 
 __all__ = ["read_documents", "register"]
 
@@ -122,12 +122,11 @@ def train_lm_cmd(
         err.print(f"note: {len(docs)} document is too few for a dev set", markup=False)
 
     from gristmill.commands.train import config_before, refuse_resume
-    from gristmill.rundir import RunDir
     from gristmill.train.checkpoint import ResumeMismatch
 
     out_dir = out_dir or Path("runs") / f"train-lm-{data[0].name.split('.')[0]}"
     before = config_before(out_dir, resume)
-    run = RunDir.create(out_dir, kind="train-lm", resume=resume, config={
+    run = create_run(out_dir, kind="train-lm", resume=resume, config={
         **asdict(cfg), "data": [str(p) for p in data], "field": field, "dev_fraction": dev_fraction,
         "train_documents": len(train_docs), "dev_documents": len(dev_docs), "skipped_records": len(skipped)})
     if skipped:

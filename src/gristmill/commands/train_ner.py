@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from gristmill.commands.common import EXIT_INTERRUPTED, fail, out
+from gristmill.commands.common import create_run, EXIT_INTERRUPTED, fail, out
 
 MODEL_HELP = "Model directory (a BERT-style encoder with its tokenizer); default: all-MiniLM-L6-v2 from its package."
 CHECKPOINT_HELP = "Checkpoint every N optimizer steps into <out>/checkpoints (0: none)."
@@ -167,7 +167,6 @@ def train_ner(
 
     from gristmill.commands.train import config_before
     from gristmill.progress import progress_bars
-    from gristmill.rundir import RunDir
     from gristmill.train.token_classify import FitConfig, evaluate_tagged, load_token_model, train_token_classifier
 
     cfg = FitConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, patience=patience, seed=seed,
@@ -176,7 +175,7 @@ def train_ner(
     config = {"train": str(train), "dev": str(dev), "test": str(test) if test else None, "format": data_format,
               "model": model_dir, "labels": labels, "threads": threads, "save_model": save_model, **cfg.to_dict()}
     before = config_before(out_dir, resume)
-    run = RunDir.create(out_dir, kind="train-ner", config=config, resume=resume)
+    run = create_run(out_dir, kind="train-ner", config=config, resume=resume)
     bad = [b for d in data.values() for b in d.bad]
     _write_quarantine(run.path, bad)
     for name, path in (("train", train), ("dev", dev), ("test", test)):
@@ -298,7 +297,6 @@ def train_classify(
 
     from gristmill.commands.train import config_before
     from gristmill.progress import progress_bars
-    from gristmill.rundir import RunDir
     from gristmill.train.token_classify import FitConfig
 
     cfg = FitConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, patience=patience, seed=seed,
@@ -308,7 +306,7 @@ def train_classify(
               "label_field": label_field, "model": model_dir, "labels": labels, "threads": threads,
               "save_model": save_model, **cfg.to_dict()}
     before = config_before(out_dir, resume)
-    run = RunDir.create(out_dir, kind="train-classify", config=config, resume=resume)
+    run = create_run(out_dir, kind="train-classify", config=config, resume=resume)
     bad = [b for d in data.values() for b in d.bad]
     _write_quarantine(run.path, bad)
     for name, path in (("train", train), ("dev", dev), ("test", test)):

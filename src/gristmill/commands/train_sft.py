@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gristmill.commands.common import EXIT_INTERRUPTED, EXIT_INVALID, err, fail, out
+from gristmill.commands.common import create_run, EXIT_INTERRUPTED, EXIT_INVALID, err, fail, out
 from gristmill.commands.train import config_before, note, refuse_resume
 
 
@@ -81,7 +81,6 @@ def train_sft_command(
         fail(f"{data}: no usable chat rows ({len(bad)} lines skipped)", EXIT_INVALID)
 
     from gristmill.progress import progress_bars
-    from gristmill.rundir import RunDir
     from gristmill.train.checkpoint import ResumeMismatch
     from gristmill.train.sft import split_dev, train_sft
     from gristmill.train.sft_report import generate_answers, report_sft
@@ -92,7 +91,7 @@ def train_sft_command(
     settings = {**config.to_dict(), "data": str(data), "dev": str(dev) if dev else None,
                 "dev_fraction": dev_fraction if dev is None else None}
     before = config_before(run_path, resume)
-    run = RunDir.create(run_path, kind="train-sft", config=settings, resume=resume)
+    run = create_run(run_path, kind="train-sft", config=settings, resume=resume)
     run.save_json("bad_rows.json", [{"file": b.file, "line": b.line, "reason": b.reason} for b in bad])
     run.result(skipped_lines=len(bad))
     try:
