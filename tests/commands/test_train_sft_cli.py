@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from gristmill.cli import app
 from gristmill.train.checkpoint import complete_checkpoints
+from tests.processes import session_members
 from tests.train.test_sft import chat_rows, make_tiny_model
 
 # torch spin-waits badly with more than one thread on a shared machine
@@ -109,23 +110,6 @@ def test_cli_resume_with_another_lora_rank_exits_2(tiny_model: Path, data: Path,
 
 
 # -- a real process killed with SIGKILL ------------------------------------------------------------
-
-
-def session_members(sid: int) -> list[int]:
-    """Live processes (zombies excluded) in session ``sid``: the process started with
-    ``start_new_session=True`` and every descendant, even one re-parented after its parent died."""
-    found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp session ...
-        if int(fields[3]) == sid and fields[0] not in "ZX":
-            found.append(int(d.name))
-    return found
 
 
 def kill_after_first_checkpoint(cmd: list[str], run_dir: Path, timeout: float = 120) -> float:

@@ -26,6 +26,7 @@ from gristmill.recipe import Step, load_recipe
 from gristmill.runner import run_recipe
 from tests.conftest import recipe_dict
 from tests.pipeline.test_kill_resume import make_corpus, snapshot
+from tests.processes import session_members
 
 cli = CliRunner()
 
@@ -91,21 +92,6 @@ def test_cli_operator_failure_is_one_line_exit_1(tmp_path: Path, docs_file: Path
 
 # ---- real processes -------------------------------------------------------------------------
 
-def _session_pids(sid: int) -> list[int]:
-    pids = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[3]) == sid and fields[0] != "Z":  # fields[3] is the session id
-            pids.append(int(d.name))
-    return pids
-
-
 def _recipe_file(tmp_path: Path, rows: int = 4000, shard_rows: int = 150) -> Path:
     corpus = tmp_path / "corpus.jsonl"
     make_corpus(corpus, rows)
@@ -125,7 +111,7 @@ def _start(recipe: Path, runs: Path) -> subprocess.Popen:
 def _wait_for_workers(proc: subprocess.Popen, n: int, timeout: float = 60) -> list[int]:
     end = time.monotonic() + timeout
     while time.monotonic() < end and proc.poll() is None:
-        others = [p for p in _session_pids(proc.pid) if p != proc.pid]
+        others = [p for p in session_members(proc.pid) if p != proc.pid]
         if len(others) >= n:
             return others
         time.sleep(0.05)
@@ -140,12 +126,12 @@ def test_sigkill_of_the_main_process_leaves_no_child_alive(tmp_path: Path) -> No
         os.kill(proc.pid, signal.SIGKILL)  # the main process only: its children must follow
         proc.wait(timeout=30)
         end = time.monotonic() + 15
-        while _session_pids(proc.pid) and time.monotonic() < end:
+        while session_members(proc.pid) and time.monotonic() < end:
             time.sleep(0.1)
-        left = _session_pids(proc.pid)
+        left = session_members(proc.pid)
         assert not left, f"children of the killed run still alive: {left} (children were {children})"
     finally:
-        for pid in _session_pids(proc.pid):
+        for pid in session_members(proc.pid):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -164,9 +150,9 @@ def test_sigint_exits_130_and_the_same_command_resumes(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     end = time.monotonic() + 15
-    while _session_pids(proc.pid) and time.monotonic() < end:
+    while session_members(proc.pid) and time.monotonic() < end:
         time.sleep(0.1)
-    assert not _session_pids(proc.pid)
+    assert not session_members(proc.pid)
     again = _start(recipe, runs)
     assert again.wait(timeout=300) == 0, again.stderr.read()
     assert snapshot(runs / "t") == snapshot(tmp_path / "clean" / "t")
