@@ -48,7 +48,7 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     MetricInfo("rows.in", "number", "rows read from the input (quarantined records not included)"),
     MetricInfo("rows.out", "number", "rows in the output"),
     MetricInfo("rows.dropped", "number", "rows dropped by all steps together"),
-    MetricInfo("quarantine.count", "number", "input records quarantined as unreadable"),
+    MetricInfo("quarantine.count", "number", "input records quarantined (unreadable, damaged file, field type conflict)"),
     MetricInfo("contamination.count", "number", "rows flagged by decontam.ngram (decontam.overlap >= its "
                "min_overlap), in the output and in rejected rows", ("decontam.ngram",)),
     MetricInfo("contamination.remaining", "number", "flagged rows still in the output (drop: false)",
