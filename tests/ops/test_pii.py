@@ -227,3 +227,107 @@ def test_pseudonyms_glued_to_words_are_kept_apart_so_redaction_is_idempotent():
     twice = op.process(once).kept
     assert twice.to_pylist() == once.to_pylist()
     assert once.column("pii.remaining").to_pylist() == [0]
+
+
+# ---- invisible characters, look-alikes, glued values, honest pii.remaining (issue 15) ------------
+
+INVISIBLES = ["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "\ufeff", "\u200e", "\u200f", "\u202a", "\u202b",
+              "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u180e", "\u034f"]
+
+
+def redacted(text: str, mode: str = "tag", **params) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    out = run(PiiRedact(mode=mode, salt="s", ner=False, **params), batch(text))
+    return out.column("text")[0].as_py(), out.column("pii.remaining")[0].as_py()
+
+
+def test_zero_width_space_inside_an_address_is_redacted_with_the_address() -> None:
+    """The reviewer's case: a ZWSP after the first letter left 'a<ZWSP><EMAIL_ADDRESS>'."""
+    assert redacted("mail a\u200bb@corp.fi today") == ("mail <EMAIL_ADDRESS> today", 0)
+
+
+@pytest.mark.parametrize("ch", INVISIBLES, ids=lambda c: f"U+{ord(c):04X}")
+def test_invisible_characters_inside_values_do_not_hide_them(ch: str) -> None:
+    text = (f"mail jo{ch}uni@corp.fi, SSN 123-45{ch}-6789, card 4111 1111{ch} 1111 1111, "
+            f"IBAN GB82 WE{ch}ST 1234 5698 7654 32, host 10.1{ch}.2.3.")
+    assert redacted(text) == ("mail <EMAIL_ADDRESS>, SSN <US_SSN>, card <CREDIT_CARD>, IBAN <IBAN_CODE>, "
+                              "host <IP_ADDRESS>.", 0)
+
+
+def test_detected_spans_point_at_the_original_text_hidden_characters_included() -> None:
+    text = "mail jo\u200buni@corp.fi or \u00adjane\u2060@x.org"
+    out = run(PiiDetect(include_text=True, ner=False), batch(text))
+    assert [(s["type"], s["start"], s["end"], s["text"]) for s in spans_of(out)] == [
+        ("EMAIL_ADDRESS", 5, 19, "jo\u200buni@corp.fi"), ("EMAIL_ADDRESS", 24, 35, "jane\u2060@x.org")]
+    assert out.column("pii.invisible").to_pylist() == [3]
+
+
+def test_right_to_left_override_does_not_hide_an_address() -> None:
+    # stored backwards, shown as jouni@corp.fi by the override
+    assert redacted("write to \u202eif.proc@inuoj\u202c today") == ("write to \u202e<EMAIL_ADDRESS>\u202c today", 0)
+    # an override inside the address
+    assert redacted("write to jouni\u202e@corp.fi\u202c today") == ("write to <EMAIL_ADDRESS>\u202c today", 0)
+    # a reversed SSN up to the end of the line
+    assert redacted("SSN: \u202e9876-54-321\nok") == ("SSN: \u202e<US_SSN>\nok", 0)
+
+
+@pytest.mark.parametrize("text, want", [
+    ("ｊｏｕｎｉ＠ｃｏｒｐ．ｆｉ", "<EMAIL_ADDRESS>"),                       # fullwidth
+    ("SSN ١٢٣-٤٥-٦٧٨٩", "SSN <US_SSN>"),                                    # Arabic-Indic digits
+    ("SSN １２３－４５－６７８９", "SSN <US_SSN>"),                           # fullwidth digits and hyphens
+    ("call +1\u00a0212\u00a0555\u00a00142", "call <PHONE_NUMBER>"),        # no-break spaces
+    ("call 212\u2011555\u20110142", "call <PHONE_NUMBER>"),                # non-breaking hyphens
+    ("x\u00b2 = 10\u00b2 = 100", "x\u00b2 = 10\u00b2 = 100"),              # superscripts stay apart
+])
+def test_look_alike_characters_are_read_as_ascii(text: str, want: str) -> None:
+    assert redacted(text) == (want, 0)
+
+
+@pytest.mark.parametrize("mode", ["tag", "hash", "pseudonym"])
+def test_values_glued_together_are_each_redacted(mode: str) -> None:
+    """Found by a property test: 'jouni@corp.fi123-45-6789' was left verbatim with pii.remaining == 0."""
+    out, remaining = redacted("jouni@corp.fi123-45-6789", mode)
+    assert "jouni" not in out and "123-45-6789" not in out and "6789" not in out, out
+    assert remaining == 0
+    if mode == "tag":
+        assert out == "<EMAIL_ADDRESS><US_SSN>"
+
+
+def test_glued_values_are_detected_with_their_own_spans() -> None:
+    text = "jouni@corp.fi123-45-6789 and a@b.com-c@d.com, 10.1.2.3_+1 212-555-0142"
+    out = run(PiiDetect(include_text=True, ner=False), batch(text))
+    assert [(s["type"], s["text"]) for s in spans_of(out)] == [
+        ("EMAIL_ADDRESS", "jouni@corp.fi"), ("US_SSN", "123-45-6789"), ("EMAIL_ADDRESS", "a@b.com"),
+        ("EMAIL_ADDRESS", "c@d.com"), ("IP_ADDRESS", "10.1.2.3"), ("PHONE_NUMBER", "+1 212-555-0142")]
+
+
+def test_every_copy_of_a_redacted_value_is_redacted() -> None:
+    """A bare nine-digit SSN is only found after a cue; its second copy used to stay, uncounted."""
+    text = "my SSN is 123456789; I said 123456789."
+    assert redacted(text) == ("my SSN is <US_SSN>; I said <US_SSN>.", 0)
+    # a copy glued to other digits is another number, not a copy
+    assert redacted("my SSN is 123456789, order 91234567890") == ("my SSN is <US_SSN>, order 91234567890", 0)
+
+
+def test_a_selected_value_inside_a_span_of_another_type_is_redacted() -> None:
+    """A URL (not redacted by default) that holds an e-mail address used to win the overlap and keep the
+    address in the text; pii.remaining counted only the URL."""
+    out, remaining = redacted("see https://x.io/?u=jouni@corp.fi now")
+    assert out == "see https://x.io/?u=<EMAIL_ADDRESS> now"
+    assert remaining == 1  # the URL, kept on purpose, is still counted
+
+
+def test_copies_are_redacted_in_the_round_that_finds_the_value() -> None:
+    # with one round, the copy is not left for a second one
+    text = "SSN 123456789 then 123456789"
+    out = run(PiiRedact(ner=False, max_rounds=1), batch(text))
+    assert out.column("text").to_pylist() == ["SSN <US_SSN> then <US_SSN>"]  # copies go in the same round
+    assert out.column("pii.remaining").to_pylist() == [0]
+
+
+def test_pii_invisible_counts_and_follows_redaction() -> None:
+    texts = ["plain", "a\u200bb\u2060c", None, "mail jo\u200buni@corp.fi \ufeff"]
+    det = run(PiiDetect(ner=False), batch(*texts))
+    assert det.column("pii.invisible").to_pylist() == [0, 2, 0, 2]
+    red = run(PiiRedact(ner=False), det)
+    assert red.column("text").to_pylist()[3] == "mail <EMAIL_ADDRESS> \ufeff"
+    assert red.column("pii.invisible").to_pylist() == [0, 2, 0, 1]  # the one inside the address went with it

@@ -14,6 +14,11 @@ Detectors (see the modules for each rule):
   model rather than a token classifier trained on WNUT-17), plus rules: titles, cue
   phrases, middle initials, speaker labels, place phrases, list and mention propagation.
 
+Every detector reads the text through :mod:`gristmill.ops.pii_normalise` (invisible and
+bidirectional control characters, look-alike characters and right-to-left overrides undone;
+spans mapped back to the text's own offsets), and values glued together are split at the
+edges of the ones found first (``jouni@corp.fi123-45-6789`` is an address and an SSN).
+
 Overlapping spans are resolved to one (:func:`gristmill.ops.pii_spans.resolve_overlaps`:
 checksummed / structured detectors beat NER guesses, then the longer span wins).
 Text that is already redacted — tags, hash tags and this module's pseudonyms — is never
@@ -35,14 +40,16 @@ from pydantic import Field, model_validator
 from gristmill.ops.base import Annotator, Mapper, Params
 from gristmill.ops.pii_address import CONTINUATION, detect_addresses
 from gristmill.ops.pii_fake import hash_tag, protected_ranges, pseudonym, tag
+from gristmill.ops.pii_normalise import INVISIBLE, View, count_invisible, views
 from gristmill.ops.pii_patterns import DEFAULT_REGIONS, PATTERN_DETECTORS, detect_phones
-from gristmill.ops.pii_spans import TYPES, Span, resolve_overlaps
+from gristmill.ops.pii_spans import MODEL_DETECTORS, TYPES, Span, resolve_overlaps
 from gristmill.records import column_list, set_column
 
 __all__ = [
     "DEFAULT_REDACT_TYPES",
     "NER_TYPES",
     "PII_COUNT",
+    "PII_INVISIBLE",
     "PII_REDACTED",
     "PII_REMAINING",
     "PII_SPANS",
@@ -57,6 +64,7 @@ PII_SPANS = "pii.spans"
 PII_COUNT = "pii.count"
 PII_REDACTED = "pii.redacted"
 PII_REMAINING = "pii.remaining"
+PII_INVISIBLE = "pii.invisible"
 NER_TYPES = ("PERSON", "ORGANIZATION", "LOCATION", "NRP")
 # Dates in general, plain URLs and nationality / religious / political group words are
 # detected but are not personal by themselves; redacting them would gut ordinary text.
@@ -88,13 +96,20 @@ class DetectParams(Params):
 
 
 class Detector:
-    """The detection half shared by both operators: ``spans(texts)`` for a list of texts."""
+    """The detection half shared by both operators: ``spans(texts)`` for a list of texts.
+
+    Each text is read through its views (:func:`gristmill.ops.pii_normalise.views`: invisible
+    and bidirectional control characters, look-alike digits and letters undone) and every span
+    is mapped back to the text's own offsets. Values glued to a detected value ("jouni@corp.fi"
+    then "123-45-6789" with nothing between) are looked for again with the detected value
+    blanked out (:meth:`_rule_spans`).
+    """
 
     def __init__(self, params: DetectParams) -> None:
         self.p = params
         self.types = set(params.types or TYPES)
 
-    def _rule_spans(self, text: str, protected: list[tuple[int, int]]) -> list[Span]:
+    def _rule_pass(self, text: str, protected: list[tuple[int, int]]) -> list[Span]:
         spans: list[Span] = []
         for types, fn in PATTERN_DETECTORS.items():
             if self.types.intersection(types):
@@ -105,24 +120,107 @@ class Detector:
             spans += detect_addresses(text, protected=protected)
         return spans
 
-    def spans(self, texts: Sequence[str | None]) -> list[list[Span]]:
-        """Resolved, non-overlapping spans of each text (``[]`` for null or empty text)."""
+    def _rule_spans(self, text: str, protected: list[tuple[int, int]]) -> list[Span]:
+        """Rule spans of ``text``, and of ``text`` with the values found so far blanked out while one
+        of them touches a letter or digit: a value's edge is a boundary for the next (up to 3 passes;
+        a span found in a later pass never overlaps one blanked out)."""
+        spans = self._rule_pass(text, protected)
+        blanked: list[Span] = []
+        for _ in range(3):
+            won = [s for s in resolve_overlaps(spans) if s not in blanked]
+            if not any(_glued(text, s) for s in won):
+                break
+            blanked += won  # all of them: libphonenumber does not split "0001 #201-200-0000" either
+            masked = list(text)
+            for s in blanked:
+                masked[s.start:s.end] = " " * len(s)
+            seen = {(s.type, s.start, s.end) for s in spans}
+            new = [s for s in self._rule_pass("".join(masked), protected)
+                   if (s.type, s.start, s.end) not in seen and not any(s.overlaps(b) for b in blanked)]
+            if not new:
+                break
+            spans += new
+        return spans
+
+    def candidates(self, texts: Sequence[str | None]) -> list[list[Span]]:
+        """Every span found in each text, overlapping ones included (``[]`` for null or empty text),
+        in the text's offsets; :meth:`spans` resolves them."""
         todo = [i for i, t in enumerate(texts) if t and t.strip()]
-        ner: dict[int, list[Span]] = {}
+        seen = {i: views(texts[i]) for i in todo}  # type: ignore[arg-type]
+        ner: dict[tuple[int, int], list[Span]] = {}
         if self.p.ner and todo and self.types.intersection(NER_TYPES + ("DATE_TIME",)):
             from gristmill.ops.pii_ner import ner_spans
 
-            ner = dict(zip(todo, ner_spans([texts[i] for i in todo])))  # type: ignore[misc]
+            keys = [(i, k) for i in todo for k in range(len(seen[i]))]
+            ner = dict(zip(keys, ner_spans([seen[i][k].text for i, k in keys])))
         out: list[list[Span]] = [[] for _ in texts]
         for i in todo:
-            text = texts[i]
-            assert text is not None
-            protected = protected_ranges(text) if self.p.skip_redacted else []
-            found = [s for s in self._rule_spans(text, protected) + ner.get(i, [])
-                     if s.type in self.types and s.score >= self.p.min_score]
-            found = _outside(found, protected, text)
-            out[i] = resolve_overlaps(found)
+            spaced = seen[i][0].text  # same offsets as the text
+            protected = protected_ranges(spaced) if self.p.skip_redacted else []
+            found: list[Span] = []
+            for k, view in enumerate(seen[i]):
+                local = protected if k == 0 else _ranges_in_view(view, protected)
+                mapped = []
+                for s in self._rule_spans(view.text, local) + ner.get((i, k), []):
+                    if s.type in self.types and s.score >= self.p.min_score:
+                        start, end = view.to_text(s.start, s.end)
+                        mapped.append(s if (start, end) == (s.start, s.end) else
+                                      Span(s.type, start, end, s.score, s.detector))
+                if k:
+                    # An invisible character between two values found with it read as a space
+                    # separates them: a span of the joined view that runs over both is dropped.
+                    spaced_spans = resolve_overlaps(found)
+                    mapped = [s for s in mapped if sum(s.overlaps(b) for b in spaced_spans) < 2]
+                found += mapped
+            out[i] = _outside(_no_phone_over_values(list(dict.fromkeys(found))), protected, spaced)
         return out
+
+    def spans(self, texts: Sequence[str | None]) -> list[list[Span]]:
+        """Resolved, non-overlapping spans of each text (``[]`` for null or empty text)."""
+        return [resolve_overlaps(c) for c in self.candidates(texts)]
+
+
+def _no_phone_over_values(spans: list[Span]) -> list[Span]:
+    """``spans`` without the phone numbers that hold two or more other rule-found values: with twelve
+    regions' numbering plans, "039-01-0001 1.0.0.0" is a valid Italian number, and an SSN and an IP
+    address side by side."""
+    values = [s for s in spans if s.type != "PHONE_NUMBER" and s.detector not in MODEL_DETECTORS]
+    out = []
+    for s in spans:
+        if s.type == "PHONE_NUMBER":
+            inside = resolve_overlaps(v for v in values if s.start <= v.start and v.end <= s.end)
+            if len(inside) >= 2:
+                continue
+        out.append(s)
+    return out
+
+
+def _glued(text: str, s: Span) -> bool:
+    """Whether a letter or digit touches the span on either side, directly or across one punctuation
+    character ("jouni@corp.fi123-45-6789", "a@b.com-c@d.com"), or a number comes after at most
+    five spaces and punctuation characters (libphonenumber takes "001-01-0001. )201-200-0000"
+    for one candidate number, fails it, and does not look inside)."""
+    for i, step in ((s.start - 1, -1), (s.end, 1)):
+        if not 0 <= i < len(text):
+            continue
+        near = text[i + step] if 0 <= i + step < len(text) else ""
+        if text[i].isalnum() or (not text[i].isspace() and near.isalnum()):
+            return True
+        for k in range(6):
+            j = i + k * step
+            if not 0 <= j < len(text) or text[j].isalpha() or text[j] == "\n":
+                break
+            if text[j].isdigit() or text[j] == "+":
+                return True
+    return False
+
+
+def _ranges_in_view(view: View, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``ranges`` of the text in ``view``'s offsets (a visual view gets none: it is only searched,
+    and its spans are cut by the ranges afterwards like every other view's)."""
+    if view.name == "visual":
+        return []
+    return [r for a, b in ranges if (r := view.from_text(a, b)) is not None]
 
 
 _EDGE = " \t\n\r,.;:!?()[]{}<>\"'"
@@ -130,11 +228,18 @@ _EDGE = " \t\n\r,.;:!?()[]{}<>\"'"
 
 def _outside(spans: list[Span], ranges: list[tuple[int, int]], text: str) -> list[Span]:
     """Spans with the parts inside ``ranges`` cut away: the longest remaining piece is kept,
-    without edge spaces and punctuation, if it still holds two letters or digits."""
+    without edge spaces and punctuation, if it still holds two letters or digits.
+
+    IBANs are kept whole: a fake IBAN's check digits (00) never validate, so a detected one is
+    real, and a run of its digits that looks like a fake card number ("DE52 0000 0000 0000 0001
+    00") is part of it."""
     if not ranges:
         return spans
     out = []
     for s in spans:
+        if s.detector == "iban":
+            out.append(s)
+            continue
         pieces = [(s.start, s.end)]
         for a, b in ranges:
             if b <= s.start or a >= s.end:
@@ -175,7 +280,8 @@ def _check_column(op: str, batch: pa.Table, column: str) -> None:
 
 
 class PiiDetect(Annotator):
-    """Find PII and secrets: typed character spans with scores in ``pii.spans``, their number in ``pii.count``.
+    """Find PII and secrets: typed character spans with scores in ``pii.spans``, their number in ``pii.count``,
+    and the invisible characters of the text in ``pii.invisible``.
 
     Each span is ``{type, start, end, text, score, detector}`` with Python string offsets
     into the column (``end`` exclusive); spans do not overlap. ``text`` (the detected
@@ -185,6 +291,14 @@ class PiiDetect(Annotator):
     DATE_TIME, STREET_ADDRESS (one span per line of a multi-line address), URL_CREDENTIALS,
     URL, SECRET, PERSON, ORGANIZATION, LOCATION, NRP (nationality, religious or political
     group).
+
+    Detection reads through invisible characters (zero-width spaces and joiners, soft hyphens,
+    BOMs, bidirectional controls: Unicode's default-ignorable code points), look-alike
+    characters (fullwidth letters and digits, digits of other scripts, dashes, odd spaces)
+    and right-to-left overrides (:mod:`gristmill.ops.pii_normalise`); a span covers the
+    whole original stretch, hidden characters inside it included. ``pii.invisible``
+    counts the text's invisible characters, which rarely belong in training text and can
+    hide PII from other tools.
     """
 
     name = "pii.detect"
@@ -198,7 +312,7 @@ class PiiDetect(Annotator):
         return [self.params.column]
 
     def writes(self) -> list[str]:
-        return [PII_SPANS, PII_COUNT]
+        return [PII_SPANS, PII_COUNT, PII_INVISIBLE]
 
     def setup(self) -> None:
         if self.params.ner:
@@ -212,7 +326,8 @@ class PiiDetect(Annotator):
         texts = column_list(batch, self.params.column)
         found = Detector(self.params).spans(texts)
         rows = [_span_rows(sp, t or "", self.params.include_text) for sp, t in zip(found, texts)]
-        return {PII_SPANS: pa.array(rows, SPAN_TYPE), PII_COUNT: pa.array([len(s) for s in found], pa.int32())}
+        return {PII_SPANS: pa.array(rows, SPAN_TYPE), PII_COUNT: pa.array([len(s) for s in found], pa.int32()),
+                PII_INVISIBLE: pa.array([count_invisible(t) for t in texts], pa.int32())}
 
 
 def redact_text(text: str, spans: Sequence[Span], mode: str, salt: str = "") -> tuple[str, int]:
@@ -232,15 +347,25 @@ def redact_text(text: str, spans: Sequence[Span], mode: str, salt: str = "") -> 
             new = pseudonym(s.type, value, salt, part=s.detector.endswith(":" + CONTINUATION))
             # A pseudonym glued to a letter or digit ("CarrowAddison") would not be recognised
             # as one again, and a second pass would replace it: keep it apart by a space.
-            if new[:1].isalnum() and s.start > 0 and text[s.start - 1].isalnum():
+            # Invisible characters between do not count: detection reads through them.
+            if new[:1].isalnum() and _visible_neighbour(text, s.start - 1, -1).isalnum():
                 new = " " + new
-            if new[-1:].isalnum() and s.end < len(text) and text[s.end].isalnum():
+            if new[-1:].isalnum() and _visible_neighbour(text, s.end, 1).isalnum():
                 new = new + " "
         pieces += [text[pos:s.start], new]
         pos = s.end
         n += 1
     pieces.append(text[pos:])
     return "".join(pieces), n
+
+
+def _visible_neighbour(text: str, pos: int, step: int) -> str:
+    """The first character at or beyond ``pos`` (going by ``step``) that is not invisible, or ``""``."""
+    while 0 <= pos < len(text):
+        if not INVISIBLE.match(text[pos]):
+            return text[pos]
+        pos += step
+    return ""
 
 
 class PiiRedact(Mapper):
@@ -252,15 +377,22 @@ class PiiRedact(Mapper):
     record, shard and worker (see :mod:`gristmill.ops.pii_fake`; dates become tags). Text
     outside the replaced spans is kept byte for byte.
 
+    The selected types' spans are resolved among themselves, so a selected value inside a
+    longer span of a type left alone (an e-mail address inside a URL) is still replaced.
+    Every other verbatim copy of a replaced value in the same text (standing alone, with at
+    least three letters or digits) is replaced too, whether or not the detector sees it
+    there (a bare SSN found only after "SSN" and written again later).
+
     Redaction is idempotent: tags, hashes and pseudonyms are never detected again, and
     after replacing, the text is scanned again and anything newly found (a name the model
     sees only in the new context) is replaced too, up to ``max_rounds`` passes.
 
     Writes ``pii.redacted`` (spans replaced in this column so far: the input's value, if
-    any, plus this step's) and ``pii.remaining`` (spans still detected in the output:
-    types not selected, or below ``min_score``). When the batch already has ``pii.spans``
-    / ``pii.count`` they are replaced by the remaining spans, whose offsets point into the
-    redacted text.
+    any, plus this step's) and ``pii.remaining`` (what is still there: spans detected in
+    the output — types not selected, spans below ``min_score``, selected ones when
+    ``max_rounds`` ran out — and copies of replaced values left in it). When the batch
+    already has ``pii.spans`` / ``pii.count`` / ``pii.invisible`` they are replaced by the
+    remaining spans (offsets into the redacted text) and the output's figures.
 
     The salt comes from ``salt`` or else from the environment variable named by
     ``salt_env``; ``hash`` and ``pseudonym`` refuse to run without one. A salt in the
@@ -320,24 +452,31 @@ class PiiRedact(Mapper):
                                             "types": None}))
         texts = column_list(batch, self.params.column)
         counts = [0] * len(texts)
-        found = detector.spans(texts)
+        found = detector.candidates(texts)
+        # Values replaced so far, per row: a verbatim copy of one is replaced too (and counted as
+        # remaining if it is still there at the end), whether or not the detector sees it there.
+        known: list[dict[str, Span]] = [{} for _ in texts]
         todo = list(range(len(texts)))
         for _ in range(self.params.max_rounds):
             changed = []
             for i in todo:
-                targets = [s for s in found[i] if s.type in selected]
+                targets = _targets(texts[i], found[i], selected, known[i])  # type: ignore[arg-type]
                 if targets:
+                    for s in targets:
+                        known[i].setdefault(texts[i][s.start:s.end], s)  # type: ignore[index]
                     texts[i], n = redact_text(texts[i], targets, self.params.mode, salt)  # type: ignore[arg-type]
                     counts[i] += n
                     changed.append(i)
             if not changed:
                 break
-            for i, spans in zip(changed, detector.spans([texts[i] for i in changed])):
+            for i, spans in zip(changed, detector.candidates([texts[i] for i in changed])):
                 found[i] = spans
             todo = changed
+        # What is still there: every span detected in the output (types not selected, spans below
+        # min_score, and selected ones only when max_rounds ran out) and copies of replaced values.
+        remaining = [resolve_overlaps(f + _copies(t, k)) if t else [] for f, t, k in zip(found, texts, known)]
         previous = column_list(batch, PII_REDACTED)
         redacted = [(p or 0) + c for p, c in zip(previous, counts)]
-        remaining = found  # spans of selected types are left only when max_rounds ran out
         col_type = batch.schema.field(self.params.column).type
         out = set_column(batch, self.params.column, pa.array(texts, col_type if not pa.types.is_null(col_type)
                                                              else pa.string()))
@@ -348,4 +487,45 @@ class PiiRedact(Mapper):
             out = set_column(out, PII_SPANS, pa.array(rows, SPAN_TYPE))
         if PII_COUNT in batch.column_names:
             out = set_column(out, PII_COUNT, pa.array([len(r) for r in remaining], pa.int32()))
+        if PII_INVISIBLE in batch.column_names:
+            out = set_column(out, PII_INVISIBLE, pa.array([count_invisible(t) for t in texts], pa.int32()))
         return out
+
+
+# A replaced value is looked for again elsewhere in its text only if it has this many letters or digits.
+_MIN_COPY_ALNUM = 3
+
+
+def _copies(text: str, known: dict[str, Span]) -> list[Span]:
+    """Verbatim copies of the ``known`` values in ``text`` that stand alone (no letter or digit glued to
+    an alphanumeric edge) and are not inside a tag, hash tag or pseudonym."""
+    if not known:
+        return []
+    protected = protected_ranges(text)
+    out = []
+    for value, like in known.items():
+        if sum(c.isalnum() for c in value) < _MIN_COPY_ALNUM:
+            continue
+        pos = 0
+        while (a := text.find(value, pos)) >= 0:
+            b = a + len(value)
+            pos = a + 1
+            if value[0].isalnum() and a > 0 and text[a - 1].isalnum():
+                continue
+            if value[-1].isalnum() and b < len(text) and text[b].isalnum():
+                continue
+            if any(x < b and a < y for x, y in protected):
+                continue
+            out.append(Span(like.type, a, b, 1.0, "copy:" + like.detector))
+    return out
+
+
+def _targets(text: str, found: list[Span], selected: set[str], known: dict[str, Span]) -> list[Span]:
+    """The spans to replace: the selected types' spans, resolved among themselves (a selected
+    value inside a span of a type left alone, an e-mail address inside a URL, is still
+    replaced), and the other copies of these values and of values replaced in earlier rounds."""
+    chosen = [s for s in found if s.type in selected]
+    values = dict(known)
+    for s in resolve_overlaps(chosen):
+        values.setdefault(text[s.start:s.end], s)
+    return resolve_overlaps(chosen + _copies(text, values))

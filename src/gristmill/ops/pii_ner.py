@@ -134,7 +134,7 @@ def _needs_truecase(text: str) -> bool:
     return len(letters) >= 8 and sum(c.isupper() for c in letters) <= len(letters) * 0.02
 
 
-_NAME = r"[A-ZÀ-ÖØ-ÞĀ-Ž][^\W\d_]+(?:[-'’][A-ZÀ-ÖØ-Þ]?[^\W\d_]+)?"
+_NAME = r"(?:[OD][’'])?[A-ZÀ-ÖØ-ÞĀ-Ž][^\W\d_]+(?:[-'’][A-ZÀ-ÖØ-Þ]?[^\W\d_]+)?"  # O'Connor, D'Angelo
 _INITIAL = r"[A-Z]\.?"
 _FULLNAME = rf"{_NAME}(?:[ \t]+(?:{_INITIAL}[ \t]+)?{_NAME}){{0,2}}"
 _TITLES = (r"(?i:mr|mrs|ms|miss|mx|dr|prof|professor|sir|dame|madam|mme|mlle|herr|frau|rev|fr|capt|captain|lt|sgt|"
@@ -250,6 +250,8 @@ def _doc_spans(doc: Any) -> Iterator[Span]:
             text = text[:-2]
         if typ == "DATE_TIME" and not _DATEISH.search(text):
             continue
+        if typ in ("PERSON", "NRP") and any(c.isdigit() for c in text):
+            continue  # names hold no digits: "sha256 e3b0c442..." truecased, "John 3:16"
         if typ == "ORGANIZATION" and text.strip(".") in _NOT_ORG:
             continue
         if typ != "PERSON" and _WITH_INITIAL.fullmatch(text) and not _ORG_WORDS.search(text):

@@ -2,17 +2,22 @@
 
 Each detector is a function ``text -> list[Span]``; none needs a model.
 
-* ``EMAIL_ADDRESS`` — ``local@domain.tld``.
+* ``EMAIL_ADDRESS`` — ``local@domain.tld``; the address ends at the top-level domain's last letter,
+  so a number glued to it is not taken in.
 * ``PHONE_NUMBER`` — the ``phonenumbers`` library (Google's libphonenumber metadata):
   :class:`phonenumbers.PhoneNumberMatcher` run once per region of ``regions`` with the
   given leniency (``valid``: the number must be a valid number of its region); numbers
-  written with ``+`` and a country code are found whatever the region.
-* ``CREDIT_CARD`` — 13–19 digits, optionally grouped by spaces or dashes, with a card
-  network's leading digit and a valid Luhn check digit (12–19 digits and any leading digit
-  right after a card word such as "card", "cc", "visa").
+  written with ``+`` and a country code are found whatever the region. Matches that are
+  part of a longer number or code, labelled as ISBN / order / invoice / serial numbers, or
+  grouped in single digits are dropped (:func:`_not_a_phone`).
+* ``CREDIT_CARD`` — 13–19 digits, ungrouped or grouped as cards are printed (fours, or
+  4-6-5 / 4-6-4) by one kind of separator, spaces or dashes, with a card network's leading
+  digit and a valid Luhn check digit (12–19 digits in any grouping and with any leading
+  digit right after a card word such as "card", "cc", "visa").
 * ``IBAN_CODE`` — country code, two check digits and the BBAN (optionally grouped by
   spaces), with the country's registered length and a valid ISO 7064 mod-97 checksum.
-* ``IP_ADDRESS`` — IPv4 dotted quads and IPv6 addresses that :mod:`ipaddress` parses.
+* ``IP_ADDRESS`` — IPv4 dotted quads and IPv6 addresses that :mod:`ipaddress` parses; a dotted
+  quad right after a version word ("version", "firmware", "build", "v", ...) is a version.
 * ``US_SSN`` — ``AAA-GG-SSSS`` (or spaces); area 000, 666 and 900–999, group 00 and
   serial 0000 are never issued and are not matched. Nine bare digits count only right
   after an "SSN" / "social security" cue.
@@ -49,16 +54,24 @@ DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "NL", "SE", "AU", "IN", "
 
 # ---- email ------------------------------------------------------------------------------
 
+# The top-level domain is letters only, so a digit, '-' or '_' right after it starts something
+# else ("jouni@corp.fi123-45-6789" is an address glued to a number); a longer domain
+# ("corp.fi123.com") is still taken whole, the labels before the last being greedy.
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+%-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])")
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![^\W\d_])")
 
 
 def detect_emails(text: str) -> list[Span]:
     """E-mail addresses."""
     if "@" not in text:
         return []
-    return [Span("EMAIL_ADDRESS", m.start(), m.end(), 1.0, "email") for m in _EMAIL.finditer(text)
-            if not m.group().startswith(".")]
+    out = []
+    for m in _EMAIL.finditer(text):
+        # a local part never starts with '.' (and in practice not with '-' or '+': "a@b.com-c@d.com")
+        start = m.start() + len(m.group()) - len(m.group().lstrip(".-+"))
+        if text[start] != "@":
+            out.append(Span("EMAIL_ADDRESS", start, m.end(), 1.0, "email"))
+    return out
 
 
 # ---- phone numbers ----------------------------------------------------------------------
@@ -85,6 +98,72 @@ def detect_phone_cues(text: str) -> list[Span]:
     return out
 
 
+_COUNTRY_CODE_BEFORE = re.compile(r"(?<![\w+])\+(\d{1,3})[ .-]?$")
+
+
+def _with_country_code(text: str, start: int, end: int, number: object) -> int:
+    """Where the number starts when the matcher left out the ``+1 `` just before it (libphonenumber
+    does so for the second of two numbers in a row, "+1 201-200-0000 +1 201-200-0001", or reads the
+    rest as a number of another region): the ``+`` and country code are taken in when the whole
+    is a valid number."""
+    import phonenumbers
+
+    m = _COUNTRY_CODE_BEFORE.search(text, max(0, start - 6), start)
+    if not m:
+        return start
+    if int(m.group(1)) == getattr(number, "country_code", None):
+        return m.start()
+    try:
+        whole = phonenumbers.parse(text[m.start():end], None)
+    except phonenumbers.NumberParseException:
+        return start
+    return m.start() if phonenumbers.is_valid_number(whole) else start
+
+
+def _balanced(text: str, start: int, end: int) -> tuple[int, int]:
+    """The match without edge spaces (libphonenumber can return " (201) 200-0000"), an opening
+    bracket that is never closed in it ("(+1 201-200-0000"), or a closing one never opened."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    value = text[start:end]
+    if value.startswith("(") and value.count("(") > value.count(")"):
+        start += 1
+    elif value.endswith(")") and value.count(")") > value.count("("):
+        end -= 1
+    return start, end
+
+
+_EMPTY_BRACKETS = re.compile(r"\([ \t]*\)")
+
+
+_NOT_PHONE_BEFORE = re.compile(r"(?i)\b(?:isbn(?:-?1[03])?|issn|doi|order|invoice|tracking|serial|sku|patent)"
+                               r"\s*(?:no\.?|number|#)?\s*[:#]?\s*$")
+_GROUPS = re.compile(r"\d+")
+
+
+def _not_a_phone(text: str, start: int, end: int) -> bool:
+    """Whether a matched number is something else:
+
+    * part of a longer number or code: right after a letter or digit and a '.', '-' or '/'
+      ("INV-2023-000145", "1.0.0.168 001-01-0001"), or right before one of these and a letter
+      or digit ("123-456-7890-abc"; not when a phone word follows: "555-0142-Office");
+    * labelled as a book, order, invoice, tracking, serial or patent number ("ISBN 0-306-40615-2");
+    * written with two or more one-digit groups ("4 8 15 16 23 42"; "+33 1 42 68 53 00" has one).
+    """
+    if start >= 2 and text[start - 1] in ".-/" and text[start - 2].isalnum():
+        return True
+    if end + 1 < len(text) and text[end] in ".-/" and text[end + 1].isalnum() \
+            and not _PHONE_CUE_AFTER.match(text[end:end + 12]):  # "555-0142-Office" is a phone
+        return True
+    if _NOT_PHONE_BEFORE.search(text, max(0, start - 24), start):
+        return True
+    value = text[start:end]
+    groups = _GROUPS.findall(value[value.index(" "):] if value.startswith("+") and " " in value else value)
+    return sum(len(g) == 1 for g in groups) >= 2
+
+
 def detect_phones(text: str, regions: Sequence[str] = DEFAULT_REGIONS, leniency: str = "valid",
                   cues: bool = True) -> list[Span]:
     """Phone numbers found by libphonenumber's matcher for any of ``regions``, and (with
@@ -97,9 +176,15 @@ def detect_phones(text: str, regions: Sequence[str] = DEFAULT_REGIONS, leniency:
     level = {"possible": Leniency.POSSIBLE, "valid": Leniency.VALID,
              "strict": Leniency.STRICT_GROUPING}[leniency]
     found: dict[tuple[int, int], Span] = {}
+    # An empty pair of brackets is no part of a number, but makes the matcher fail the one after it.
+    scan = _EMPTY_BRACKETS.sub(lambda e: " " * len(e.group()), text) if "(" in text else text
     for region in regions:
-        for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=level):
-            found.setdefault((m.start, m.end), Span("PHONE_NUMBER", m.start, m.end, 0.75, f"phonenumbers:{region}"))
+        for m in phonenumbers.PhoneNumberMatcher(scan, region, leniency=level):
+            start, end = _balanced(text, m.start, m.end)
+            if _not_a_phone(text, start, end):
+                continue
+            start = _with_country_code(text, start, end, m.number)
+            found.setdefault((start, end), Span("PHONE_NUMBER", start, end, 0.75, f"phonenumbers:{region}"))
     spans = list(found.values())
     if cues:
         spans += detect_phone_cues(text)
@@ -108,7 +193,12 @@ def detect_phones(text: str, regions: Sequence[str] = DEFAULT_REGIONS, leniency:
 
 # ---- credit cards -----------------------------------------------------------------------
 
-_DIGIT_GROUPS = re.compile(r"(?<![\w.-])\d+(?:[ -]\d+)*(?![\w-])")
+# A number does not start right after a letter or digit, or a '.' or '-' that follows one
+# ("3.14159...", "1-800-..."); after an underscore or ", -" it may. It does not end right before a
+# letter or digit, or a '-' and one.
+_NUM_START = r"(?<![^\W_])(?<![^\W_][.-])"
+_NUM_END = r"(?![^\W_])(?!-[^\W_])"
+_DIGIT_GROUPS = re.compile(_NUM_START + r"\d+(?:[ -]\d+)*" + _NUM_END)
 _GROUP = re.compile(r"\d+")
 
 
@@ -131,6 +221,15 @@ def _card_prefix_ok(digits: str) -> bool:
     return first == "1" and len(digits) == 15
 
 
+_CARD_GROUPS = re.compile(r"\d{13,19}|\d{4}([ -])\d{4}(?:\1\d{4}){1,2}(?:\1\d{1,4})?|\d{4}([ -])\d{6}\2\d{4,5}")
+
+
+def _card_grouping_ok(value: str) -> bool:
+    """Whether digits are written as cards are: ungrouped, in fours (the last group 1-4 digits), or
+    4-6-5 / 4-6-4 (American Express, Diners), with one separator throughout."""
+    return _CARD_GROUPS.fullmatch(value) is not None
+
+
 _CARD_CUE = re.compile(r"(?i)\b(?:card|cc|credit|debit|visa|master\s?card|maestro|amex|american\s+express|discover|"
                        r"jcb|diners)\b[^\n]{0,20}$")
 
@@ -149,7 +248,7 @@ def detect_credit_cards(text: str) -> list[Span]:
                 digits = re.sub(r"\D", "", text[s:e])
                 if not 12 <= len(digits) <= 19 or not luhn_valid(digits):
                     continue
-                if len(digits) >= 13 and _card_prefix_ok(digits):
+                if len(digits) >= 13 and _card_prefix_ok(digits) and _card_grouping_ok(text[s:e]):
                     best = (j, s, e, 0.95)
                     break
                 if _CARD_CUE.search(text[max(0, s - 40):s]):
@@ -176,7 +275,9 @@ IBAN_LENGTHS = {
     "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
-_IBAN_START = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2})(\d{2}) ?[A-Z0-9]")
+# A digit may come right before the country code (a number glued to the IBAN): the checksum
+# keeps out chance matches.
+_IBAN_START = re.compile(r"(?<![A-Za-z])([A-Z]{2})(\d{2}) ?[A-Z0-9]")
 
 
 def iban_valid(iban: str) -> bool:
@@ -227,8 +328,13 @@ def detect_ibans(text: str) -> list[Span]:
 
 # ---- IP addresses -----------------------------------------------------------------------
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV4 = re.compile(r"(?<![^\W_])(?<![\w.]\.)(?:\d{1,3}\.){3}\d{1,3}(?![^\W_]|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
+
+
+# A dotted quad right after a version word is a version number ("firmware 5.12.0.7", "v1.2.3.4").
+_VERSION_BEFORE = re.compile(r"(?i)(?:\b(?:version|ver\.?|release|build|firmware|fw|update|patch|python|"
+                             r"node|java|windows|ios|android|macos)|\bv)\s*[:=]?\s*$")
 
 
 def detect_ips(text: str) -> list[Span]:
@@ -239,6 +345,8 @@ def detect_ips(text: str) -> list[Span]:
             try:
                 ipaddress.IPv4Address(m.group())
             except ValueError:
+                continue
+            if _VERSION_BEFORE.search(text, max(0, m.start() - 20), m.start()):
                 continue
             out.append(Span("IP_ADDRESS", m.start(), m.end(), 0.9, "ipv4"))
     if text.count(":") >= 2:
@@ -256,7 +364,7 @@ def detect_ips(text: str) -> list[Span]:
 
 # ---- US social security numbers --------------------------------------------------------
 
-_SSN = re.compile(r"(?<![\w-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-])")
+_SSN = re.compile(r"(?<![^\W_])(?<![^\W_]-)(\d{3})([- ])(\d{2})\2(\d{4})" + _NUM_END)
 _SSN_BARE = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?| #)?)\W{0,6}(?:is\W{1,3})?(\d{9})\b")
 
 
@@ -336,7 +444,7 @@ def detect_dates(text: str) -> list[Span]:
 # ---- URLs and credentials in URLs -------------------------------------------------------
 
 _URL_CREDS = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://(?P<cred>[^\s:/@?#]+:[^\s/@?#]+)@[\w.-]+")
-_URL = re.compile(r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+")
+_URL = re.compile(r"(?i)(?<![^\W\d_])(?:https?://|ftp://|www\.)[^\s<>\"'`]+")  # a digit may come before
 _URL_TRAIL = ".,;:!?)]}'\""
 
 
