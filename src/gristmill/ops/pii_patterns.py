@@ -248,7 +248,11 @@ def detect_credit_cards(text: str) -> list[Span]:
                 digits = re.sub(r"\D", "", text[s:e])
                 if not 12 <= len(digits) <= 19 or not luhn_valid(digits):
                     continue
-                if len(digits) >= 13 and _card_prefix_ok(digits) and _card_grouping_ok(text[s:e]):
+                # a short last group that more digits follow belongs to the next number
+                # ("5100 0000 0000 9249 130-01-0001" is a card and an SSN)
+                short_cut = j < len(groups) - 1 and groups[j][1] - groups[j][0] < 4 and j > i
+                if len(digits) >= 13 and _card_prefix_ok(digits) and _card_grouping_ok(text[s:e]) \
+                        and not short_cut:
                     best = (j, s, e, 0.95)
                     break
                 if _CARD_CUE.search(text[max(0, s - 40):s]):
@@ -310,13 +314,18 @@ def detect_ibans(text: str) -> list[Span]:
                       and k > m.start()):
                 break
             k += 1
-        lengths = [IBAN_LENGTHS[m.group(1)]] if m.group(1) in IBAN_LENGTHS else range(min(chars, 34), 14, -1)
+        known = m.group(1) in IBAN_LENGTHS
+        lengths = [IBAN_LENGTHS[m.group(1)]] if known else range(min(chars, 34), 14, -1)
         hit = None
         for n in lengths:
             if n <= chars:
                 end = ends[n - 1]
                 after = text[end:end + 1]
-                if (not after or not (after.isascii() and after.isalnum())) and iban_valid(text[m.start():end]):
+                # With the country's fixed length, a letter may follow a last digit (or a digit a
+                # last letter): another value glued on ("...3000DE13 2000 ...").
+                glued = known and after.isascii() and after.isalnum() and after.isdigit() != text[end - 1].isdigit()
+                if (not after or not (after.isascii() and after.isalnum()) or glued) \
+                        and iban_valid(text[m.start():end]):
                     hit = end
                     break
         if hit:
