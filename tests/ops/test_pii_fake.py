@@ -82,3 +82,21 @@ def test_real_values_are_not_protected() -> None:
     # (555-0100..0199 would be: they are reserved for fiction, so never a real number)
     text = "Mary Smith, john@corp.fi, (212) 555-0299, 4111 1111 1111 1111, 192.168.0.1, Jordan Abbott"
     assert protected_ranges(text) == []
+
+
+def test_a_fake_ip_address_before_a_full_stop_or_port_is_recognised() -> None:
+    """Found by a property test: 'The host was 10.1.2.3.' became '... 203.0.113.84.', whose fake
+    address a second pass did not recognise before the full stop, and replaced again."""
+    text = "The host was 203.0.113.84. Next: 2001:db8::1f:9a."
+    assert [text[a:b] for a, b in protected_ranges(text)] == ["203.0.113.84", "2001:db8::1f:9a"]
+    assert protected_ranges("203.0.113.84.5") == []  # a longer dotted number is not the fake
+    # nor a fake IPv4 address followed by a port ("10.1.2.3:8080" became "203.0.113.84:8080")
+    assert protected_ranges("at 203.0.113.84:8080") == [(3, 15)]
+    assert protected_ranges("2001:db8::1f:9a:7") == []
+    assert protected_ranges("203.0.113.84_x") == [(0, 12)]  # an underscore is an edge, as for detection
+
+
+def test_fake_ssns_and_cards_have_the_edges_the_detectors_accept() -> None:
+    text = "x_666-12-3456_y, -666-12-3456, 0347 2215 9920 1736_z"
+    assert [text[a:b] for a, b in protected_ranges(text)] == ["666-12-3456", "666-12-3456", "0347 2215 9920 1736"]
+    assert protected_ranges("1666-12-3456 and a-666-12-3456") == []

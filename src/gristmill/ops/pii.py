@@ -280,10 +280,9 @@ def _check_column(op: str, batch: pa.Table, column: str) -> None:
 
 
 class PiiDetect(Annotator):
-    """Find PII and secrets: typed character spans with scores in ``pii.spans``, their number in ``pii.count``,
-    and the invisible characters of the text in ``pii.invisible``.
+    """Find PII and secrets: typed character spans with scores in ``pii.spans``, their number in ``pii.count``.
 
-    Each span is ``{type, start, end, text, score, detector}`` with Python string offsets
+    ``pii.invisible`` counts the text's invisible characters (see below). Each span is ``{type, start, end, text, score, detector}`` with Python string offsets
     into the column (``end`` exclusive); spans do not overlap. ``text`` (the detected
     value) is null unless ``include_text`` is set, so the annotation does not copy the PII
     it points at into every later output. Null and blank texts get no spans. Types:
@@ -296,9 +295,8 @@ class PiiDetect(Annotator):
     BOMs, bidirectional controls: Unicode's default-ignorable code points), look-alike
     characters (fullwidth letters and digits, digits of other scripts, dashes, odd spaces)
     and right-to-left overrides (:mod:`gristmill.ops.pii_normalise`); a span covers the
-    whole original stretch, hidden characters inside it included. ``pii.invisible``
-    counts the text's invisible characters, which rarely belong in training text and can
-    hide PII from other tools.
+    whole original stretch, hidden characters inside it included. Invisible characters
+    rarely belong in training text and can hide PII from other tools, hence their count.
     """
 
     name = "pii.detect"

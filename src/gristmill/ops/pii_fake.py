@@ -244,11 +244,18 @@ _PLACE_RE = re.compile(rf"{_NB}((?:{_alt(PLACE_STEM)})(?:{_alt(PLACE_END)})) ({_
 _STREET_RE = re.compile(rf"{_NB}(\d{{3,5}}) ((?:{_alt(PLACE_STEM)})(?:{_alt(PLACE_END)})) ({_alt(STREET_SUFFIX)}){_NA}")
 _EMAIL_RE = re.compile(rf"{_NB}[\w.+-]+@example\.(?:{_alt(_EXAMPLE_TLDS)}){_NA}")
 _PHONE_RE = re.compile(r"\(\d{3}\) 555-01\d{2}(?!\d)")
-_CARD_RE = re.compile(r"(?<![\w-])0\d{3}([ -]?)\d{4}\1\d{4}\1\d{4}(?![\w-])")
+# The fakes' edges are those the detectors accept (gristmill.ops.pii_patterns: a number may touch
+# an underscore, or a '-' or '.' after a space), so that whatever the detector would find again is
+# recognised as a fake first.
+_NUM_START = r"(?<![^\W_])(?<![^\W_][.-])"
+_NUM_END = r"(?![^\W_])(?!-[^\W_])"
+_CARD_RE = re.compile(_NUM_START + r"0\d{3}([ -]?)\d{4}\1\d{4}\1\d{4}" + _NUM_END)
 _IBAN_RE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}00[A-Z0-9]{11,30}(?![A-Za-z0-9])")
-_SSN_RE = re.compile(r"(?<![\w-])666-\d{2}-\d{4}(?![\w-])")
-_IP_RE = re.compile(r"(?<![\w.:])(?:(?:192\.0\.2|198\.51\.100|203\.0\.113)\.\d{1,3}|2001:db8::[0-9a-f]{1,4}:[0-9a-f]{1,4})"
-                    r"(?![\w.:])")
+_SSN_RE = re.compile(_NUM_START + r"666-\d{2}-\d{4}" + _NUM_END)
+# A full stop after a fake IPv4 address ends the sentence and a colon starts the port
+# ("203.0.113.84:8080"); after a fake IPv6 address a colon would continue it.
+_IP_RE = re.compile(r"(?<![^\W_])(?<![.:])(?:(?:192\.0\.2|198\.51\.100|203\.0\.113)\.\d{1,3}(?![^\W_]|\.\d)|"
+                    r"2001:db8::[0-9a-f]{1,4}:[0-9a-f]{1,4}(?![\w:]|\.\d))")
 _URL_RE = re.compile(rf"https?://example\.(?:{_alt(_EXAMPLE_TLDS)})/p/[0-9a-f]{{6}}")
 _CRED_RE = re.compile(r"user\d{4}:example-[0-9a-f]{8}")
 _SECRET_RE = re.compile(r"-----BEGIN PRIVATE KEY-----\nEXAMPLE[0-9a-f]{16}\n-----END PRIVATE KEY-----|"
