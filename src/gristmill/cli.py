@@ -114,13 +114,18 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
 def disk_message(exc: BaseException) -> str | None:
     """One line for a full or read-only disk met anywhere in a run (also inside a worker's error)."""
     import errno
+    import os
 
+    texts = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+             errno.EROFS: "read-only file system"}
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            what = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-                    errno.EROFS: "read-only file system"}[seen.errno]
-            where = f" writing {seen.filename}" if seen.filename else ""
+        code = seen.errno if isinstance(seen, OSError) else None
+        if code not in texts:  # pyarrow and worker tracebacks may carry the reason only in the text
+            code = next((c for c in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) if os.strerror(c) in str(seen)), None)
+        if code in texts:
+            what = texts[code]
+            where = f" writing {seen.filename}" if getattr(seen, "filename", None) else ""
             return (f"{what}{where}; the shards committed so far are kept: free space and run the same command "
                     "again to resume")
         seen = seen.__cause__ or seen.__context__

@@ -177,13 +177,14 @@ def mount_tmpfs(tmp_path: Path):
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def test_full_disk_is_one_line_exit_1_and_the_run_resumes_after(tmp_path: Path, docs_file: Path,
-                                                                mount_tmpfs: Any) -> None:
+@pytest.mark.parametrize("workers,size", [(1, "256k"), (2, "1m")])
+def test_full_disk_is_one_line_exit_1_and_the_run_resumes_after(tmp_path: Path, mount_tmpfs: Any,
+                                                                workers: int, size: str) -> None:
     corpus = tmp_path / "big.jsonl"
     make_corpus(corpus, 3000)
-    runs = mount_tmpfs(tmp_path / "small", "size=256k")
+    runs = mount_tmpfs(tmp_path / "small", f"size={size}")
     recipe = tmp_path / "r.yaml"
-    data = recipe_dict(corpus)
+    data = recipe_dict(corpus, executor={"workers": workers})
     data["input"]["shard_rows"] = 200
     recipe.write_text(yaml.safe_dump(data))
     res = cli.invoke(app, ["run", str(recipe), "--runs-dir", str(runs), "-q"])
@@ -191,6 +192,10 @@ def test_full_disk_is_one_line_exit_1_and_the_run_resumes_after(tmp_path: Path, 
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "no space left on device" in lines[0], res.output
     assert "Traceback" not in res.output
+    subprocess.run(["mount", "-o", "remount,size=64m", str(runs)], check=True)
+    res = cli.invoke(app, ["run", str(recipe), "--runs-dir", str(runs), "-q"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((runs / "t" / "stats.json").read_text())["input"]["rows"] == 3000 - 8
 
 
 def test_read_only_output_path_is_refused_before_work(tmp_path: Path, docs_file: Path, mount_tmpfs: Any) -> None:
