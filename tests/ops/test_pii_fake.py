@@ -94,6 +94,7 @@ def test_a_fake_ip_address_before_a_full_stop_or_port_is_recognised() -> None:
     assert protected_ranges("at 203.0.113.84:8080") == [(3, 15)]
     assert protected_ranges("2001:db8::1f:9a:7") == []
     assert protected_ranges("203.0.113.84_x") == [(0, 12)]  # an underscore is an edge, as for detection
+    assert protected_ranges("ip:203.0.113.84") == [(3, 15)]
 
 
 def test_fake_ssns_and_cards_have_the_edges_the_detectors_accept() -> None:

@@ -253,9 +253,10 @@ _CARD_RE = re.compile(_NUM_START + r"0\d{3}([ -]?)\d{4}\1\d{4}\1\d{4}" + _NUM_EN
 _IBAN_RE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}00[A-Z0-9]{11,30}(?![A-Za-z0-9])")
 _SSN_RE = re.compile(_NUM_START + r"666-\d{2}-\d{4}" + _NUM_END)
 # A full stop after a fake IPv4 address ends the sentence and a colon starts the port
-# ("203.0.113.84:8080"); after a fake IPv6 address a colon would continue it.
-_IP_RE = re.compile(r"(?<![^\W_])(?<![.:])(?:(?:192\.0\.2|198\.51\.100|203\.0\.113)\.\d{1,3}(?![^\W_]|\.\d)|"
-                    r"2001:db8::[0-9a-f]{1,4}:[0-9a-f]{1,4}(?![\w:]|\.\d))")
+# ("203.0.113.84:8080"), a colon before it ends a label ("ip:203.0.113.84"); next to a fake IPv6
+# address a colon would continue it.
+_IP_RE = re.compile(r"(?<![^\W_])(?<![\w.]\.)(?:192\.0\.2|198\.51\.100|203\.0\.113)\.\d{1,3}(?![^\W_]|\.\d)|"
+                    r"(?<![\w.:])2001:db8::[0-9a-f]{1,4}:[0-9a-f]{1,4}(?![\w:]|\.\d)")
 _URL_RE = re.compile(rf"https?://example\.(?:{_alt(_EXAMPLE_TLDS)})/p/[0-9a-f]{{6}}")
 _CRED_RE = re.compile(r"user\d{4}:example-[0-9a-f]{8}")
 _SECRET_RE = re.compile(r"-----BEGIN PRIVATE KEY-----\nEXAMPLE[0-9a-f]{16}\n-----END PRIVATE KEY-----|"
