@@ -168,3 +168,9 @@ def test_an_error_in_one_section_does_not_hide_the_others(docs_file: Path) -> No
     errs = errors_of(data)
     for where in ("executor.workers", "strict", "steps[0].op", "steps[1].params.min_words", "output.nonsense"):
         assert any(e.startswith(where) for e in errs), (where, errs)
+
+
+def test_executor_type_names_a_registered_executor(docs_file: Path) -> None:
+    [err] = errors_of(recipe_dict(docs_file, executor={"type": "lcoal"}))
+    assert err.startswith("executor.type: ") and "did you mean local?" in err
+    assert load_recipe(recipe_dict(docs_file, executor={"type": "local", "workers": 1})).spec.executor.type == "local"

@@ -54,9 +54,22 @@ class StepSpec(BaseModel):
 
 
 class ExecutorSpec(BaseModel):
+    """Which registered executor (:data:`gristmill.executors.base.EXECUTORS`) runs the shards, on how many workers."""
+
     model_config = ConfigDict(extra="forbid")
-    type: str = Field("local", pattern="^local$")
+    type: str = "local"
     workers: int = Field(2, ge=1, le=256)
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from gristmill.executors.base import EXECUTORS
+
+        if value not in EXECUTORS:
+            close = difflib.get_close_matches(value, list(EXECUTORS), n=1)
+            raise ValueError(f"unknown executor {value!r}" + (f"; did you mean {close[0]}?" if close else "")
+                             + f" (known: {', '.join(sorted(EXECUTORS))})")
+        return value
 
 
 class CardSpec(BaseModel):

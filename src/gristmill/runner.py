@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from gristmill.audit import write_audit
-from gristmill.executors import LocalExecutor
+from gristmill.executors import Executor, get_executor
 from gristmill.ops.base import GlobalOp
 from gristmill.pipeline import finalize, ownership, store
 from gristmill.pipeline.ingest import IngestedShard, ingest, payload_columns
@@ -130,7 +130,7 @@ def _note_computed(seg: list[PlannedStep], results: dict[Any, Any], computed: se
                 computed.add(p.step.index)
 
 
-def _fit_global(p: PlannedStep, inputs: list[Path], rows: list[int], executor: LocalExecutor, bars: Any) -> float:
+def _fit_global(p: PlannedStep, inputs: list[Path], rows: list[int], executor: Executor, bars: Any) -> float:
     """Summarise every shard, fit the operator, pickle it fitted; return fit seconds."""
     unfitted = p.dir / "op.unfitted.pkl"
     p.step.op.scratch = p.dir / "scratch"
@@ -198,7 +198,7 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
     fit_seconds: dict[int, float] = {}
     computed: set[int] = set()
 
-    with progress_bars(progress) as bars, LocalExecutor(workers) as executor:
+    with progress_bars(progress) as bars, get_executor(recipe.spec.executor.type)(workers) as executor:
         # ingestion; the first segment starts on each shard as soon as it is committed
         t_in = time.perf_counter()
         total_bytes = sum(r.stat().st_size if r.is_file() else 0 for r in recipe.input_paths)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
+from gristmill.executors.base import Executor
+
 
 def _die_with(parent_pid: int) -> None:
     """Worker initializer: end this process as soon as ``parent_pid`` (the run) ends.
@@ -43,7 +45,7 @@ def _die_with(parent_pid: int) -> None:
     threading.Thread(target=watch, name="gristmill-die-with-run", daemon=True).start()
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Runs shard tasks on ``workers`` processes; ``workers=1`` runs them in this process.
 
     Processes are started with ``forkserver`` so a parent holding threads (progress bar,
@@ -51,8 +53,10 @@ class LocalExecutor:
     that started them ends, however it ends (see :func:`_die_with`).
     """
 
+    name = "local"
+
     def __init__(self, workers: int = 2) -> None:
-        self.workers = max(1, workers)
+        super().__init__(workers)
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalExecutor:
