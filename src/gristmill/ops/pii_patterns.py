@@ -138,6 +138,7 @@ def _balanced(text: str, start: int, end: int) -> tuple[int, int]:
 _EMPTY_BRACKETS = re.compile(r"\([ \t]*\)")
 
 
+_EXTENSION = re.compile(r"(?i)[ \t]*(?:#|x|ext\.?|extension)[ \t]*\d{1,6}$")
 _NOT_PHONE_BEFORE = re.compile(r"(?i)\b(?:isbn(?:-?1[03])?|issn|doi|order|invoice|tracking|serial|sku|patent)"
                                r"\s*(?:no\.?|number|#)?\s*[:#]?\s*$")
 _GROUPS = re.compile(r"\d+")
@@ -182,7 +183,11 @@ def detect_phones(text: str, regions: Sequence[str] = DEFAULT_REGIONS, leniency:
         for m in phonenumbers.PhoneNumberMatcher(scan, region, leniency=level):
             start, end = _balanced(text, m.start, m.end)
             if _not_a_phone(text, start, end):
-                continue
+                # "+1 201-200-0000#201-200-0000": the matcher took "#201" for an extension
+                ext = _EXTENSION.search(text, start, end)
+                if ext is None or _not_a_phone(text, start, ext.start()):
+                    continue
+                end = ext.start()
             start = _with_country_code(text, start, end, m.number)
             found.setdefault((start, end), Span("PHONE_NUMBER", start, end, 0.75, f"phonenumbers:{region}"))
     spans = list(found.values())
