@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from gristmill.evaluate.crows_pairs import Pair, evaluate, load_pairs, model_loglik, score_pairs, wilson
+from gristmill.evaluate.crows_pairs import Pair, evaluate, load_pairs, model_loglik, score_pairs
 from gristmill.models.causal_lm import hf_dir, load_causal_lm
 from tests.conftest import SHARED_DATA
 
@@ -47,11 +47,13 @@ def test_score_pairs_by_hand() -> None:
     assert s["by_direction"]["stereo"]["pct_stereotype"] == pytest.approx(1 / 3, abs=1e-4)
 
 
-def test_wilson_interval() -> None:
-    assert wilson(5, 10) == (0.2366, 0.7634)
-    assert wilson(0, 0) is None
-    lo, hi = wilson(808, 1508)
-    assert lo < 808 / 1508 < hi
+def test_ci95_is_the_wilson_interval_rounded() -> None:
+    """The interval comes from gristmill.stats.wilson (tested against scipy there), rounded to 4 decimals."""
+    pairs = [Pair(i, "a", "b", "stereo", "gender") for i in range(10)]
+    s = score_pairs(pairs, [1.0] * 5 + [0.0] * 5, [0.0] * 10)
+    assert s["ci95"] == (0.2366, 0.7634)
+    assert score_pairs(pairs, [1.0] * 10, [0.0] * 10)["ci95"] == (0.7225, 1.0)   # every pair stereotyped
+    assert score_pairs([], [], [])["ci95"] is None
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gristmill.experiments import collapse as c
-from gristmill.experiments.generation_stats import fmt_ci
+from gristmill.experiments.generation_stats import curve_items, fmt_ci
 
 REAL = [f"real document {i} about the king" for i in range(100)]
 SYN = [[f"synthetic g{g} doc {i}" for i in range(100)] for g in range(4)]
@@ -139,3 +139,19 @@ def test_aggregate_mean_and_interval_over_seeds():
     assert a["mean"] == 12.0 and a["n"] == 3 and a["lo"] < 12.0 < a["hi"]
     assert c.aggregate(cells, "length.p50")["r"][0]["mean"] == 12.0
     assert fmt_ci(a) == f"12.00 ± {(a['hi'] - a['lo']) / 2:.2f}"
+    assert (a["lo"], a["hi"]) == pytest.approx((12.0 - 4.302653 * 2 / 3 ** 0.5, 12.0 + 4.302653 * 2 / 3 ** 0.5))
+
+
+def test_aggregate_one_seed_has_no_interval_and_missing_values_are_left_out():
+    cells = [{"condition": "r", "generation": 0, "seed": 0, "perplexity": 10.0},
+             {"condition": "r", "generation": 0, "seed": 1, "perplexity": None},
+             {"condition": "r", "generation": 1, "seed": 0, "perplexity": 8.0},
+             {"condition": "r", "generation": 1, "seed": 1, "perplexity": 9.0},
+             {"condition": "r", "generation": 2, "seed": 0, "perplexity": None}]
+    agg = c.aggregate(cells, "perplexity")["r"]
+    assert (agg[0]["mean"], agg[0]["lo"], agg[0]["hi"], agg[0]["n"]) == (10.0, None, None, 1)
+    assert fmt_ci(agg[0]) == "10.00" and fmt_ci(agg[2]) == "-" and fmt_ci(None) == "-"
+    assert agg[1]["n"] == 2 and agg[1]["hi"] - agg[1]["mean"] == pytest.approx(12.7062047 * 0.5)
+    series, bands = curve_items(c.aggregate(cells, "perplexity"))
+    assert series["r"] == ([0, 1], [10.0, 8.5])
+    assert bands["r"][0] == [0, 1] and bands["r"][1][0] == bands["r"][2][0] == 10.0

@@ -216,17 +216,6 @@ def _emit(run: Any, figures: dict[str, Any], as_json: bool, lines: Sequence[str]
     out.print(f"report: {report}", highlight=False, soft_wrap=True)
 
 
-def _bootstrap_mean(values: Sequence[float], seed: int = 0, resamples: int = 1000) -> list[float] | None:
-    """95% percentile-bootstrap interval of the mean (None below 2 values)."""
-    import numpy as np
-
-    if len(values) < 2:
-        return None
-    arr = np.asarray(values, dtype=np.float64)
-    means = arr[np.random.default_rng(seed).integers(0, len(arr), size=(resamples, len(arr)))].mean(axis=1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
-
-
 def _fmt(v: float | None, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
@@ -351,7 +340,9 @@ def eval_generation(
     res = evaluate_generation(preds, refs)
     per = res.per_example
     figures: dict[str, Any] = {**res.figures(), "skipped": len(got.skipped)}
-    figures["ci95"] = {k: _bootstrap_mean([float(getattr(e, k)) for e in per], seed)
+    from gristmill.stats import bootstrap  # 95% percentile bootstrap of the mean; None below 2 examples
+
+    figures["ci95"] = {k: bootstrap([float(getattr(e, k)) for e in per], seed=seed).bounds
                        for k in ("rouge1", "rouge2", "rougeL", "exact_match", "token_f1")}
     _write_jsonl(run.path / "per_example.jsonl", [
         {"id": got.ids[e.index], **asdict(e), "prediction": preds[e.index], "reference": refs[e.index]} for e in per])

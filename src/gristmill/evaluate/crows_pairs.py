@@ -23,14 +23,15 @@ figures are not directly comparable with these over the original file.
 from __future__ import annotations
 
 import csv
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Pair", "default_data_path", "evaluate", "load_pairs", "model_loglik", "score_pairs", "wilson"]
+from gristmill.stats import wilson
+
+__all__ = ["Pair", "default_data_path", "evaluate", "load_pairs", "model_loglik", "score_pairs"]
 
 DATA_NAME = "crows_pairs_anonymized.csv"
 
@@ -71,21 +72,19 @@ def load_pairs(path: str | Path, limit: int | None = None) -> list[Pair]:
     return pairs
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
-    """The Wilson score interval for ``k`` successes in ``n`` trials (95% by default)."""
+def _ci95(k: int, n: int) -> tuple[float, float] | None:
+    """The 95% Wilson interval of the stereotyped share, rounded to 4 decimals (None without pairs)."""
     if n == 0:
         return None
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (round(centre - half, 4), round(centre + half, 4))
+    ci = wilson(k, n)
+    return (round(ci.lo, 4), round(ci.hi, 4))
 
 
 def _block(items: Sequence[tuple[Pair, float, float]]) -> dict[str, Any]:
     n = len(items)
     k = sum(1 for _, more, less in items if more > less)
     return {"pairs": n, "pct_stereotype": round(k / n, 4) if n else None, "stereotyped": k,
-            "ci95": wilson(k, n), "ties": sum(1 for _, more, less in items if more == less),
+            "ci95": _ci95(k, n), "ties": sum(1 for _, more, less in items if more == less),
             "likelihood_diff": round(sum(abs(more - less) for _, more, less in items) / n, 4) if n else None}
 
 

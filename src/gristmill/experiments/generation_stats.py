@@ -2,15 +2,18 @@
 
 A *cell* is one (condition, seed, generation) result: a dict with ``condition``, ``seed``,
 ``generation`` and the measured figures (see :mod:`gristmill.experiments.collapse`). These
-functions turn cells into means with 95% t-intervals, report tables and curves with bands.
+functions turn cells into means with 95% t-intervals (:func:`gristmill.stats.t_interval`), report
+tables and curves with bands. A figure measured for one seed only has a mean and no interval
+(``lo`` / ``hi`` are ``None``); missing or non-finite values are left out.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gristmill.experiments import text_stats as ts
+from gristmill import stats
 
 __all__ = ["aggregate", "curve_items", "fmt_ci", "summarize", "write_tables"]
 
@@ -28,19 +31,18 @@ def aggregate(cells: Iterable[dict[str, Any]], metric: str) -> dict[str, dict[in
     for cond, by_gen in vals.items():
         out[cond] = {}
         for g in sorted(by_gen):
-            m, lo, hi = ts.t_interval(by_gen[g])
-            out[cond][g] = {"mean": m, "lo": lo, "hi": hi, "n": sum(v is not None for v in by_gen[g]),
-                            "values": by_gen[g]}
+            xs = [float(v) for v in by_gen[g] if v is not None and math.isfinite(float(v))]
+            ci = stats.t_interval(xs) if xs else None
+            m, lo, hi = (None, None, None) if ci is None else (ci.estimate, ci.lo, ci.hi)
+            out[cond][g] = {"mean": m, "lo": lo, "hi": hi, "n": len(xs), "values": by_gen[g]}
     return out
 
 
 def fmt_ci(a: dict[str, Any] | None, digits: int = 2) -> str:
-    """``mean ± half-width`` (or just the mean with one seed; ``-`` when missing)."""
-    if not a or a["mean"] is None:
+    """``mean ± half-width`` of an :func:`aggregate` entry (just the mean with one seed; ``-`` when missing)."""
+    if not a:
         return "-"
-    if a["n"] < 2:
-        return f"{a['mean']:.{digits}f}"
-    return f"{a['mean']:.{digits}f} ± {(a['hi'] - a['lo']) / 2:.{digits}f}"
+    return stats.format_interval(a["mean"], a["lo"] if a["n"] > 1 else None, a["hi"] if a["n"] > 1 else None, digits)
 
 
 def curve_items(agg: dict[str, dict[int, dict[str, Any]]]) -> tuple[dict[str, tuple[list, list]], dict[str, tuple[list, list, list]]]:
@@ -49,8 +51,9 @@ def curve_items(agg: dict[str, dict[int, dict[str, Any]]]) -> tuple[dict[str, tu
     for cond, by_gen in agg.items():
         gens = [g for g in sorted(by_gen) if by_gen[g]["mean"] is not None]
         series[cond] = (gens, [by_gen[g]["mean"] for g in gens])
-        if any(by_gen[g]["n"] > 1 for g in gens):
-            bands[cond] = (gens, [by_gen[g]["lo"] for g in gens], [by_gen[g]["hi"] for g in gens])
+        if any(by_gen[g]["n"] > 1 for g in gens):  # a one-seed generation has no interval: a band of width 0
+            bands[cond] = (gens, [by_gen[g]["mean"] if by_gen[g]["lo"] is None else by_gen[g]["lo"] for g in gens],
+                           [by_gen[g]["mean"] if by_gen[g]["hi"] is None else by_gen[g]["hi"] for g in gens])
     return series, bands
 
 

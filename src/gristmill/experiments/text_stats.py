@@ -15,7 +15,8 @@ boundary.
   ranked by first occurrence); a word the real text never had gets rank ``V + 1`` with
   ``V`` the real vocabulary size. Falls when a model keeps to frequent words.
 * :func:`length_stats`: words per document, mean and quantiles.
-* :func:`t_interval`: mean and 95% Student-t interval over seeds.
+
+Intervals over seeds are :func:`gristmill.stats.t_interval`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from gristmill.evaluate.diversity import ngrams
 
 __all__ = ["words", "ngrams", "ngram_counts", "distinct_n", "rare_ngrams", "tail_coverage",
-           "FrequencyRanks", "mean_frequency_rank", "length_stats", "t_interval"]
+           "FrequencyRanks", "mean_frequency_rank", "length_stats"]
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
@@ -123,21 +124,3 @@ def length_stats(texts: Iterable[str]) -> dict[str, float | int | None]:
     out["empty_share"] = sum(x == 0 for x in lengths) / len(lengths)
     return out
 
-
-def t_interval(values: Sequence[float | None], confidence: float = 0.95) -> tuple[float | None, float | None, float | None]:
-    """(mean, low, high) of the Student-t interval over ``values`` (``None`` entries dropped).
-
-    With one value the interval is that value itself (no spread can be estimated); with
-    none, all three are ``None``.
-    """
-    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not xs:
-        return None, None, None
-    mean = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return mean, mean, mean
-    from scipy.stats import t
-
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
-    half = float(t.ppf(0.5 + confidence / 2, len(xs) - 1)) * sd / math.sqrt(len(xs))
-    return mean, mean - half, mean + half
