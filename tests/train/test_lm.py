@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from gristmill.rundir import RunDir
-from gristmill.train.lm import (LMConfig, TrainedLM, TransformerLM, _lr_at, _optimizer, _text_nll, perplexity,
+from gristmill.train.lm import (LMConfig, TrainedLM, TransformerLM, _loop_config, _text_nll, perplexity,
                                 split_documents, token_log_likelihoods, train_lm)
+from gristmill.train.loop import Loop
 
 NAMES = ["Anna", "Bram", "Cleo", "Dirk", "Eva", "Finn"]
 VERBS = ["sees", "likes", "feeds", "follows", "calls"]
@@ -94,7 +95,7 @@ def test_save_load_roundtrip_keeps_perplexity_and_scores_every_token(tmp_path: P
     assert len(again.encode(texts[1])) > 2 * again.config.context
     assert perplexity(again, texts) == pytest.approx(perplexity(lm, texts), rel=1e-6)
     nll = token_log_likelihoods(lm, texts)
-    counts = [len(lm.encode(t)) + 1 for t in texts]  # every token plus the closing separator
+    counts = [len(lm.encode(t)) for t in texts]  # every token of the text (the opening separator is context)
     pooled = math.exp(sum(n * c for n, c in zip(nll, counts)) / sum(counts))
     assert perplexity(lm, texts, batch_size=2) == pytest.approx(pooled, rel=1e-5)
     _, scored = _text_nll(lm, texts, 4)
@@ -110,18 +111,21 @@ def test_given_tokenizer_is_used_and_vocab_follows_it() -> None:
     assert lm.tokenizer is tok and lm.config.vocab_size == tok.get_vocab_size() <= 270
 
 
-def test_schedule_warmup_cosine_and_no_decay_on_embeddings_norms_biases() -> None:
+def test_schedule_warmup_cosine_to_the_floor_and_no_decay_on_norms_biases() -> None:
     cfg = tiny_config(steps=100, warmup=10, lr=1e-3, min_lr_ratio=0.1)
-    assert _lr_at(cfg, 0) == pytest.approx(1e-4) and _lr_at(cfg, 9) == pytest.approx(1e-3)
-    assert _lr_at(cfg, 99) == pytest.approx(1e-4)
-    lrs = [_lr_at(cfg, s) for s in range(10, 100)]
-    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
     model = TransformerLM(cfg)
-    decay, no_decay = _optimizer(model, cfg).param_groups
+    loop = Loop(model, _loop_config(cfg))
+    assert loop.lr_at(0) == pytest.approx(1e-4) and loop.lr_at(9) == pytest.approx(1e-3)
+    assert loop.lr_at(99) == pytest.approx(1e-4, rel=1e-2) and loop.lr_at(100) == pytest.approx(1e-4)
+    lrs = [loop.lr_at(s) for s in range(10, 100)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    decay, no_decay = loop.optimizer.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert loop.optimizer.defaults["betas"] == (0.9, 0.95)
     ids = {id(p) for p in no_decay["params"]}
-    assert id(model.tok_emb.weight) in ids and id(model.pos_emb.weight) in ids and id(model.ln_f.weight) in ids
+    assert id(model.ln_f.weight) in ids and id(model.blocks[0].ln1.bias) in ids
     assert id(model.blocks[0].qkv.bias) in ids and id(model.blocks[0].qkv.weight) not in ids
+    assert id(model.tok_emb.weight) not in ids  # embeddings are matrices: decayed (one rule, see train.loop)
     assert model.head.weight is model.tok_emb.weight
 
 

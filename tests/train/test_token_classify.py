@@ -208,7 +208,7 @@ def _stop_at(step: int):
 
 @pytest.mark.parametrize("every, stop, resumed_at", [
     (2, 7, (6, 1)),   # mid-epoch: epoch 2 resumes at its second batch
-    (5, 6, (5, 0)),   # the last step of epoch 1: its evaluation is still to do
+    (5, 6, (5, 1)),   # the last step of epoch 1: the checkpoint follows its evaluation (train.loop's order)
 ])
 def test_fit_interrupted_then_resumed_ends_like_an_uninterrupted_fit(tmp_path: Path, every: int, stop: int,
                                                                      resumed_at: tuple[int, int]) -> None:

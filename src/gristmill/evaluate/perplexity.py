@@ -1,18 +1,26 @@
-"""Perplexity of a causal LM on a dataset of texts or chat conversations.
+"""Perplexity of a causal LM on a dataset of texts or chat conversations: the one windowed rule.
+
+This module is the only place perplexity over long texts is computed: ``gristmill eval
+perplexity`` (:func:`evaluate_perplexity`), ``train lm``'s dev perplexity
+(:func:`gristmill.train.lm.perplexity`, the same figure as ``eval perplexity`` of the trained
+model with the default window) and the ``quality.perplexity`` operator
+(:func:`score_token_texts`) all score through :func:`windows` and :func:`score_segments`.
 
 A document is one or more *segments*: a token sequence and the span of it that is scored.
 A text is one segment, ``<|endoftext|>`` (the model's document separator, see
 :class:`gristmill.models.causal_lm.CausalLM`) followed by its tokens, every token after the
-separator scored. A conversation is rendered with the tokenizer's chat template (plain
-``role: content`` lines when it has none) and either scored whole (one segment) or
-assistant-only: one segment per assistant turn, the conversation up to the end of that
-turn, with only the turn's own tokens (its content and end-of-turn marker) scored and
-everything before it as context.
+separator scored (no closing separator is added). A conversation is rendered with the
+tokenizer's chat template (plain ``role: content`` lines when it has none) and either scored
+whole (one segment) or assistant-only: one segment per assistant turn, the conversation up to
+the end of that turn, with only the turn's own tokens (its content and end-of-turn marker)
+scored and everything before it as context.
 
 A segment longer than ``max_length`` is scored with sliding windows (as in the
-transformers perplexity guide): the first window scores up to ``max_length - 1`` tokens;
-each next one scores the next ``stride`` tokens, with the ``max_length - stride`` tokens
-before them as context. Every scored token is scored exactly once.
+transformers perplexity guide): no window is longer than ``max_length`` tokens; the first
+window scores all its tokens (up to ``max_length - 1``, after the separator); each next one
+scores only the next ``stride`` new tokens, with the ``max_length - stride`` tokens before them
+as context (the last window ends at the segment's end and takes as much context as fits).
+Every scored token is scored exactly once.
 
 The corpus perplexity is token-weighted, ``exp(Σ NLL / Σ tokens)`` over all documents;
 its 95% interval comes from a bootstrap over documents. Per-document perplexities are
@@ -30,9 +38,13 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-__all__ = ["DocumentPerplexity", "HFScorer", "PerplexityResult", "Scorer", "Segment", "TrainedLMScorer",
-           "bootstrap_ci", "chat_segments", "effective_window", "evaluate_perplexity", "load_model", "plain_chat",
-           "score_segments", "text_segments", "windows"]
+__all__ = ["DEFAULT_MAX_LENGTH", "DEFAULT_STRIDE", "DocumentPerplexity", "HFScorer", "PerplexityResult", "Scorer",
+           "Segment", "TrainedLMScorer", "WindowScorer", "bootstrap_ci", "chat_segments", "effective_window",
+           "evaluate_perplexity", "load_model", "plain_chat", "score_segments", "score_token_texts", "text_segments",
+           "token_segment", "windows"]
+
+DEFAULT_MAX_LENGTH = 512  # tokens per window (cut to the model's context, see effective_window)
+DEFAULT_STRIDE = 256      # new tokens scored per window after the first
 
 ChatScope = Literal["assistant", "whole"]
 
@@ -66,8 +78,18 @@ def windows(lo: int, hi: int, max_length: int, stride: int) -> list[tuple[int, i
     return out
 
 
-class Scorer(Protocol):
-    """What scoring needs of a model: tokenization, chat rendering, the separator, and window losses."""
+class WindowScorer(Protocol):
+    """What :func:`score_segments` needs of a model: the summed NLL and count of the scored tokens of
+    each window (token ``j >= first[i]`` of window ``i`` scored given the window's tokens before it).
+    :class:`gristmill.models.causal_lm.CausalLM` is one, as are :class:`HFScorer` and :class:`TrainedLMScorer`."""
+
+    def window_losses(self, windows: Sequence[Sequence[int]], first: Sequence[int],
+                      batch_size: int) -> tuple[list[float], list[int]]: ...
+
+
+class Scorer(WindowScorer, Protocol):
+    """What scoring texts and chats needs of a model: tokenization, chat rendering, the separator, and window
+    losses."""
 
     name: str
     prefix_id: int
@@ -76,9 +98,6 @@ class Scorer(Protocol):
     def encode(self, text: str) -> list[int]: ...
 
     def render(self, messages: Sequence[dict[str, str]], generation_prompt: bool) -> str: ...
-
-    def window_losses(self, windows: Sequence[Sequence[int]], first: Sequence[int],
-                      batch_size: int) -> tuple[list[float], list[int]]: ...
 
 
 def plain_chat(messages: Sequence[dict[str, str]], generation_prompt: bool) -> str:
@@ -121,8 +140,8 @@ class TrainedLMScorer:
     """A ``gristmill train lm`` model (:class:`gristmill.train.lm.TrainedLM`) as a :class:`Scorer`.
 
     Its tokenizer has no chat template, so conversations are rendered with :func:`plain_chat`.
-    Unlike :func:`gristmill.train.lm.perplexity`, no closing separator is appended and scored, so
-    figures are comparable with the transformers models scored here.
+    Windows are at most the model's ``context`` tokens long (:attr:`max_context`). The caller puts
+    the model in eval mode (dropout off).
     """
 
     lm: Any
@@ -167,10 +186,15 @@ class TrainedLMScorer:
         return sums, counts
 
 
+def token_segment(prefix_id: int, ids: Sequence[int]) -> list[Segment]:
+    """One segment: ``prefix_id`` then ``ids``, all of ``ids`` scored (no segment when ``ids`` is empty)."""
+    seq = (int(prefix_id), *ids)
+    return [Segment(seq, 1, len(seq))] if len(seq) > 1 else []
+
+
 def text_segments(scorer: Scorer, text: str) -> list[Segment]:
     """One segment: the separator then the text's tokens, all of them scored (none when the text has none)."""
-    ids = [scorer.prefix_id, *scorer.encode(text)]
-    return [Segment(tuple(ids), 1, len(ids))] if len(ids) > 1 else []
+    return token_segment(scorer.prefix_id, scorer.encode(text))
 
 
 def chat_segments(scorer: Scorer, messages: Sequence[dict[str, str]], scope: ChatScope = "assistant") -> list[Segment]:
@@ -193,7 +217,7 @@ def chat_segments(scorer: Scorer, messages: Sequence[dict[str, str]], scope: Cha
     return out
 
 
-def score_segments(lm: Scorer, documents: Sequence[Sequence[Segment]], max_length: int, stride: int,
+def score_segments(lm: WindowScorer, documents: Sequence[Sequence[Segment]], max_length: int, stride: int,
                    batch_size: int = 8, on_tokens: Callable[[int], None] | None = None) -> list[tuple[float, int]]:
     """Summed NLL (nats) and scored-token count of each document, with ``lm.window_losses``.
 
@@ -222,6 +246,25 @@ def score_segments(lm: Scorer, documents: Sequence[Sequence[Segment]], max_lengt
         if on_tokens is not None:
             on_tokens(sum(n))
     return list(zip(sums, counts))
+
+
+def score_token_texts(lm: WindowScorer, token_ids: Sequence[Sequence[int]], prefix_id: int, max_length: int,
+                      stride: int | None = None, batch_size: int = 8) -> list[tuple[float, int]]:
+    """Summed NLL (nats) and scored-token count of each text given as token ids (no special tokens).
+
+    Each text is ``prefix_id`` (the document separator) followed by its ids, every id scored with
+    the windowed rule of this module (``max_length`` tokens per window, ``stride`` new tokens per
+    window after the first). ``stride=None`` scores only the first window: the first
+    ``max_length - 1`` ids. A text without ids scores ``(0.0, 0)``. ``1 <= stride < max_length``.
+    """
+    if max_length < 2:
+        raise ValueError(f"max_length must be at least 2, not {max_length}")
+    docs = []
+    for ids in token_ids:
+        if stride is None:
+            ids = list(ids)[:max_length - 1]
+        docs.append(token_segment(prefix_id, ids))
+    return score_segments(lm, docs, max_length, max_length - 1 if stride is None else stride, batch_size)
 
 
 def bootstrap_ci(nll: Sequence[float], counts: Sequence[int], resamples: int = 1000, seed: int = 0,
@@ -271,7 +314,7 @@ class PerplexityResult:
         return {k: v for k, v in self.__dict__.items() if k != "per_document"}
 
 
-def effective_window(lm: Scorer, max_length: int, stride: int) -> tuple[int, int]:
+def effective_window(lm: Scorer, max_length: int = DEFAULT_MAX_LENGTH, stride: int = DEFAULT_STRIDE) -> tuple[int, int]:
     """``(max_length, stride)`` fitted to the model's context (see :func:`evaluate_perplexity`)."""
     if lm.max_context is not None and max_length > lm.max_context:
         max_length = int(lm.max_context)
@@ -281,7 +324,7 @@ def effective_window(lm: Scorer, max_length: int, stride: int) -> tuple[int, int
 
 
 def evaluate_perplexity(lm: Scorer, documents: Sequence[Sequence[Segment]], ids: Sequence[str] | None = None,
-                        max_length: int = 512, stride: int = 256, batch_size: int = 8,
+                        max_length: int = DEFAULT_MAX_LENGTH, stride: int = DEFAULT_STRIDE, batch_size: int = 8,
                         on_tokens: Callable[[int], None] | None = None, seed: int = 0) -> PerplexityResult:
     """Corpus and per-document perplexity of ``lm`` (a :class:`~gristmill.models.causal_lm.CausalLM`)
     over ``documents`` (from :func:`text_segments` / :func:`chat_segments`). A document with no

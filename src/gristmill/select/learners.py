@@ -1,7 +1,9 @@
 """A :class:`~gristmill.select.bandit.Learner` for instruction data: a small causal LM fine-tuned as it goes.
 
 :class:`CausalLMLearner` fully fine-tunes (no LoRA) a transformers causal LM on
-``instruction + "\\n\\n" + response`` texts, loss on the response tokens only, AdamW; its dev
+``instruction + "\\n\\n" + response`` texts, loss on the response tokens only, one step of
+:class:`gristmill.train.loop.Loop` per batch (AdamW at a constant learning rate, weight decay
+0.01 on the weight matrices, not on biases and norm gains; no clipping); its dev
 loss is the mean response-token NLL on the dev pairs. The default model for ``gristmill
 select`` is SmolLM2-135M-Instruct in float32 (on this CPU bf16 training steps measured
 ~2x *slower*; an AdamW step on one 48-token pair takes ~5 s on a loaded 2-core machine,
@@ -23,7 +25,7 @@ class CausalLMLearner:
     def __init__(self, model: Any, tokenizer: Any, pool: Sequence[tuple[str, str]],
                  dev: Sequence[tuple[str, str]], lr: float = 5e-5, max_tokens: int = 256,
                  dev_batch_size: int = 16) -> None:
-        import torch
+        from gristmill.train.loop import Loop, LoopConfig
 
         self.model = model
         self.tokenizer = tokenizer
@@ -31,7 +33,7 @@ class CausalLMLearner:
         self.dev_batch_size = dev_batch_size
         self.pool = [self._encode(i, r) for i, r in pool]
         self.dev = [self._encode(i, r) for i, r in dev]
-        self.opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+        self.loop = Loop(model, LoopConfig(lr=lr, schedule="constant", weight_decay=0.01, max_grad_norm=0.0))
 
     def _encode(self, instruction: str, response: str) -> tuple[list[int], int]:
         """Token ids and the index of the first response token (the prompt is cut from the left if long)."""
@@ -72,14 +74,12 @@ class CausalLMLearner:
                                                 ignore_index=-100, reduction="sum")
         return nll, int((target != -100).sum())
 
+    def _mean_loss(self, items: Sequence[tuple[list[int], int]]) -> Any:
+        nll, n = self._loss(items)
+        return nll / max(n, 1)
+
     def train_step(self, batch: Sequence[int]) -> float:
-        self.model.train()
-        nll, n = self._loss([self.pool[i] for i in batch])
-        loss = nll / max(n, 1)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return float(loss.detach())
+        return self.loop.train_step([[self.pool[i] for i in batch]], self._mean_loss)
 
     def dev_loss(self) -> float:
         import torch

@@ -7,6 +7,9 @@ one CPU core, so data-selection experiments can afford hundreds of them.
 
 :class:`HeadLearner` is the :class:`~gristmill.select.bandit.Learner` for bandit selection:
 one AdamW step per batch of sentences, dev loss = mean per-word cross-entropy on the dev set.
+
+Both step through :class:`gristmill.train.loop.Loop`: AdamW at a constant learning rate,
+weight decay 0.01 on the weight matrices (not the biases), no gradient clipping.
 """
 
 from __future__ import annotations
@@ -43,6 +46,20 @@ class WordFeatures:
         return torch.from_numpy(np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in sentences]))
 
 
+def _loop(head: Any, lr: float, steps: int = 0) -> Any:
+    from gristmill.train.loop import Loop, LoopConfig
+
+    return Loop(head, LoopConfig(lr=lr, total_steps=steps, schedule="constant", weight_decay=0.01, max_grad_norm=0.0))
+
+
+def _word_loss(head: Any, data: WordFeatures, sentences: Sequence[int]) -> Any:
+    """Mean cross-entropy of the gold tags of the words of ``sentences``."""
+    import torch
+
+    idx = data.rows(list(sentences))
+    return torch.nn.functional.cross_entropy(head(data.x[idx]), data.y[idx])
+
+
 def _head(dim: int, n_tags: int, hidden: int, seed: int) -> Any:
     import torch
 
@@ -57,25 +74,23 @@ def train_head(data: WordFeatures, sentences: Sequence[int], n_tags: int, seed: 
     Small subsets get at least ``min_steps`` steps so they are not under-trained relative to
     large ones. Returns the head in eval mode.
     """
-    import torch
-
     head = _head(data.x.shape[1], n_tags, hidden, seed)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
     rng = np.random.default_rng(seed)
     sents = np.asarray(sentences, dtype=np.int64)
     per_epoch = max(1, -(-len(sents) // batch_size))
     steps = max(epochs * per_epoch, min_steps)
-    head.train()
-    order: np.ndarray = np.zeros(0, dtype=np.int64)
-    for _ in range(steps):
+    loop = _loop(head, lr, steps)
+    pending = {"order": np.zeros(0, dtype=np.int64)}
+
+    def batches(step: int) -> list[np.ndarray]:
+        """The next ``batch_size`` sentences of a stream of shuffled passes (drawn in step order)."""
+        order = pending["order"]
         if len(order) < batch_size:
             order = np.concatenate([order, rng.permutation(sents)])
-        batch, order = order[:batch_size], order[batch_size:]
-        idx = data.rows(batch)
-        loss = torch.nn.functional.cross_entropy(head(data.x[idx]), data.y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        pending["order"] = order[batch_size:]
+        return [order[:batch_size]]
+
+    loop.run(batches, lambda batch: _word_loss(head, data, batch))
     head.eval()
     return head
 
@@ -102,22 +117,12 @@ class HeadLearner:
 
     def __init__(self, pool: WordFeatures, dev: WordFeatures, n_tags: int, seed: int = 0, hidden: int = 128,
                  lr: float = 1e-3) -> None:
-        import torch
-
         self.pool, self.dev = pool, dev
         self.head = _head(pool.x.shape[1], n_tags, hidden, seed)
-        self.opt = torch.optim.AdamW(self.head.parameters(), lr=lr, weight_decay=0.01)
+        self.loop = _loop(self.head, lr)
 
     def train_step(self, batch: Sequence[int]) -> float:
-        import torch
-
-        self.head.train()
-        idx = self.pool.rows(list(batch))
-        loss = torch.nn.functional.cross_entropy(self.head(self.pool.x[idx]), self.pool.y[idx])
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return float(loss.detach())
+        return self.loop.train_step([list(batch)], lambda b: _word_loss(self.head, self.pool, b))
 
     def dev_loss(self) -> float:
         self.head.eval()

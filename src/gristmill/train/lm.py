@@ -1,23 +1,20 @@
-"""A small decoder-only transformer trained from scratch on CPU, and its perplexity.
+"""``train lm``: a small decoder-only transformer trained from scratch on CPU, and its perplexity.
 
-The model (:class:`TransformerLM`) is GPT-2 shaped: token + learned position
-embeddings, pre-LayerNorm blocks of causal self-attention
-(``scaled_dot_product_attention(is_causal=True)``) and a GELU MLP, a final LayerNorm, and
-an output head tied to the token embedding.
+The model is :class:`gristmill.train.gpt.TransformerLM` (GPT-2 shaped, about 1M parameters by
+default). :func:`train_lm` tokenizes the documents, joins them with ``<|endoftext|>`` into one
+stream and trains on random windows of ``context + 1`` tokens (cross-entropy) through
+:class:`gristmill.train.loop.Loop`: AdamW (betas 0.9/0.95; no decay on biases and norm gains),
+linear warmup then cosine decay to ``lr * min_lr_ratio``, gradient clipping. The windows of step
+``s`` depend only on ``(seed, s)``, and a checkpoint holds model, optimizer, step and the torch
+RNG state (dropout), so a resumed run repeats and skips no step and ends with the same weights as
+an uninterrupted one (same thread count).
 
-:func:`train_lm` tokenizes the documents, joins them with ``<|endoftext|>`` into one
-stream and trains on random windows of ``context + 1`` tokens (cross-entropy, AdamW with
-no decay on norms, biases and embeddings, linear warmup then cosine decay to
-``lr * min_lr_ratio``, gradient clipping). The windows of step ``s`` depend only on
-``(seed, s)``, and a checkpoint (:mod:`gristmill.train.checkpoint`) holds model,
-optimizer, step and the torch RNG state (dropout), so a resumed run repeats and skips no
-step and ends with the same weights as an uninterrupted one (same thread count).
-
-:func:`perplexity` and :func:`token_log_likelihoods` score each text on its own:
-``<|endoftext|> text <|endoftext|>`` cut into non-overlapping windows of ``context``
-scored tokens (each window sees the previous window's last token), so every token of
-the text and the closing separator is scored exactly once; the opening separator is
-context only.
+:func:`perplexity` and :func:`token_log_likelihoods` score each text on its own with the one
+windowed rule of :mod:`gristmill.evaluate.perplexity`: ``<|endoftext|> text`` (the separator is
+context only), windows of the default length fitted to the model's context (``context`` tokens,
+``context // 2`` new ones per window after the first, for contexts up to 512), every token of
+the text scored once. The figure is the one ``gristmill eval perplexity --model RUN`` gives
+with its defaults; the dev points logged during training use the same rule.
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -34,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 import tokenizers
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from gristmill.train.checkpoint import (check_compatible, clear_checkpoints, resume_point, save_checkpoint,
-                                        tensor_shapes)
+from gristmill.evaluate.perplexity import TrainedLMScorer, effective_window, score_segments, token_segment
+from gristmill.train.checkpoint import complete_checkpoints
+from gristmill.train.gpt import TransformerLM
+from gristmill.train.loop import Loop, LoopConfig
 from gristmill.train.tokenizer import load_tokenizer, save_tokenizer, separator_id, train_tokenizer
 
 if TYPE_CHECKING:
@@ -65,7 +62,8 @@ class LMConfig:
     ``context`` tokens. ``threads``: torch threads (None: see
     :func:`gristmill.models.runtime.set_torch_threads`). ``bf16``: run the training
     forward pass under bfloat16 autocast (about 2x faster on CPUs with bf16 support;
-    weights, optimizer and every evaluation stay float32).
+    weights, optimizer and every evaluation stay float32). ``eval_batches``: the dev points
+    score at most ``eval_batches * batch_size * context`` dev tokens (whole texts, in order).
     """
 
     vocab_size: int = 2048
@@ -110,105 +108,6 @@ class LMConfig:
         """The config in ``d`` (unknown keys ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
-
-
-# -- model --------------------------------------------------------------------------------------
-
-
-class _Block(nn.Module):
-    def __init__(self, cfg: LMConfig) -> None:
-        super().__init__()
-        self.n_head = cfg.n_head
-        self.dropout = cfg.dropout
-        self.ln1 = nn.LayerNorm(cfg.d_model)
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.fc = nn.Linear(cfg.d_model, 4 * cfg.d_model)
-        self.fc_out = nn.Linear(4 * cfg.d_model, cfg.d_model)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
-        q, k, v = (z.view(b, t, self.n_head, d // self.n_head).transpose(1, 2) for z in (q, k, v))
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, d)))
-        return x + self.drop(self.fc_out(F.gelu(self.fc(self.ln2(x)))))
-
-    def forward_cached(self, x: torch.Tensor, mask: torch.Tensor,
-                       past: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, tuple]:
-        """Inference with cached keys/values: ``mask[B, 1, T, T_past + T]`` says which keys each query sees."""
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
-        q, k, v = (z.view(b, t, self.n_head, d // self.n_head).transpose(1, 2) for z in (q, k, v))
-        if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
-        return x + self.fc_out(F.gelu(self.fc(self.ln2(x)))), (k, v)
-
-
-class TransformerLM(nn.Module):
-    """Decoder-only transformer; ``forward(ids[B, T]) -> logits[B, T, vocab]`` with ``T <= context``."""
-
-    def __init__(self, cfg: LMConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos_emb = nn.Embedding(cfg.context, cfg.d_model)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(cfg.d_model)
-        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.head.weight = self.tok_emb.weight
-        self.apply(self._init)
-        for block in self.blocks:  # GPT-2: residual projections scaled down by depth
-            for w in (block.proj.weight, block.fc_out.weight):
-                nn.init.normal_(w, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
-
-    @staticmethod
-    def _init(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-        if isinstance(m, nn.Linear) and m.bias is not None:
-            nn.init.zeros_(m.bias)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        t = ids.shape[1]
-        if t > self.cfg.context:
-            raise ValueError(f"sequence of {t} tokens is longer than the context ({self.cfg.context})")
-        x = self.drop(self.tok_emb(ids) + self.pos_emb(torch.arange(t, device=ids.device)))
-        for block in self.blocks:
-            x = block(x)
-        return self.head(self.ln_f(x))
-
-    def forward_cached(self, ids: torch.Tensor, positions: torch.Tensor, key_mask: torch.Tensor,
-                       cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-                       ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Logits of new tokens ``ids[B, T]`` at ``positions[B, T]`` given the keys/values in ``cache``.
-
-        ``key_mask[B, T_past + T]`` is True at real tokens (False at left padding). Returns
-        the logits and the cache extended by these tokens. Used by
-        :mod:`gristmill.train.decoding`; no dropout.
-        """
-        b, t = ids.shape
-        t_past = 0 if cache is None else cache[0][0].shape[2]
-        q_idx = torch.arange(t)[:, None] + t_past
-        k_idx = torch.arange(t_past + t)[None, :]
-        # a query sees real keys at or before it, and always itself (so padding rows never see nothing)
-        mask = ((k_idx <= q_idx)[None] & key_mask[:, None, :]) | (k_idx == q_idx)[None]
-        x = self.tok_emb(ids) + self.pos_emb(positions)
-        new_cache = []
-        for i, block in enumerate(self.blocks):
-            x, kv = block.forward_cached(x, mask[:, None], None if cache is None else cache[i])
-            new_cache.append(kv)
-        return self.head(self.ln_f(x)), new_cache
-
-    def num_parameters(self) -> int:
-        """Distinct parameters (the tied head counted once)."""
-        return sum(p.numel() for p in self.parameters())
 
 
 # -- trained model --------------------------------------------------------------------------------
@@ -322,91 +221,28 @@ def _batch(stream: torch.Tensor, context: int, batch_size: int, seed: int, step:
     return torch.stack([stream[s:s + context + 1] for s in starts.tolist()])
 
 
-def _lr_at(cfg: LMConfig, step: int) -> float:
-    """Linear warmup over ``warmup`` steps, then cosine decay to ``lr * min_lr_ratio`` at the last step."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    min_lr = cfg.lr * cfg.min_lr_ratio
-    progress = (step - cfg.warmup) / max(1, cfg.steps - 1 - cfg.warmup)
-    return min_lr + 0.5 * (cfg.lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _optimizer(model: TransformerLM, cfg: LMConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on the Linear layers' weights only (not norms, biases, embeddings/tied head)."""
-    decay_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)} - {id(model.tok_emb.weight)}
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if id(p) in decay_ids else no_decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
-
-
-# -- checkpoints ------------------------------------------------------------------------------------
-
-
-def _checkpoint_state(model: TransformerLM, opt: torch.optim.Optimizer, cfg: LMConfig) -> dict[str, Any]:
-    """What :mod:`gristmill.train.checkpoint` saves: weights, optimizer, torch RNG, config, and the shape."""
-    weights = model.state_dict()
-    return {"model": weights, "optimizer": opt.state_dict(), "rng": torch.get_rng_state(), "config": asdict(cfg),
-            "identity": _identity(cfg), "shapes": tensor_shapes(weights)}
-
-
-def _identity(cfg: LMConfig) -> dict[str, Any]:
-    return {k: getattr(cfg, k) for k in _SHAPE}
-
-
-# -- evaluation -------------------------------------------------------------------------------------
-
-
-def _dev_windows(stream: torch.Tensor, context: int, n: int) -> torch.Tensor:
-    """``n`` windows of ``context + 1`` tokens spread evenly over ``stream`` (the same at every evaluation)."""
-    last = len(stream) - context - 1
-    starts = torch.linspace(0, last, n).long().tolist() if n > 1 else [0]
-    return torch.stack([stream[s:s + context + 1] for s in starts])
+# -- perplexity -------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
-def _mean_loss(model: TransformerLM, windows: torch.Tensor, batch_size: int) -> float:
-    total, count = 0.0, 0
-    for i in range(0, len(windows), batch_size):
-        w = windows[i:i + batch_size]
-        logits = model(w[:, :-1])
-        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1), reduction="sum").item()
-        count += w[:, 1:].numel()
-    return total / count
-
-
-def _text_windows(ids: list[int], context: int) -> list[list[int]]:
-    """Non-overlapping windows of at most ``context`` scored tokens; each starts at the previous one's last token."""
-    return [ids[s:s + context + 1] for s in range(0, len(ids) - 1, context)]
-
-
-@torch.no_grad()
-def _text_nll(lm: TrainedLM, texts: Sequence[str], batch_size: int) -> tuple[list[float], list[int]]:
-    """Summed NLL (nats) and scored-token count per text (see the module docstring for what is scored)."""
-    sep, ctx, pad = lm.sep_id, lm.config.context, lm.sep_id
-    windows: list[tuple[int, list[int]]] = []
-    for i, enc in enumerate(lm.tokenizer.encode_batch(list(texts), add_special_tokens=False)):
-        windows.extend((i, w) for w in _text_windows([sep, *enc.ids, sep], ctx))
-    sums, counts = [0.0] * len(texts), [0] * len(texts)
-    windows.sort(key=lambda iw: -len(iw[1]))
+def _ids_nll(lm: TrainedLM, token_ids: Sequence[Sequence[int]], batch_size: int) -> tuple[list[float], list[int]]:
+    """Summed NLL (nats) and scored-token count of each text given as ids (see the module docstring)."""
+    scorer = TrainedLMScorer(lm, "train lm")
+    max_length, stride = effective_window(scorer)
     was_training = lm.model.training
     lm.model.eval()
     try:
-        for b in range(0, len(windows), batch_size):
-            chunk = windows[b:b + batch_size]
-            width = max(len(w) for _, w in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            for r, (_, w) in enumerate(chunk):
-                ids[r, :len(w)] = torch.tensor(w)
-            logp = torch.log_softmax(lm.model(ids[:, :-1]).float(), dim=-1)
-            nll = -logp.gather(2, ids[:, 1:, None]).squeeze(2)
-            for r, (i, w) in enumerate(chunk):  # right padding: causal attention keeps real positions exact
-                sums[i] += float(nll[r, :len(w) - 1].double().sum())
-                counts[i] += len(w) - 1
+        scores = score_segments(scorer, [token_segment(lm.sep_id, ids) for ids in token_ids], max_length, stride,
+                                batch_size)
     finally:
         lm.model.train(was_training)
-    return sums, counts
+    return [s for s, _ in scores], [c for _, c in scores]
+
+
+def _text_nll(lm: TrainedLM, texts: Sequence[str], batch_size: int) -> tuple[list[float], list[int]]:
+    """Summed NLL (nats) and scored-token count per text (see the module docstring for what is scored)."""
+    ids = [enc.ids for enc in lm.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+    return _ids_nll(lm, ids, batch_size)
 
 
 def perplexity(lm: TrainedLM, texts: Sequence[str], batch_size: int = 16) -> float:
@@ -418,9 +254,35 @@ def perplexity(lm: TrainedLM, texts: Sequence[str], batch_size: int = 16) -> flo
 
 
 def token_log_likelihoods(lm: TrainedLM, texts: Sequence[str], batch_size: int = 16) -> list[float]:
-    """Mean negative log-likelihood per token (nats/token) of each text, closing separator included."""
+    """Mean negative log-likelihood per token (nats/token) of each text (NaN for a text without tokens)."""
     sums, counts = _text_nll(lm, texts, batch_size)
-    return [s / c for s, c in zip(sums, counts)]
+    return [s / c if c else math.nan for s, c in zip(sums, counts)]
+
+
+def _dev_ids(tok: tokenizers.Tokenizer, texts: Sequence[str], budget: int) -> list[list[int]]:
+    """The ids of the first ``texts`` (whole, in order, at least one) holding up to ``budget`` tokens."""
+    out: list[list[int]] = []
+    total = 0
+    for enc in tok.encode_batch(list(texts), add_special_tokens=False):
+        if out and total + len(enc.ids) > budget:
+            break
+        out.append(enc.ids)
+        total += len(enc.ids)
+    return out
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+
+
+def _identity(cfg: LMConfig) -> dict[str, Any]:
+    return {k: getattr(cfg, k) for k in _SHAPE}
+
+
+def _loop_config(cfg: LMConfig) -> LoopConfig:
+    return LoopConfig(lr=cfg.lr, total_steps=cfg.steps, warmup=cfg.warmup, schedule="cosine",
+                      min_lr_ratio=cfg.min_lr_ratio, weight_decay=cfg.weight_decay, betas=(0.9, 0.95),
+                      max_grad_norm=cfg.grad_clip, bf16=cfg.bf16, checkpoint_every=cfg.checkpoint_every,
+                      keep_checkpoints=_KEEP_CHECKPOINTS, checkpoint_last=True)
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -433,12 +295,13 @@ def train_lm(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config
 
     The tokenizer is trained on ``train_texts`` unless given. With ``run``, logs
     ``train`` points (loss, lr, tokens_per_s; every 10 steps, loss averaged over them) and
-    ``dev`` points (loss, perplexity on ``eval_batches * batch_size`` fixed windows of
-    ``dev_texts``, every ``eval_every`` steps and at the end), and writes checkpoints
-    to ``run.path/checkpoints`` every ``checkpoint_every`` steps and at the end (the last
-    two kept; see :mod:`gristmill.train.checkpoint`). ``resume`` continues from the newest
-    complete checkpoint there (and its tokenizer), if any, telling ``notify`` where (and
-    which broken checkpoints it passed over); one of another model shape raises
+    ``dev`` points (loss, perplexity: :func:`perplexity` of the first ``dev_texts``, whole, up
+    to ``eval_batches * batch_size * context`` tokens, which is all of a small dev set; every
+    ``eval_every`` steps and at the end), and writes checkpoints to ``run.path/checkpoints``
+    every ``checkpoint_every`` steps and at the end (the last two kept; see
+    :mod:`gristmill.train.checkpoint`). ``resume`` continues from the newest complete
+    checkpoint there (and its tokenizer), if any, telling ``notify`` where (and which broken
+    checkpoints it passed over); one of another model shape raises
     :class:`~gristmill.train.checkpoint.ResumeMismatch` (a ValueError). Without ``resume``
     old checkpoints there are deleted. Empty texts are dropped. The caller's torch RNG
     state is left as it was.
@@ -459,79 +322,53 @@ def _train(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config: 
     if not train_texts:
         raise ValueError("no training texts")
     ckpt_dir = run.path / _CHECKPOINTS if run is not None else None
-    ckpt = None
-    if ckpt_dir is not None and not resume:
-        clear_checkpoints(ckpt_dir)
-    if ckpt_dir is not None and resume:
-        ckpt = resume_point(ckpt_dir, notify)
-    if ckpt is not None and (ckpt_dir / "tokenizer.json").is_file():
-        tokenizer = load_tokenizer(ckpt_dir)
+    if (resume and ckpt_dir is not None and (ckpt_dir / "tokenizer.json").is_file()
+            and complete_checkpoints(ckpt_dir)):
+        tokenizer = load_tokenizer(ckpt_dir)  # the checkpoints' own (written when their run began)
     elif tokenizer is None:
         tokenizer = train_tokenizer(train_texts, config.vocab_size)
     cfg = replace(config, vocab_size=tokenizer.get_vocab_size())
 
     torch.manual_seed(cfg.seed)
     model = TransformerLM(cfg)
-    opt = _optimizer(model, cfg)
-    start = 0
-    if ckpt is not None:
-        check_compatible(ckpt, _identity(cfg), tensor_shapes(model.state_dict()))
-        model.load_state_dict(ckpt.state["model"])
-        opt.load_state_dict(ckpt.state["optimizer"])
-        start = ckpt.step
-        torch.set_rng_state(ckpt.state["rng"])
-        run.forget_after(start, series=("train", "dev"))
+    lm = TrainedLM(model, tokenizer, cfg)
+    loop = Loop(model, _loop_config(cfg), ckpt_dir, _identity(cfg))
+    if loop.begin(resume, notify) is not None:
+        run.forget_after(loop.step, series=("train", "dev"))
     elif ckpt_dir is not None:
         save_tokenizer(tokenizer, ckpt_dir)
+    start = loop.step
 
     stream = _stream(tokenizer, train_texts, cfg.context + 2)
-    dev_windows = None
-    if dev_texts:
-        dev_windows = _dev_windows(_stream(tokenizer, dev_texts, cfg.context + 2), cfg.context,
-                                   cfg.eval_batches * cfg.batch_size)
+    dev_ids = _dev_ids(tokenizer, dev_texts, cfg.eval_batches * cfg.batch_size * cfg.context) if run is not None else []
 
-    def evaluate(step: int) -> None:
-        if dev_windows is None:
-            return
-        model.eval()
-        loss = _mean_loss(model, dev_windows, cfg.batch_size)
-        model.train()
-        if run is not None:
-            run.log("dev", step, loss=loss, perplexity=math.exp(loss))
+    def loss_fn(batch: torch.Tensor) -> torch.Tensor:
+        logits = model(batch[:, :-1])
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
 
     tokens_per_step = cfg.batch_size * cfg.context
-    model.train()
+    window = {"loss": 0.0, "steps": 0, "seconds": 0.0}
     with progress_bars(progress) as bars:
         task = bars.add_task("train", total=cfg.steps * tokens_per_step, unit="tok",
                              completed=start * tokens_per_step)
-        window_loss, window_steps, window_time = 0.0, 0, 0.0
-        for step in range(start, cfg.steps):
-            t0 = time.perf_counter()
-            batch = _batch(stream, cfg.context, cfg.batch_size, cfg.seed, step)
-            lr = _lr_at(cfg, step)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                logits = model(batch[:, :-1])
-            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            done = step + 1
-            window_time += time.perf_counter() - t0
-            window_loss += loss.item()
-            window_steps += 1
-            bars.update(task, advance=tokens_per_step, description=f"train loss {loss.item():.3f}")
-            if done % _TRAIN_LOG_EVERY == 0 or done == cfg.steps:
-                if run is not None:  # throughput of the training steps only (not evaluation, checkpoints)
-                    run.log("train", done, loss=window_loss / window_steps, lr=lr,
-                            tokens_per_s=window_steps * tokens_per_step / max(window_time, 1e-9))
-                window_loss, window_steps, window_time = 0.0, 0, 0.0
-            if done % cfg.eval_every == 0 or done == cfg.steps:
-                evaluate(done)
-            if ckpt_dir is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-                save_checkpoint(ckpt_dir, done, _checkpoint_state(model, opt, cfg), _KEEP_CHECKPOINTS)
+
+        def on_step(done: int, loss: float) -> None:
+            window["loss"] += loss
+            window["steps"] += 1
+            window["seconds"] += loop.step_seconds
+            bars.update(task, advance=tokens_per_step, description=f"train loss {loss:.3f}")
+            if run is None:
+                return
+            if done % _TRAIN_LOG_EVERY == 0 or done == cfg.steps:  # throughput of the training steps only
+                run.log("train", done, loss=window["loss"] / window["steps"], lr=loop.lr,
+                        tokens_per_s=window["steps"] * tokens_per_step / max(window["seconds"], 1e-9))
+                window.update(loss=0.0, steps=0, seconds=0.0)
+            if dev_ids and (done % cfg.eval_every == 0 or done == cfg.steps):
+                sums, counts = _ids_nll(lm, dev_ids, cfg.batch_size)
+                dev_loss = sum(sums) / max(1, sum(counts))
+                run.log("dev", done, loss=dev_loss, perplexity=math.exp(dev_loss))
+
+        loop.run(lambda step: [_batch(stream, cfg.context, cfg.batch_size, cfg.seed, step)], loss_fn, on_step,
+                 state=lambda: {"config": asdict(cfg)})
     model.eval()
-    return TrainedLM(model, tokenizer, cfg)
+    return lm

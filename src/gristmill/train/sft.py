@@ -3,8 +3,9 @@
 :func:`train_sft` tokenizes conversations with the model's chat template (loss on
 assistant tokens only, see :mod:`gristmill.train.chat_data`), drops those left with no
 assistant token after truncation to ``max_length`` (counted in the result), and trains
-with AdamW, linear warmup then cosine or linear decay, gradient accumulation and
-gradient-norm clipping. Batches group rows of similar length (shuffled pools of 50
+through :class:`gristmill.train.loop.Loop`: AdamW (no decay on biases and norm gains),
+linear warmup then cosine, linear or no decay (to 0), gradient accumulation and gradient-norm
+clipping. Batches group rows of similar length (shuffled pools of 50
 batches, sorted by length, cut into batches, batch order shuffled) and pad to the longest
 row of the batch. The loss of an optimizer step is the mean over every assistant token of
 its micro-batches.
@@ -14,7 +15,7 @@ float32); full fine-tuning keeps float32 weights and runs forward/backward under
 autocast. ``auto`` picks bf16 when the CPU supports it.
 
 Checkpoints (``<run>/checkpoints/step-NNNNNN/``, written atomically by
-:mod:`gristmill.train.checkpoint`) hold the trainable weights, optimizer, schedule and RNG
+:mod:`gristmill.train.checkpoint`) hold the trainable weights, optimizer, step and RNG
 state; with ``resume`` training continues from the newest complete one at the same step
 with the same batch order (a checkpoint made for another model, method, LoRA rank or
 target modules is refused). The batch order is a function of the seed and the
@@ -35,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.train.chat_data import IGNORE, Messages, TokenizedChat, tokenize_chat
+from gristmill.train.loop import SCHEDULES, Loop, LoopConfig
 
 __all__ = ["SFTConfig", "SFTResult", "load_model_and_tokenizer", "resolve_dtype", "split_dev", "train_sft"]
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 METHODS = ("lora", "full")
 DTYPES = ("auto", "bfloat16", "float32")
-SCHEDULES = ("cosine", "linear")
 
 
 @dataclass
@@ -239,16 +240,6 @@ def collate(rows: Sequence[TokenizedChat], pad_id: int) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def _schedule(kind: str, warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        progress = min(1.0, max(0.0, progress))
-        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1 - progress
-    return factor
-
-
 def _wrap(model: Any, config: SFTConfig) -> Any:
     if config.method == "full":
         for p in model.parameters():
@@ -289,10 +280,6 @@ def dev_loss(model: Any, rows: Sequence[TokenizedChat], pad_id: int, batch_size:
     return total / count if count else None
 
 
-def _trainable_state(model: Any) -> dict[str, Any]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
 def _identity(config: SFTConfig) -> dict[str, Any]:
     """The settings that fix what a checkpoint's tensors mean (a resume with others is refused)."""
     model = str(Path(config.model).resolve()) if config.model else "SmolLM2-135M-Instruct (packaged)"
@@ -320,8 +307,6 @@ def train_sft(train_rows: Sequence[Messages], dev_rows: Sequence[Messages], conf
     import torch
 
     from gristmill.models.runtime import set_torch_threads
-    from gristmill.train.checkpoint import (check_compatible, clear_checkpoints, resume_point, save_checkpoint,
-                                            tensor_shapes)
 
     set_torch_threads(config.threads)
     dtype = resolve_dtype(config.dtype)
@@ -360,32 +345,19 @@ def train_sft(train_rows: Sequence[Messages], dev_rows: Sequence[Messages], conf
         return out
 
     _epoch_cache: dict[int, list[list[int]]] = {}
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.schedule, warmup, total_steps))
-
-    start, losses, tokens, label_tokens = 0, [], 0, 0
-    ckpt_root = run.path / "checkpoints" if run is not None else None
-    identity = _identity(config)
-    if ckpt_root is not None and not resume:
-        clear_checkpoints(ckpt_root)
-    if resume and ckpt_root is not None:
-        ckpt = resume_point(ckpt_root, notify)
-        if ckpt is not None:
-            state = ckpt.state
-            params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-            check_compatible(ckpt, identity, tensor_shapes(params))
-            with torch.no_grad():
-                for n, v in state["model"].items():
-                    params[n].copy_(v)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng"])
-            start, losses = state["step"], [tuple(x) for x in state["losses"]]
-            tokens, label_tokens = state["tokens"], state["label_tokens"]
-            run.forget_after(start)
+    loop = Loop(model, LoopConfig(lr=config.lr, total_steps=total_steps, warmup=warmup, schedule=config.schedule,
+                                  weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
+                                  bf16=autocast, checkpoint_every=config.checkpoint_every,
+                                  keep_checkpoints=config.keep_checkpoints),
+                checkpoints=run.path / "checkpoints" if run is not None else None, identity=_identity(config))
+    losses: list[tuple[int, float]] = []
+    tokens = label_tokens = 0
+    saved = loop.begin(resume, notify)
+    if saved is not None:
+        losses = [tuple(x) for x in saved["losses"]]
+        tokens, label_tokens = saved["tokens"], saved["label_tokens"]
+        run.forget_after(loop.step)
+    start = loop.step
 
     if run is not None:
         run.result(train_rows=len(train), dev_rows=len(dev), dropped_no_assistant=dropped + dev_dropped,
@@ -394,49 +366,43 @@ def train_sft(train_rows: Sequence[Messages], dev_rows: Sequence[Messages], conf
     done_tokens = sum(sum(len(train[i].input_ids) for i in b) for s in range(start) for b in micro_batches(s))
     task = progress.add_task("train", total=total_tokens, completed=done_tokens, unit="tok") if progress else None
 
-    dev_points: list[tuple[int, float]] = []
-    t0 = time.perf_counter()
-    run_tokens = 0
-    end = total_steps if stop_after is None else min(total_steps, stop_after)
-    for step in range(start, end):
+    def batches(step: int) -> list[tuple[dict[str, Any], Any]]:
+        """The step's micro-batches, each with the step's assistant-token count (the loss divides by it)."""
         mbs = [collate([train[i] for i in b], pad_id) for b in micro_batches(step)]
         n_items = sum(int((m["labels"][:, 1:] != IGNORE).sum()) for m in mbs)
-        step_loss = 0.0
-        for m in mbs:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                out = model(**m, num_items_in_batch=torch.tensor(max(1, n_items)))
-            out.loss.backward()
-            step_loss += float(out.loss.detach())
-            n = int(m["attention_mask"].sum())
-            tokens += n
-            run_tokens += n
-        label_tokens += n_items
-        if config.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append((step + 1, step_loss))
-        elapsed = time.perf_counter() - t0
-        if run is not None and ((step + 1) % config.log_every == 0 or step + 1 == total_steps):
-            run.log("train", step + 1, loss=step_loss, lr=scheduler.get_last_lr()[0],
-                    tokens_per_s=run_tokens / max(elapsed, 1e-9))
+        current.update(items=n_items, tokens=sum(int(m["attention_mask"].sum()) for m in mbs))
+        return [(m, torch.tensor(max(1, n_items))) for m in mbs]
+
+    def loss_fn(micro: tuple[dict[str, Any], Any]) -> Any:
+        batch, n_items = micro
+        return model(**batch, num_items_in_batch=n_items).loss
+
+    dev_points: list[tuple[int, float]] = []
+    current = {"items": 0, "tokens": 0}
+    counted = {"tokens": 0}  # tokens fed forward by this process (tokens_per_s)
+    t0 = time.perf_counter()
+
+    def on_step(done: int, step_loss: float) -> None:
+        nonlocal tokens, label_tokens
+        tokens += current["tokens"]
+        counted["tokens"] += current["tokens"]
+        label_tokens += current["items"]
+        losses.append((done, step_loss))
+        if run is not None and (done % config.log_every == 0 or done == total_steps):
+            run.log("train", done, loss=step_loss, lr=loop.lr,
+                    tokens_per_s=counted["tokens"] / max(time.perf_counter() - t0, 1e-9))
         if progress is not None:
-            progress.update(task, advance=sum(int(m["attention_mask"].sum()) for m in mbs),
-                            description=f"train loss {step_loss:.3f}")
-        if config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < total_steps:
+            progress.update(task, advance=current["tokens"], description=f"train loss {step_loss:.3f}")
+        if config.eval_every and done % config.eval_every == 0 and done < total_steps:
             dl = dev_loss(model, dev, pad_id, config.batch_size, autocast)
             if dl is not None:
-                dev_points.append((step + 1, dl))
+                dev_points.append((done, dl))
                 if run is not None:
-                    run.log("dev", step + 1, loss=dl, perplexity=math.exp(min(dl, 50)))
-        if ckpt_root is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            weights = _trainable_state(model)
-            save_checkpoint(ckpt_root, step + 1, {
-                "identity": identity, "shapes": tensor_shapes(weights), "model": weights,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(), "losses": losses, "tokens": tokens, "label_tokens": label_tokens,
-            }, config.keep_checkpoints)
+                    run.log("dev", done, loss=dl, perplexity=math.exp(min(dl, 50)))
+
+    end = loop.run(batches, loss_fn, on_step, state=lambda: {"losses": losses, "tokens": tokens,
+                                                              "label_tokens": label_tokens}, stop_after=stop_after)
+    run_tokens = counted["tokens"]
     seconds = time.perf_counter() - t0
     tps = run_tokens / seconds if seconds > 0 else 0.0
     result = SFTResult(steps=end, train_tokens=tokens, train_label_tokens=label_tokens, tokens_per_s=tps,

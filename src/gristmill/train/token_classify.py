@@ -7,12 +7,12 @@ the tokenizer turns into nothing, or one cut off by ``max_length``, is predicted
 (:attr:`Encoded.dropped_words` counts them); gold tags are never cut, so the scores count
 those words as misses.
 
-:func:`fit` is the training loop shared with :mod:`gristmill.train.seq_classify`: AdamW
-(no decay on biases and LayerNorm weights), linear warmup then linear decay, gradient
-clipping, length-grouped batches, evaluation on dev after each epoch, early stopping after
-``patience`` epochs without improvement, and the best epoch's weights restored at the end;
-checkpoints every ``checkpoint_every`` steps, from which a killed run resumes and ends as
-an uninterrupted one would.
+:func:`fit` trains both this and :mod:`gristmill.train.seq_classify` on
+:class:`gristmill.train.loop.Loop` (AdamW with no decay on biases and norm gains, linear warmup
+then linear decay, gradient clipping): length-grouped batches, evaluation on dev after each
+epoch, early stopping after ``patience`` epochs without improvement, and the best epoch's
+weights restored at the end; checkpoints every ``checkpoint_every`` steps, from which a killed
+run resumes and ends as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -175,6 +175,22 @@ def _identity(model: Any) -> dict[str, Any]:
             "labels": [str(id2label[i]) for i in sorted(id2label)]}
 
 
+def _epoch_order(lengths: Sequence[int], batch_size: int, seed: int) -> Callable[[int], list[list[int]]]:
+    """``order(e)``: the batches of epoch ``e`` (0-based), the ``e+1``-th :func:`length_batches` draw of one
+    ``random.Random(seed)``; a function of ``(seed, e)``, so a resumed run sees the same batches."""
+    rng = random.Random(seed)
+    drawn: list[list[list[int]]] = []
+
+    def order(epoch: int) -> list[list[int]]:
+        while len(drawn) <= epoch:
+            drawn.append(length_batches(lengths, batch_size, rng))
+            if len(drawn) > 1:
+                drawn[-2] = []  # only the current epoch's batches are needed again
+        return drawn[epoch]
+
+    return order
+
+
 def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[Any], pad_id: int,
         evaluate: Callable[[], tuple[float, dict[str, Any]]], config: FitConfig,
         on_step: Callable[[int, float, int], None] | None = None,
@@ -186,106 +202,88 @@ def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[A
     after each epoch; stop after ``config.patience`` epochs without a better score and load the
     best epoch's weights back into ``model``. ``on_step(step, loss, examples)`` follows each update.
 
-    With ``checkpoints`` (a directory), a checkpoint is written every ``config.checkpoint_every``
-    steps (see :mod:`gristmill.train.checkpoint`): weights, optimizer, schedule, both RNG
-    states, the epochs so far and the best epoch's weights. With ``resume``, training goes on
-    from the newest complete one at the same step with the same batches, so it ends as an
-    uninterrupted run would; ``on_resume(step, epochs_done)`` is called first, and ``notify``
-    gets one line about each skipped checkpoint and where training resumes. A checkpoint of
-    another model or label set raises :class:`~gristmill.train.checkpoint.ResumeMismatch`.
-    Without ``resume``, old checkpoints in ``checkpoints`` are deleted.
+    The steps run through :class:`gristmill.train.loop.Loop` (AdamW without decay on biases and
+    norm gains, linear warmup over ``warmup_ratio`` of the steps then linear decay to 0, clipping
+    at ``max_grad_norm``). With ``checkpoints`` (a directory), a checkpoint is written every
+    ``config.checkpoint_every`` steps (after that step's epoch evaluation, when it ends an epoch):
+    weights, optimizer, torch RNG state, the epochs so far and the best epoch's weights. With
+    ``resume``, training goes on from the newest complete one at the same step with the same
+    batches, so it ends as an uninterrupted run would; ``on_resume(step, epochs_done)`` is called
+    first, and ``notify`` gets one line about each skipped checkpoint and where training resumes.
+    A checkpoint of another model or label set raises
+    :class:`~gristmill.train.checkpoint.ResumeMismatch`. Without ``resume``, old checkpoints in
+    ``checkpoints`` are deleted.
     """
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
-    from gristmill.train.checkpoint import (check_compatible, clear_checkpoints, resume_point, save_checkpoint,
-                                            tensor_shapes)
+    from gristmill.train.loop import Loop, LoopConfig
 
     torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
     lengths = [len(x) for x in train_ids]
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
+    if not steps_per_epoch:
+        raise ValueError("no training examples")
     total = max(1, steps_per_epoch * config.epochs)
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and (n.endswith("bias") or "LayerNorm" in n
-                                                                                or "layer_norm" in n)]
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and all(p is not q for q in no_decay)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    loop = Loop(model, LoopConfig(lr=config.lr, total_steps=total, warmup=int(config.warmup_ratio * total),
+                                  schedule="linear", weight_decay=config.weight_decay,
+                                  max_grad_norm=config.max_grad_norm, bf16=config.bf16,
+                                  checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints),
+                checkpoints, _identity(model))
     result = FitResult()
-    best_state: dict[str, Any] | None = None
-    since_best = 0
-    step = 0
-    first_epoch, skip, losses = 1, 0, []
-    identity = _identity(model)
-    if checkpoints is not None and not resume:
-        clear_checkpoints(checkpoints)
-    if checkpoints is not None and resume:
-        ckpt = resume_point(checkpoints, notify)
-        if ckpt is not None:
-            check_compatible(ckpt, identity, tensor_shapes(model.state_dict()))
-            st = ckpt.state
-            model.load_state_dict(st["model"])
-            optimizer.load_state_dict(st["optimizer"])
-            scheduler.load_state_dict(st["scheduler"])
-            torch.set_rng_state(st["torch_rng"])
-            rng.setstate(st["epoch_rng"])  # as the checkpoint's epoch began: its batches come out again
-            step, first_epoch, skip, losses = ckpt.step, st["epoch"], st["batches_done"], list(st["epoch_losses"])
-            result.history = [EpochRecord(**r) for r in st["history"]]
-            result.step_losses = list(st["step_losses"])
-            result.best_epoch, result.best_score = st["best_epoch"], st["best_score"]
-            since_best, best_state = st["since_best"], st["best_state"]
-            if on_resume is not None:
-                on_resume(step, len(result.history))
-    start = time.perf_counter()
-    for epoch in range(first_epoch, config.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        epoch_rng = rng.getstate()
-        for b, batch_idx in enumerate(length_batches(lengths, config.batch_size, rng)):
-            if b < skip:
-                continue
-            batch = collate([train_ids[i] for i in batch_idx], pad_id, [train_labels[i] for i in batch_idx])
-            with _autocast(config.bf16):
-                loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            value = loss.item()
-            losses.append(value)
-            result.step_losses.append(value)
-            if on_step is not None:
-                on_step(step, value, len(batch_idx))
-            if checkpoints is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
-                save_checkpoint(checkpoints, step, {
-                    "identity": identity, "shapes": tensor_shapes(model.state_dict()), "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(), "epoch_rng": epoch_rng, "epoch": epoch,
-                    "batches_done": b + 1, "epoch_losses": losses, "step_losses": result.step_losses,
-                    "history": [asdict(r) for r in result.history], "best_epoch": result.best_epoch,
-                    "best_score": result.best_score, "since_best": since_best, "best_state": best_state,
-                }, config.keep_checkpoints)
-        skip = 0
+    st: dict[str, Any] = {"epoch_losses": [], "since_best": 0, "best_state": None}
+    saved = loop.begin(resume, notify)
+    if saved is not None:
+        st.update(epoch_losses=list(saved["epoch_losses"]), since_best=saved["since_best"],
+                  best_state=saved["best_state"])
+        result.history = [EpochRecord(**r) for r in saved["history"]]
+        result.step_losses = list(saved["step_losses"])
+        result.best_epoch, result.best_score = saved["best_epoch"], saved["best_score"]
+        result.stopped_early = saved["stopped_early"]
+        if on_resume is not None:
+            on_resume(loop.step, len(result.history))
+    order = _epoch_order(lengths, config.batch_size, config.seed)
+    current: dict[str, Any] = {"size": 0, "t0": time.perf_counter()}
+
+    def batches(step: int) -> list[dict[str, Any]]:
+        idx = order(step // steps_per_epoch)[step % steps_per_epoch]
+        current["size"] = len(idx)
+        return [collate([train_ids[i] for i in idx], pad_id, [train_labels[i] for i in idx])]
+
+    def after(step: int, value: float) -> bool:
+        st["epoch_losses"].append(value)
+        result.step_losses.append(value)
+        if on_step is not None:
+            on_step(step, value, current["size"])
+        if step % steps_per_epoch:
+            return False
+        epoch = step // steps_per_epoch
         score, dev = evaluate()
+        losses = st["epoch_losses"]
         record = EpochRecord(epoch, sum(losses) / max(1, len(losses)), float(score), dev,
-                             time.perf_counter() - t0, step)
-        losses = []
+                             time.perf_counter() - current["t0"], step)
+        st["epoch_losses"], current["t0"] = [], time.perf_counter()
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
         if score > result.best_score:
-            result.best_score, result.best_epoch, since_best = float(score), epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            result.best_score, result.best_epoch, st["since_best"] = float(score), epoch, 0
+            st["best_state"] = copy.deepcopy(model.state_dict())
         else:
-            since_best += 1
-            if since_best >= config.patience and epoch < config.epochs:
+            st["since_best"] += 1
+            if st["since_best"] >= config.patience and epoch < config.epochs:
                 result.stopped_early = True
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        return result.stopped_early
+
+    def state() -> dict[str, Any]:
+        return {**st, "step_losses": result.step_losses, "history": [asdict(r) for r in result.history],
+                "best_epoch": result.best_epoch, "best_score": result.best_score,
+                "stopped_early": result.stopped_early}
+
+    start = time.perf_counter()
+    if not result.stopped_early:
+        loop.run(batches, loss_fn=lambda batch: model(**batch).loss, on_step=after, state=state)
+    if st["best_state"] is not None:
+        model.load_state_dict(st["best_state"])
     result.seconds = time.perf_counter() - start
     return result
 
