@@ -158,12 +158,35 @@ def judge_expected(tasks, judge_ids: list[int], answers: list[str]) -> list[floa
     return out
 
 
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% interval (t-ish: 1.96 standard errors; 0 for one value)."""
-    m = statistics.fmean(values)
-    if len(values) < 2:
-        return m, 0.0
-    return m, 1.96 * statistics.stdev(values) / math.sqrt(len(values))
+def pm(mean: float | None, half: float | None, digits: int, sign: str = "") -> str:
+    """``mean ± half`` of a 95% t-interval; ``mean (no interval)`` when there is none (one value).
+    ``sign="+"`` writes the sign of a difference."""
+    if mean is None or not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:{sign}.{digits}f}" + (" (no interval)" if half is None else f" ± {half:.{digits}f}")
+
+
+def _get(interval, attr: str):
+    """``interval.attr``, or None when there is no interval object (no pairs)."""
+    return None if interval is None else getattr(interval, attr)
+
+
+def table_rows(summary: dict) -> list[tuple]:
+    """The table of write_md / the report, from the committed summary alone."""
+    rows = []
+    for cond, v in summary.items():
+        rows.append((cond, len(v["models"]), pm(v["human_ppl_mean"], v["human_ppl_ci95"], 3),
+                     " / ".join(f"{p:.3f}" for p in v["human_ppl_per_seed"]),
+                     pm(v["judge_mean"], v["judge_ci95"], 2), " / ".join(f"{j:.2f}" for j in v["judge_mean_per_seed"]),
+                     v["judge_unscored"], pm(v["judge_expected_mean"], v["judge_expected_ci95"], 3),
+                     " / ".join(f"{x:.3f}" for x in v["judge_expected_per_seed"])))
+    return rows
+
+
+TABLE_HEADERS = ["model", "seeds", "human ppl (mean ± 95%)", "per seed", "judge 1-10 (mean ± 95%)", "per seed",
+                 "unscored", "judge expected score 1-9 (mean ± 95%)", "per seed"]
+INTERVALS = ("95% Student-t intervals (n - 1 degrees of freedom; gristmill.stats): perplexity over seeds, judge "
+             "scores over prompts x seeds, paired differences over seeds or prompt pairs")
 
 
 def main() -> None:
@@ -247,9 +270,10 @@ def main() -> None:
 
 
 def summarize(per_model, sets, steps, judge_ids, tasks, args, seconds) -> None:
+    from gristmill import stats
     from gristmill.rundir import RunDir
 
-    rows, summary = [], {}
+    summary = {}
     for cond in ("base", "uncurated", "curated"):
         keys = [k for k, v in per_model.items() if v["condition"] == cond]
         if not keys:
@@ -264,29 +288,33 @@ def summarize(per_model, sets, steps, judge_ids, tasks, args, seconds) -> None:
         unscored = sum(s is None for k in keys for s in per_model[k]["judge"])
         exp_all = [x for k in keys for x in per_model[k]["judge_expected"]]
         exp_means = [statistics.fmean(per_model[k]["judge_expected"]) for k in keys]
-        e_m, e_ci = mean_ci(exp_all)
-        p_m, p_ci = mean_ci(ppls)
+        e_ci = stats.t_interval(exp_all)
+        p_ci = stats.t_interval(ppls)  # over seeds: one model gives no interval
         # judge: interval over prompts x seeds (the prompt sample is the main source of noise)
-        j_m, j_ci = mean_ci(all_scores) if all_scores else (float("nan"), 0.0)
-        summary[cond] = {"models": keys, "human_ppl_per_seed": ppls, "human_ppl_mean": p_m, "human_ppl_ci95": p_ci,
-                         "judge_mean_per_seed": judge_means, "judge_mean": j_m, "judge_ci95": j_ci,
+        j_ci = stats.t_interval(all_scores) if all_scores else None
+        summary[cond] = {"models": keys, "human_ppl_per_seed": ppls, "human_ppl_mean": p_ci.estimate,
+                         "human_ppl_ci95": p_ci.half_width,
+                         "judge_mean_per_seed": judge_means, "judge_mean": j_ci.estimate if j_ci else float("nan"),
+                         "judge_ci95": j_ci.half_width if j_ci else None, "judge_n": len(all_scores),
                          "judge_unscored": unscored, "judge_scores": all_scores,
-                         "judge_expected_mean": e_m, "judge_expected_ci95": e_ci,
+                         "judge_expected_mean": e_ci.estimate, "judge_expected_ci95": e_ci.half_width,
+                         "judge_expected_n": len(exp_all),
                          "judge_expected_per_seed": exp_means, "judge_expected_scores": exp_all,
                          "train_rows": per_model[keys[0]].get("train_rows"),
                          "final_train_loss": [per_model[k].get("final_train_loss") for k in keys]}
-        rows.append((cond, len(keys), f"{p_m:.3f} ± {p_ci:.3f}", " / ".join(f"{p:.3f}" for p in ppls),
-                     f"{j_m:.2f} ± {j_ci:.2f}", " / ".join(f"{j:.2f}" for j in judge_means), unscored,
-                     f"{e_m:.3f} ± {e_ci:.3f}", " / ".join(f"{x:.3f}" for x in exp_means)))
     # paired differences (same seed, same prompts): curated - uncurated
-    diffs_ppl, diffs_judge, diffs_exp = [], [], []
+    ppl_pairs, judge_pairs, exp_pairs = [], [], []
     for s in args.seeds:
         a, b = per_model.get(f"curated-s{s}"), per_model.get(f"uncurated-s{s}")
         if a and b:
-            diffs_ppl.append(a["human_ppl"] - b["human_ppl"])
-            pairs = [(x, y) for x, y in zip(a["judge"], b["judge"]) if x is not None and y is not None]
-            diffs_judge += [x - y for x, y in pairs]
-            diffs_exp += [x - y for x, y in zip(a["judge_expected"], b["judge_expected"])]
+            ppl_pairs.append((a["human_ppl"], b["human_ppl"]))
+            judge_pairs += [(x, y) for x, y in zip(a["judge"], b["judge"]) if x is not None and y is not None]
+            exp_pairs += list(zip(a["judge_expected"], b["judge_expected"]))
+
+    def paired(pairs: list[tuple[float, float]]):
+        return stats.paired_difference([x for x, _ in pairs], [y for _, y in pairs]) if pairs else None
+
+    d_ppl, d_judge, d_exp = paired(ppl_pairs), paired(judge_pairs), paired(exp_pairs)
     result = {
         "experiment": "sft_curated_vs_raw",
         "data": {"uncurated_rows": len(sets["uncurated"]), "curated_rows": len(sets["curated"]),
@@ -298,14 +326,15 @@ def summarize(per_model, sets, steps, judge_ids, tasks, args, seconds) -> None:
                  "(llama.cpp, greedy)", "answer_max_new_tokens": args.max_new_tokens},
         "summary": {k: {kk: vv for kk, vv in v.items() if kk not in ("judge_scores", "judge_expected_scores")}
                     for k, v in summary.items()},
+        "intervals": INTERVALS,
         "paired_curated_minus_uncurated": {
-            "human_ppl_per_seed": diffs_ppl,
-            "judge_mean_diff": statistics.fmean(diffs_judge) if diffs_judge else None,
-            "judge_diff_ci95": mean_ci(diffs_judge)[1] if len(diffs_judge) > 1 else None,
-            "judge_pairs": len(diffs_judge),
-            "judge_expected_diff": statistics.fmean(diffs_exp) if diffs_exp else None,
-            "judge_expected_diff_ci95": mean_ci(diffs_exp)[1] if len(diffs_exp) > 1 else None,
-            "judge_expected_pairs": len(diffs_exp)},
+            "human_ppl_per_seed": list(d_ppl.differences) if d_ppl else [],
+            "human_ppl_diff": _get(d_ppl, "estimate"), "human_ppl_diff_ci95": _get(d_ppl, "half_width"),
+            "human_ppl_diff_p": _get(d_ppl, "p_value"),
+            "judge_mean_diff": _get(d_judge, "estimate"), "judge_diff_ci95": _get(d_judge, "half_width"),
+            "judge_diff_p": _get(d_judge, "p_value"), "judge_pairs": len(judge_pairs),
+            "judge_expected_diff": _get(d_exp, "estimate"), "judge_expected_diff_ci95": _get(d_exp, "half_width"),
+            "judge_expected_diff_p": _get(d_exp, "p_value"), "judge_expected_pairs": len(exp_pairs)},
         "seconds": seconds,
         "hardware": "2 shared CPU cores (about 6 other jobs running), torch threads 1, nice 5",
     }
@@ -315,8 +344,7 @@ def summarize(per_model, sets, steps, judge_ids, tasks, args, seconds) -> None:
     run = RunDir.create(args.out, kind="experiment", config={**vars(args), "steps": steps}, resume=False)
     run.result(**{f"{c}_human_ppl": v["human_ppl_mean"] for c, v in summary.items()},
                **{f"{c}_judge": v["judge_mean"] for c, v in summary.items()})
-    headers = ["model", "seeds", "human ppl (mean ± 95%)", "per seed", "judge 1-10 (mean ± 95%)", "per seed",
-               "unscored", "judge expected score 1-9 (mean ± 95%)", "per seed"]
+    headers, rows = TABLE_HEADERS, table_rows(result["summary"])
     run.table("Held-out human tasks: perplexity and judge score", headers, rows,
               note="Perplexity of the 175 human-written reference answers (assistant tokens only). Judge: SmolLM2-135M "
                    f"scoring greedy answers to {len(judge_ids)} of the tasks; interval over prompts x seeds.")
@@ -340,13 +368,14 @@ def summarize(per_model, sets, steps, judge_ids, tasks, args, seconds) -> None:
         n = min(len(per_model[k]["losses"]) for k in keys)
         xs = [per_model[keys[0]]["losses"][i][0] for i in range(n)]
         per_step = [[per_model[k]["losses"][i][1] for k in keys] for i in range(n)]
-        means = [statistics.fmean(p) for p in per_step]
-        half = [1.96 * statistics.stdev(p) / math.sqrt(len(p)) if len(p) > 1 else 0 for p in per_step]
+        cis = [stats.t_interval(p) for p in per_step]
+        means = [c.estimate for c in cis]
+        half = [c.half_width or 0.0 for c in cis]  # one seed: no band
         curves[cond] = (xs, means)
         bands[cond] = (xs, [m - h for m, h in zip(means, half)], [m + h for m, h in zip(means, half)])
     if curves:
         run.curve("Training loss (own data)", curves, xlabel="optimizer step", ylabel="nats per assistant token",
-                  bands=bands, note="Mean over seeds, shaded 95% interval over seeds. Each on its own training "
+                  bands=bands, note="Mean over seeds, shaded 95% t-interval over seeds. Each on its own training "
                                     "set, so levels are not comparable across sets.")
     samples = []
     for i, tid in enumerate(judge_ids[:5]):
@@ -357,7 +386,7 @@ def summarize(per_model, sets, steps, judge_ids, tasks, args, seconds) -> None:
                             per_model[key]["answers"][i][:400]))
     run.samples("Answers to held-out prompts", samples)
     run.finish(title="SFT on raw vs curated generated data")
-    write_md(result, rows, headers, args.results)
+    write_md(result, args.results)
     print((args.results / "sft_curated_vs_raw.md").read_text())
 
 
@@ -370,28 +399,36 @@ def reading(result) -> str:
     spread = max(max(v["human_ppl_per_seed"]) - min(v["human_ppl_per_seed"]) for k, v in sm.items()
                  if k != "base")
     base = sm.get("base", {}).get("human_ppl_mean")
-    lines = [f"Perplexity on the human-written answers: curated minus uncurated = {d_ppl:+.3f} "
-             f"(per seed {', '.join(f'{x:+.3f}' for x in p['human_ppl_per_seed'])}), against a seed-to-seed spread "
+    half = p.get("human_ppl_diff_ci95")
+    paired = (f" ± {half:.3f} (95% t-interval over {len(p['human_ppl_per_seed'])} paired seeds"
+              + (f", p = {p['human_ppl_diff_p']:.2f}" if p.get("human_ppl_diff_p") is not None else "") + "; "
+              if half is not None else " (")
+    lines = [f"Perplexity on the human-written answers: curated minus uncurated = {d_ppl:+.3f}{paired}"
+             f"per seed {', '.join(f'{x:+.3f}' for x in p['human_ppl_per_seed'])}), against a seed-to-seed spread "
              f"within one condition of up to {spread:.3f}"
              + (f"; both moved from the base model's {base:.3f} by "
                 f"{sm['uncurated']['human_ppl_mean'] - base:+.3f} (uncurated) and "
                 f"{sm['curated']['human_ppl_mean'] - base:+.3f} (curated)" if base else "") + "."]
-    verdict = ("so curation made no difference this experiment can resolve" if abs(d_ppl) <= spread
+    # with an interval, it decides; with one seed, only the spread can
+    resolved = abs(d_ppl) > half if half is not None else abs(d_ppl) > spread
+    verdict = ("so curation made no difference this experiment can resolve" if not resolved
                else ("so the curated data gave the lower perplexity" if d_ppl < 0
                      else "so the uncurated data gave the lower perplexity"))
-    lines.append(f"The difference is {'within' if abs(d_ppl) <= spread else 'beyond'} the seed spread, {verdict}.")
+    where = "the interval" if half is not None else "the seed spread"
+    lines.append(f"The difference is {'beyond' if resolved else 'within'} {where}, {verdict}.")
     unscored = sum(v["judge_unscored"] for v in sm.values())
     total = result["eval"]["judge_prompts"] * sum(len(v["models"]) for v in sm.values())
     lines.append(f"The judge (SmolLM2-135M) wrote a parsable score for only {total - unscored} of {total} answers, "
                  "so its free-text scores say nothing here; its expected score read from the digit probabilities "
-                 f"differs by {p['judge_expected_diff']:+.3f} ± {p['judge_expected_diff_ci95'] or 0:.3f} (curated - "
-                 "uncurated, paired) on a 1-9 scale, and in a manual check on one prompt it scored the one-word answer 'banana' "
-                 "above a correct one: a 135M judge does not rank answers usefully.")
+                 f"differs by {pm(p['judge_expected_diff'], p['judge_expected_diff_ci95'], 3, '+')}"
+                 " (curated - uncurated, paired) on a 1-9 scale, and in a manual check on one prompt it scored the "
+                 "one-word answer 'banana' above a correct one: a 135M judge does not rank answers usefully.")
     return " ".join(lines)
 
 
-def write_md(result, rows, headers, results_dir: Path) -> None:
+def write_md(result, results_dir: Path) -> None:
     d, t, p = result["data"], result["training"], result["paired_curated_minus_uncurated"]
+    headers, rows = TABLE_HEADERS, table_rows(result["summary"])
     lines = ["# SFT on raw vs curated generated instruction data", "",
              f"Data: `{d['recipe']}` (Self-Instruct from gristmill's 38 seed tasks, SmolLM2-135M-Instruct writing): "
              f"{d['uncurated_rows']} rows out of the generation step (uncurated), {d['curated_rows']} after curation.",
@@ -399,16 +436,25 @@ def write_md(result, rows, headers, results_dir: Path) -> None:
              f"max length {t['max_length']}, lr {t['lr']}, bf16, seeds {t['seeds']}.",
              f"Evaluation: the {result['eval']['human_tasks']} human-written Self-Instruct seed tasks (never seen by "
              f"the generator): perplexity of the reference answers; judge.score (SmolLM2-135M as judge) of greedy "
-             f"answers to {result['eval']['judge_prompts']} of them.", "",
+             f"answers to {result['eval']['judge_prompts']} of them.",
+             f"Intervals: {result.get('intervals', INTERVALS)}.", "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    def with_p(key: str) -> str:
+        return "" if p.get(key) is None else f", p = {p[key]:.2f}"
+
     lines += ["", f"Paired (same seed / same prompt) curated - uncurated: perplexity per seed "
-                  f"{[round(x, 3) for x in p['human_ppl_per_seed']]}; judge "
-                  + (f"{p['judge_mean_diff']:+.2f} ± {p['judge_diff_ci95'] or 0:.2f} over {p['judge_pairs']} pairs"
-                     if p["judge_mean_diff"] is not None else "n/a (no pair scored by both)")
+                  f"{[round(x, 3) for x in p['human_ppl_per_seed']]}"
+                  + (f", mean {pm(p['human_ppl_diff'], p['human_ppl_diff_ci95'], 3, '+')}{with_p('human_ppl_diff_p')}"
+                     if p.get("human_ppl_diff") is not None else "")
+                  + "; judge "
+                  + (f"{pm(p['judge_mean_diff'], p['judge_diff_ci95'], 2, '+')} over {p['judge_pairs']} pairs"
+                     f"{with_p('judge_diff_p')}" if p["judge_mean_diff"] is not None
+                     else "n/a (no pair scored by both)")
                   + "; judge expected score "
-                  + (f"{p['judge_expected_diff']:+.3f} ± {p['judge_expected_diff_ci95'] or 0:.3f} over "
-                     f"{p['judge_expected_pairs']} pairs" if p["judge_expected_diff"] is not None else "n/a"), "",
+                  + (f"{pm(p['judge_expected_diff'], p['judge_expected_diff_ci95'], 3, '+')} over "
+                     f"{p['judge_expected_pairs']} pairs{with_p('judge_expected_diff_p')}"
+                     if p["judge_expected_diff"] is not None else "n/a"), "",
               f"Hardware: {result['hardware']}; {result['seconds'] / 60:.1f} min of training and evaluation in all (sequential sum).", "", "## Reading", "",
               reading(result), "",
               "Limitations: the judge is SmolLM2-135M itself (the same model family that was fine-tuned and that "

@@ -12,7 +12,8 @@ generations (16 per prompt for the sampling strategies).
 
 Each seed trains into experiments/out/tinyshakespeare_lm/seed-<seed>/ (run directory with
 report.html, checkpoints, model/, summary.json); a seed with a summary.json is not trained
-again (``--force`` retrains). The seeds are then summarised (mean ± std) in
+again (``--force`` retrains). The seeds are then summarised (mean, std, and the final perplexity's
+95% t-interval) in
 experiments/out/tinyshakespeare_lm/summary/report.html and the committed
 experiments/results/tinyshakespeare_lm.{json,md}.
 
@@ -33,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from gristmill import stats  # noqa: E402
 from gristmill.evaluate.diversity import distinct_n  # noqa: E402
 from gristmill.rundir import RunDir  # noqa: E402
 from gristmill.train.decoding import DecodeConfig, generate  # noqa: E402
@@ -119,7 +121,19 @@ def train_seed(seed: int, steps: int, resume: bool, train_docs: list[str], val_d
 
 
 def _mean_std(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+    """Mean and standard deviation over seeds (a description of the spread, not an interval)."""
+    ci = stats.t_interval(xs)
+    return ci.estimate, ci.sd or 0.0
+
+
+def add_intervals(results: dict) -> dict:
+    """The 95% t-interval of the final validation perplexity over seeds, from its per-seed values (so it also
+    recomputes a committed summary)."""
+    f = results["final_val_perplexity"]
+    ci = stats.t_interval(f["per_seed"])
+    f["ci95"], f["half_width"] = ci.bounds, ci.half_width
+    results["intervals"] = "95% Student-t over seeds (n - 1 degrees of freedom; gristmill.stats)"
+    return results
 
 
 def aggregate(summaries: list[dict]) -> dict:
@@ -137,7 +151,7 @@ def aggregate(summaries: list[dict]) -> dict:
                                        "generated_tokens_per_s")}
         diversity[name]["n_texts"] = per[0]["n_texts"]
     tps = [s["train_tokens_per_s_mean"] for s in summaries]
-    return {
+    return add_intervals({
         "hardware": f"2 shared CPU cores ({platform.processor() or platform.machine()}), 1 torch thread, nice 5, "
                     "8-10 other helpers' processes running at the same time (load average 7-15); a 20-step "
                     "probe of the same model under lighter load ran at about 6,200 tokens/s",
@@ -154,7 +168,7 @@ def aggregate(summaries: list[dict]) -> dict:
         "diversity": diversity,
         "per_seed_diversity": {s["seed"]: s["diversity"] for s in summaries},
         "samples_seed": first["seed"], "samples": first["samples"],
-    }
+    })
 
 
 def main() -> None:
@@ -215,7 +229,8 @@ def markdown(r: dict) -> str:
         "",
         f"Hardware: {r['hardware']}.",
         "",
-        f"**Final validation perplexity: {f['mean']:.2f} ± {f['std']:.2f}** (mean ± std over seeds; per seed "
+        f"**Final validation perplexity: {stats.format_interval(f['mean'], *(f['ci95'] or (None, None)), 2)}** "
+        f"(mean ± 95% t-interval over {len(f['per_seed'])} seeds, std {f['std']:.2f}; per seed "
         + ", ".join(f"{x:.2f}" for x in f["per_seed"]) + "). Every token of every validation document is scored, "
         "within its document, with up to 128 tokens of context. Train documents (same count): "
         + ", ".join(f"{x:.2f}" for x in r["final_train_perplexity_same_n_docs"]) + ".",

@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gristmill import stats
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path("/work/shared/data/wnut17")
 OUT = ROOT / "experiments" / "out" / "wnut17_ner"
@@ -142,7 +144,39 @@ def run_one(variant: str, seed: int, args: argparse.Namespace) -> dict[str, Any]
 
 
 def _mean_std(xs: list[float]) -> tuple[float, float]:
-    return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0) if xs else (float("nan"), 0.0)
+    """Mean and standard deviation over seeds (a description of the spread, not an interval)."""
+    if not xs:
+        return float("nan"), 0.0
+    ci = stats.t_interval(xs)
+    return ci.estimate, ci.sd or 0.0
+
+
+def add_intervals(summary: dict[str, Any]) -> dict[str, Any]:
+    """Add the 95% t-interval of each variant's test F1 and the paired test of each augmented-minus comparison,
+    from the per-seed figures in ``summary`` (so it also recomputes a committed summary)."""
+    for r in summary["variants"].values():
+        ci = stats.t_interval(r["test_f1"])
+        r["test_f1_ci95"], r["test_f1_half_width"] = ci.bounds, ci.half_width
+    for other in ("baseline", "baseline_long"):
+        d = summary.get(f"augmented_minus_{other}")
+        if not d:
+            continue
+        a, b = summary["variants"]["augmented"], summary["variants"][other]
+        pd = stats.paired_difference([a["test_f1"][a["seeds"].index(x)] for x in d["seeds"]],
+                                     [b["test_f1"][b["seeds"].index(x)] for x in d["seeds"]])
+        d.update({"mean": pd.estimate, "std": pd.sd or 0.0, "ci95": pd.bounds, "half_width": pd.half_width,
+                  "t": pd.t, "p_value": pd.p_value})
+    summary["intervals"] = ("95% Student-t over seeds (n - 1 degrees of freedom; gristmill.stats); differences "
+                            "paired by seed with a paired t-test")
+    return summary
+
+
+def kept_reading(path: Path) -> str:
+    """The hand-written "## Reading" section of an existing summary ('' when none)."""
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    return text[text.index("## Reading"):] if "## Reading" in text else ""
 
 
 def summarize() -> dict[str, Any]:
@@ -180,8 +214,8 @@ def summarize() -> dict[str, Any]:
         b, a = summary["variants"][other], summary["variants"]["augmented"]
         common = sorted(set(b["seeds"]) & set(a["seeds"]))
         diffs = [a["test_f1"][a["seeds"].index(s)] - b["test_f1"][b["seeds"].index(s)] for s in common]
-        summary[f"augmented_minus_{other}"] = {"seeds": common, "test_f1_diff": diffs,
-                                               "mean": _mean_std(diffs)[0], "std": _mean_std(diffs)[1]}
+        summary[f"augmented_minus_{other}"] = {"seeds": common, "test_f1_diff": diffs}
+    add_intervals(summary)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "wnut17_ner.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
@@ -193,12 +227,12 @@ def summarize() -> dict[str, Any]:
         xs, mean, lo, hi = [], [], [], []
         for e in range(n):
             vals = [r["epochs"][e]["dev_f1"] for r in rs if len(r["epochs"]) > e]
-            m, s = _mean_std(vals)
-            half = 1.96 * s / max(1, len(vals)) ** 0.5
+            ci = stats.t_interval(vals)
+            m, half = ci.estimate, ci.half_width or 0.0  # one seed: no band
             xs.append(e + 1), mean.append(m), lo.append(m - half), hi.append(m + half)
         summary.setdefault("_curves", {})[v] = (xs, mean, lo, hi)
     curves = summary.pop("_curves", {})
-    run.curve("Dev entity F1 per epoch (mean over seeds, 95% band)", {v: (c[0], c[1]) for v, c in curves.items()},
+    run.curve("Dev entity F1 per epoch (mean over seeds, 95% t-interval)", {v: (c[0], c[1]) for v, c in curves.items()},
               "epoch", "dev entity micro F1", bands={v: (c[0], c[2], c[3]) for v, c in curves.items()})
     tlist = sorted(types)
     for v in variants:
@@ -213,21 +247,24 @@ def summarize() -> dict[str, Any]:
     run.result(**{f"{v}_test_f1_mean": s["test_f1_mean"] for v, s in summary["variants"].items()})
     run.finish("WNUT-17 NER: MiniLM, baseline vs augmented")
     (RESULTS / "wnut17_ner.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / "wnut17_ner.md").write_text(markdown(summary), encoding="utf-8")
+    md = RESULTS / "wnut17_ner.md"
+    md.write_text(markdown(summary, kept_reading(md)), encoding="utf-8")
     return summary
 
 
-def markdown(s: dict[str, Any]) -> str:
+def markdown(s: dict[str, Any], reading: str = "") -> str:
+    """The committed summary; ``reading`` (the hand-written "## Reading" section) is appended as it is."""
     lines = ["# WNUT-17 NER: MiniLM fine-tuned, baseline vs gristmill-augmented training set", "",
-             f"Model: {s['model']}. Hardware: {s['hardware']}.", "",
-             "| variant | seeds | train sentences | test entity micro F1 (mean ± std) | P | R | best epochs |",
+             f"Model: {s['model']}. Hardware: {s['hardware']}. Intervals: {s['intervals']}.", "",
+             "| variant | seeds | train sentences | test entity micro F1 (mean ± 95% CI; std) | P | R | best epochs |",
              "|---|---|---|---|---|---|---|"]
     for v, r in s["variants"].items():
-        lines.append(f"| {v} | {r['seeds']} | {r['train_sentences']['total']} | {r['test_f1_mean']:.4f} ± "
-                     f"{r['test_f1_std']:.4f} | {r['test_precision_mean']:.4f} | {r['test_recall_mean']:.4f} | "
+        lines.append(f"| {v} | {r['seeds']} | {r['train_sentences']['total']} | "
+                     f"{stats.format_interval(r['test_f1_mean'], *(r['test_f1_ci95'] or (None, None)), 4)}; "
+                     f"std {r['test_f1_std']:.4f} | {r['test_precision_mean']:.4f} | {r['test_recall_mean']:.4f} | "
                      f"{r['best_epoch']} |")
     types = sorted({t for r in s["variants"].values() for t in r["per_type"]})
-    lines += ["", "Per-type test F1 (mean ± std over seeds):", "",
+    lines += ["", "Per-type test F1 (mean ± std over seeds: the spread, not an interval):", "",
               "| type | support | " + " | ".join(s["variants"]) + " |", "|---|---|" + "---|" * len(s["variants"])]
     for t in types:
         sup = next((r["per_type"][t]["support"] for r in s["variants"].values() if t in r["per_type"]), "")
@@ -237,8 +274,11 @@ def markdown(s: dict[str, Any]) -> str:
     for other in ("baseline", "baseline_long"):
         if f"augmented_minus_{other}" in s:
             d = s[f"augmented_minus_{other}"]
+            ci = (f"{d['mean']:+.4f} ± {d['half_width']:.4f} (95% t-interval), paired t = {d['t']:.2f}, "
+                  f"df {len(d['seeds']) - 1}, p = {d['p_value']:.3f}" if d.get("p_value") is not None
+                  else f"{d['mean']:+.4f}")
             lines += ["", f"Augmented minus {other}, test F1 paired by seed: "
-                          f"{', '.join(f'{x:+.4f}' for x in d['test_f1_diff'])} (mean {d['mean']:+.4f} ± {d['std']:.4f})."]
+                          f"{', '.join(f'{x:+.4f}' for x in d['test_f1_diff'])}: mean {ci}; std {d['std']:.4f}."]
     lines += ["", "| variant | training sentences (original / entity swap / noise / counterfactual) | epochs | "
                   "sentence passes | mean epoch time (s) |", "|---|---|---|---|---|"]
     for v, r in s["variants"].items():
@@ -249,6 +289,8 @@ def markdown(s: dict[str, Any]) -> str:
     for v, r in s["variants"].items():
         lines += ["", f"Config ({v}): " + json.dumps(r["config"])]
     lines.append("")
+    if reading:
+        lines.append(reading.rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 

@@ -149,8 +149,8 @@ def paired_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.n
     d = xa - xb
     diffs = tuple(float(x) for x in d)
     if d.size == 1:
-        return PairedDifference(diffs[0], None, None, 1, confidence, "paired t", note=ONE_VALUE.replace("value", "pair"),
-                                differences=diffs)
+        return PairedDifference(diffs[0], None, None, 1, confidence, "paired t",
+                                note=ONE_VALUE.replace("value", "pair"), differences=diffs)
     mean, sd, se, half, df = _t_parts(d, confidence)
     if sd == 0:
         if mean == 0:
