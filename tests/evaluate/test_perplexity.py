@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from gristmill.evaluate.perplexity import (
-    HFScorer, TrainedLMScorer, bootstrap_ci, chat_segments, evaluate_perplexity, load_model, plain_chat,
-    score_segments, text_segments, windows,
+    HFScorer, TrainedLMScorer, bootstrap_ci, chat_segments, effective_window, evaluate_perplexity, load_model,
+    plain_chat, score_segments, score_token_texts, text_segments, token_segment, windows,
 )
 
 TEXTS = ["The quick brown fox jumps over the lazy dog.",
@@ -177,6 +177,44 @@ def test_trained_lm_directories_are_scored(tmp_path: Path) -> None:
     # the plain chat rendering gives assistant spans too
     segs = chat_segments(scorer, CHAT, "assistant")
     assert len(segs) == 2 and plain_chat(CHAT[:1], True).endswith("assistant: ")
+
+
+def test_eval_train_lm_and_the_operator_give_the_same_figure(tmp_path: Path) -> None:
+    """One windowed perplexity: ``eval perplexity`` of a ``train lm`` run, that run's dev perplexity (logged
+    and in results), and ``quality.perplexity``'s call of the shared function agree on the same texts."""
+    from gristmill.rundir import RunDir
+    from gristmill.train.lm import LMConfig, perplexity, train_lm
+
+    words = "the cat sat on a mat while dogs ran in the park and birds sang every morning".split()
+    texts = [" ".join(words[(i * 3 + j) % len(words)] for j in range(30 + 7 * i)) for i in range(8)]
+    train, dev = texts[:5], texts[5:]
+    cfg = LMConfig(vocab_size=290, context=16, n_layer=1, n_head=2, d_model=16, dropout=0.1, steps=6, batch_size=4,
+                   warmup=2, eval_every=3, checkpoint_every=3, threads=1)
+    run = RunDir.create(tmp_path / "run", kind="train-lm", config={})
+    lm = train_lm(train, dev, cfg, run=run, progress=False)
+    lm.save(run.path / "model")
+    assert all(len(lm.encode(t)) > 2 * cfg.context for t in dev)  # several windows per text
+
+    # train lm: the final dev point and perplexity() (what the command writes to results.json)
+    trained = perplexity(lm, dev)
+    assert run.metrics("dev")[-1]["perplexity"] == pytest.approx(trained, rel=1e-9)
+    # eval perplexity of the run directory, with the command's default window (fitted to the context)
+    scorer = load_model(str(run.path))
+    res = evaluate_perplexity(scorer, [text_segments(scorer, t) for t in dev], max_length=512, stride=256)
+    assert (res.max_length, res.stride) == (16, 8) == effective_window(scorer)
+    assert res.perplexity == pytest.approx(trained, rel=1e-6)
+    # quality.perplexity: token ids of each text, the separator, max_tokens and stride, summed per document
+    ids = [scorer.encode(t) for t in dev]
+    scores = score_token_texts(scorer, ids, scorer.prefix_id, max_length=16, stride=8, batch_size=3)
+    assert [c for _, c in scores] == [len(i) for i in ids]
+    op = math.exp(sum(s for s, _ in scores) / sum(c for _, c in scores))
+    assert op == pytest.approx(trained, rel=1e-6)
+    per_doc = [math.exp(s / c) for s, c in scores]
+    assert per_doc == pytest.approx([d.perplexity for d in res.per_document], rel=1e-6)
+    # without a stride only the first window is scored: the first max_length - 1 tokens
+    (s1, c1), = score_token_texts(scorer, ids[:1], scorer.prefix_id, max_length=16)
+    (first, _), = score_segments(scorer, [token_segment(scorer.prefix_id, ids[0][:15])], 16, 8)
+    assert c1 == 15 and s1 == pytest.approx(first, rel=1e-6)
 
 
 @pytest.mark.slow

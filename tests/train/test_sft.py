@@ -153,6 +153,9 @@ def test_config_rejects_bad_values() -> None:
         SFTConfig(dtype="float16")
     with pytest.raises(ValueError, match="batch_size"):
         SFTConfig(batch_size=0)
+    with pytest.raises(ValueError, match="schedule"):
+        SFTConfig(schedule="step")
+    assert SFTConfig(schedule="constant").schedule == "constant"  # train.loop's schedules
     assert SFTConfig().lr == 2e-4 and SFTConfig(method="full").lr == 2e-5
 
 

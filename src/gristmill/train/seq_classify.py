@@ -1,8 +1,8 @@
 """Fine-tune a BERT-style encoder for sequence (sentence) classification with early stopping.
 
-Same loop as token classification (:func:`gristmill.train.token_classify.fit`): AdamW,
-warmup then linear decay, dev evaluation each epoch, early stopping on dev macro-F1 and the
-best weights kept. Texts longer than ``max_length`` subwords are cut (the tail is dropped).
+Same training as token classification (:func:`gristmill.train.token_classify.fit`, on the
+shared :class:`gristmill.train.loop.Loop`): AdamW, warmup then linear decay, dev evaluation each
+epoch, early stopping on dev macro-F1 and the best weights kept. Texts longer than ``max_length`` subwords are cut (the tail is dropped).
 A dev/test label unseen in training can never be predicted; it still counts in the scores.
 """
 

@@ -64,7 +64,7 @@ class SFTConfig:
     grad_accum: int = 1
     max_length: int = 512
     warmup_ratio: float = 0.05
-    schedule: str = "cosine"
+    schedule: str = "cosine"          # cosine | linear | constant (after warmup; see gristmill.train.loop)
     max_grad_norm: float = 1.0
     seed: int = 0
     eval_every: int = 0               # optimizer steps between dev evaluations; 0: at the end only
