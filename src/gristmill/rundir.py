@@ -8,7 +8,7 @@ a user runs — ``gristmill train``, ``eval``, ``experiment``, ``select`` — wr
         metrics.jsonl    one line per logged point: {"series", "step", <values>, "time"}
         results.json     final figures (merged by :meth:`RunDir.result`)
         report.json      the report's items in order: tables, curves, samples, text
-        report.html      rendered from the files above by :func:`gristmill.report.rundir.render`
+        report.html      rendered from the files above (read here) by :func:`gristmill.report.rundir.render`
         report_title.txt the report's heading, when the command gave one
         ...              whatever the command adds (checkpoints/, model/, samples.jsonl)
 
@@ -47,6 +47,13 @@ def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(_jsonable(obj), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -164,6 +171,11 @@ class RunDir:
         f = self.path / "report.json"
         return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else []
 
+    def report_title(self) -> str | None:
+        """The heading a command gave the report (kept in ``report_title.txt``), or None."""
+        f = self.path / "report_title.txt"
+        return (f.read_text(encoding="utf-8").strip() or None) if f.is_file() else None
+
     def _add(self, item: dict[str, Any]) -> None:
         items = [i for i in self._items() if i.get("title") != item["title"]]
         items.append(item)
@@ -205,13 +217,21 @@ class RunDir:
         self._add({"type": "text", "title": title, "body": body})
 
     def finish(self, title: str | None = None) -> Path:
-        """Render ``report.html`` from the run's files; returns its path."""
+        """Render ``report.html`` from the run's files (a missing or unreadable one counts as empty);
+        returns its path."""
         from gristmill.report.rundir import render
 
         if title:  # kept so that `gristmill report DIR` shows the same heading
             (self.path / "report_title.txt").write_text(title, encoding="utf-8")
+        config = _read_json(self.path / "config.json", {})
+        results = _read_json(self.path / "results.json", {})
+        items = _read_json(self.path / "report.json", [])
+        html = render(self.path, config=config if isinstance(config, dict) else {},
+                      results=results if isinstance(results, dict) else {},
+                      items=items if isinstance(items, list) else [], points=self.metrics(),
+                      title=title or self.report_title())
         out = self.path / "report.html"
         tmp = out.with_name(f".report.{os.getpid()}.tmp")
-        tmp.write_text(render(self.path, title=title), encoding="utf-8")
+        tmp.write_text(html, encoding="utf-8")
         os.replace(tmp, out)
         return out

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gristmill.report import SECTIONS, build_report, write_report
-from gristmill.report.data import scan_quarantine
+from gristmill.pipeline.run_reader import scan_quarantine
 
 
 @pytest.fixture

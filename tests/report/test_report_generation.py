@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gristmill.models.embed import load_sentence_encoder
-from gristmill.report.data import RunData
+from gristmill.pipeline.run_reader import RunReader
 from gristmill.report.generation import CACHE_FILE, distinct_n, fingerprint, nearest_neighbour_distance, render
 from gristmill.report.sections import SECTIONS
 
@@ -63,7 +63,7 @@ def test_nearest_neighbour_distance():
 
 def test_section_with_generation_step(tmp_path: Path):
     run = _generation_run(tmp_path)
-    html = render(RunData(run))
+    html = render(RunReader(run))
     assert "00-generate.self_instruct" in html and "<svg" in html
     assert "10 (25.0%)" in html  # cached share
     assert "300.0" in html  # 1200 tokens out / 4 s
@@ -80,12 +80,12 @@ def test_section_with_generation_step(tmp_path: Path):
     # a rebuild reads the saved figures instead of recomputing them
     saved["figures"]["distinct_2"] = 0.123456
     (run / "summaries" / CACHE_FILE).write_text(json.dumps(saved), encoding="utf-8")
-    assert "0.123" in render(RunData(run))
+    assert "0.123" in render(RunReader(run))
 
 
 def test_no_generation_step_does_not_load_model(run_dir: Path):
     before = load_sentence_encoder.cache_info()
-    html = render(RunData(run_dir))
+    html = render(RunReader(run_dir))
     assert "none: no generation step" in html
     after = load_sentence_encoder.cache_info()
     assert (after.hits, after.misses) == (before.hits, before.misses)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gristmill.report import build_report
-from gristmill.report.data import RunData
+from gristmill.pipeline.run_reader import RunReader
 from gristmill.report.scores import Bound, bounds, render, what_if
 from gristmill.runner import run_recipe
 
@@ -107,10 +107,10 @@ def test_annotate_only_step_is_noted(run_dir: Path) -> None:
 
 
 def test_no_score_steps_or_missing_file(run_dir: Path) -> None:
-    assert "none: no step wrote scores" in render(RunData(run_dir))
+    assert "none: no step wrote scores" in render(RunReader(run_dir))
     add_score_step(run_dir)
     (run_dir / "scores" / "04-quality.test.parquet").unlink()
-    assert "scores/04-quality.test.parquet is missing" in render(RunData(run_dir))
+    assert "scores/04-quality.test.parquet is missing" in render(RunReader(run_dir))
 
 
 def test_real_run_with_fineweb(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ per step, the rules of scoring steps), ``recipe.yaml`` (steps with their paramet
 gates), ``quarantine.jsonl``, ``rejected/*.parquet`` and the output rows. The output rows
 are read from the last step's committed shards in ``cache/`` (Parquet with every column,
 whatever the output format); a run directory without them falls back to ``data/*.parquet``
-or JSON Lines (:mod:`gristmill.audit.run_files`). Only generic things are read: columns by their namespaced names
+or JSON Lines (:class:`gristmill.pipeline.run_reader.RunReader`). Only generic things are read: columns by their namespaced names
 (``pii.*``, ``toxicity.*``, ``decontam.*``, ``copyright.*``, ``bias.*``), ``source`` and
 ``license``, and the steps' names and parameters, never an operator's code.
 
@@ -35,11 +35,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gristmill.audit.columns import OUTPUT, snippets
 from gristmill.audit.gates import DROPPED, GateError, compare, parse_gate
 from gristmill.audit.metrics import Measure, applicable_metrics, measure, sources_and_licenses, summaries
-from gristmill.audit.run_files import OUTPUT, RunFiles
+from gristmill.pipeline.run_reader import RunReader
 
-__all__ = ["AUDIT_NAME", "build_audit", "write_audit", "failure_message", "evaluate_gates"]
+__all__ = ["AUDIT_NAME", "build_audit", "failure_message", "evaluate_gates", "load_audit"]
 
 AUDIT_NAME = "audit.json"
 
@@ -52,7 +53,7 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-def evaluate_gates(run: RunFiles, measures: dict[str, Measure]) -> list[dict[str, Any]]:
+def evaluate_gates(run: RunReader, measures: dict[str, Measure]) -> list[dict[str, Any]]:
     """Each gate of the run's recipe with its measured value, pass/fail and worst records."""
     results = []
     for expr in run.recipe.get("gates") or []:
@@ -75,7 +76,7 @@ def evaluate_gates(run: RunFiles, measures: dict[str, Measure]) -> list[dict[str
     return results
 
 
-def _fill_snippets(run: RunFiles, groups: Iterable[list[dict[str, Any]]]) -> None:
+def _fill_snippets(run: RunReader, groups: Iterable[list[dict[str, Any]]]) -> None:
     groups = list(groups)
     wanted: dict[str, set[str]] = {}
     for g in groups:
@@ -84,16 +85,16 @@ def _fill_snippets(run: RunFiles, groups: Iterable[list[dict[str, Any]]]) -> Non
                 wanted.setdefault(str(w["where"]), set()).add(str(w["id"]))
     if not wanted:
         return
-    texts = run.snippets(wanted)
+    texts = snippets(run, wanted)
     for g in groups:
         for w in g:
             if (str(w.get("where")), w.get("id")) in texts:
                 w["text"] = texts[(str(w["where"]), w["id"])]
 
 
-def build_audit(run_dir: Path) -> dict[str, Any]:
+def build_audit(run_dir: Path | RunReader) -> dict[str, Any]:
     """The audit of the run in ``run_dir`` as a JSON-able dict (see the module doc)."""
-    run = RunFiles(Path(run_dir))
+    run = run_dir if isinstance(run_dir, RunReader) else RunReader(run_dir)
     measures = {name: measure(run, name) for name in applicable_metrics(run)}
     gates = evaluate_gates(run, measures)
     metrics = {name: {"value": _json_value(m.value), **({"note": m.note} if m.note else {})}
@@ -113,15 +114,9 @@ def build_audit(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def write_audit(run_dir: Path) -> dict[str, Any]:
-    """Write ``audit.json`` and ``DATASET_CARD.md`` into ``run_dir``; return the audit."""
-    from gristmill.audit.card import write_card
-    from gristmill.pipeline.store import write_json_atomic
-
-    audit = build_audit(Path(run_dir))
-    write_json_atomic(Path(run_dir) / AUDIT_NAME, audit)
-    write_card(Path(run_dir), audit)
-    return audit
+def load_audit(run: RunReader) -> dict[str, Any]:
+    """The run's ``audit.json``, or the audit built now when there is none (a run finished before audits)."""
+    return run.audit if run.audit is not None else build_audit(run)
 
 
 def failure_message(audit: dict[str, Any]) -> str | None:

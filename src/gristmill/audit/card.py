@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
-from gristmill.audit.audit import AUDIT_NAME, build_audit
-from gristmill.audit.run_files import RunFiles, mask_secrets
+from gristmill.audit.audit import load_audit
+from gristmill.audit.columns import mask_secrets
 from gristmill.io.writers import DECODES_JSON_TEXT
+from gristmill.pipeline.run_reader import RunReader
 
 __all__ = ["CARD_NAME", "KNOWN_SOURCES", "KnownSource", "known_source", "build_card", "write_card"]
 
@@ -167,7 +168,7 @@ def _sources(audit: dict[str, Any]) -> tuple[str, list[str]]:
     return "\n\n".join(parts), limits
 
 
-def _steps(run: RunFiles) -> str:
+def _steps(run: RunReader) -> str:
     steps = run.steps
     inp = run.stats.get("input") or {}
     head = (f"{_n(inp.get('rows'))} rows read ({_n(inp.get('quarantined', 0))} input records quarantined as "
@@ -230,7 +231,7 @@ def _toxicity(audit: dict[str, Any]) -> tuple[str, list[str]]:
                              "or context-dependent toxicity and over-flag reclaimed or quoted words."]
 
 
-def _bias(audit: dict[str, Any], run: RunFiles) -> tuple[str, list[str]]:
+def _bias(audit: dict[str, Any], run: RunReader) -> tuple[str, list[str]]:
     bias = (audit.get("summaries") or {}).get("bias")
     if not bias:
         return "No bias step ran.", ["Representation of demographic groups was not measured."]
@@ -251,13 +252,10 @@ def _bias(audit: dict[str, Any], run: RunFiles) -> tuple[str, list[str]]:
     if rows:
         lines.append("\n" + _table(["column (output rows)", "figures"], rows))
     for s in bias.get("steps") or []:
-        path = run.run_dir / "summaries" / f"{s['index']:02d}-{s['op']}.json"
-        try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(summary, dict):
-            lines.append(f"\n### {s['op']} (step {s['index']}): `summaries/{path.name}`\n")
+        label = f"{s['index']:02d}-{s['op']}"
+        summary = run.summary(label)
+        if summary is not None:
+            lines.append(f"\n### {s['op']} (step {s['index']}): `summaries/{label}.json`\n")
             lines += summary_markdown(summary)
     extra = sorted(p.relative_to(run.run_dir).as_posix() for p in run.run_dir.glob("bias*/**/*") if p.is_file())
     if extra:
@@ -373,16 +371,16 @@ def _json_columns(out: dict[str, Any]) -> list[str]:
     return [f"- Columns stored as JSON text, their values fitting no one column type: {names}; {how}."]
 
 
-def build_card(run_dir: Path, audit: dict[str, Any] | None = None) -> str:
-    """The dataset card of the run in ``run_dir`` as Markdown (``audit`` defaults to ``audit.json``)."""
-    run = RunFiles(Path(run_dir))
+def build_card(run_dir: Path | RunReader, audit: dict[str, Any] | None = None) -> str:
+    """The dataset card of the run in ``run_dir`` as Markdown (``audit`` defaults to ``audit.json``, else
+    the audit built now)."""
+    run = run_dir if isinstance(run_dir, RunReader) else RunReader(run_dir)
     if audit is None:
-        path = Path(run_dir) / AUDIT_NAME
-        audit = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else build_audit(Path(run_dir))
+        audit = load_audit(run)
     card = run.recipe.get("card") if isinstance(run.recipe.get("card"), dict) else {}
     stats = run.stats
     out = stats.get("output") or {}
-    name = stats.get("run", Path(run_dir).name)
+    name = stats.get("run", run.run_dir.name)
     desc = run.recipe.get("description")
     sources, l_src = _sources(audit)
     pii, l_pii = _pii(audit)
@@ -428,10 +426,11 @@ def build_card(run_dir: Path, audit: dict[str, Any] | None = None) -> str:
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
-def write_card(run_dir: Path, audit: dict[str, Any] | None = None) -> Path:
+def write_card(run_dir: Path | RunReader, audit: dict[str, Any] | None = None) -> Path:
     """Write ``run_dir/DATASET_CARD.md`` atomically and return its path."""
-    target = Path(run_dir) / CARD_NAME
+    run = run_dir if isinstance(run_dir, RunReader) else RunReader(run_dir)
+    target = run.run_dir / CARD_NAME
     tmp = target.with_name(f".{CARD_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(build_card(Path(run_dir), audit), encoding="utf-8")
+    tmp.write_text(build_card(run, audit), encoding="utf-8")
     os.replace(tmp, target)
     return target

@@ -15,8 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gristmill.audit.gates import DROPPED, METRICS, Gate, GateError, metric_info
-from gristmill.audit.run_files import (AUDIT_PREFIXES, OUTPUT, WHERE, WORST, RunFiles, floats, mask_secrets, number,
-                                       output_and_rejected, strings, worst_rows)
+from gristmill.audit.columns import (AUDIT_PREFIXES, OUTPUT, WHERE, WORST, audit_output, audit_rejected, floats,
+                                     mask_secrets, number, output_and_rejected, quarantine_first, strings, worst_rows)
+from gristmill.pipeline.run_reader import RunReader, rule_of
 from gristmill.records import ID, LICENSE, REASON, SOURCE
 
 __all__ = ["Measure", "measure", "applicable_metrics", "summarize_column", "summaries", "sources_and_licenses",
@@ -37,18 +38,18 @@ class Measure:
     rows: Callable[[Gate], list[dict[str, Any]]] | None = None  # gate-specific worst rows (set metrics)
 
 
-def _dropped(run: RunFiles, target: str) -> Measure:
+def _dropped(run: RunReader, target: str) -> Measure:
     steps = run.steps
     by_op = [s for s in steps if s.get("op") == target]
     if by_op:
         value = sum(sum((s.get("dropped") or {}).values()) for s in by_op)
-        rej = run.rejected
+        rej = audit_rejected(run)
         mask = np.isin(np.asarray(strings(rej, WHERE), object), [s.get("step") for s in by_op])
         note = None
     else:
         value = sum(int((s.get("dropped") or {}).get(target, 0)) for s in steps)
-        rej = run.rejected
-        rules = [str(r).split(":", 1)[0].strip() for r in strings(rej, REASON)]
+        rej = audit_rejected(run)
+        rules = [rule_of(r) for r in strings(rej, REASON)]
         mask = np.asarray([r == target for r in rules], bool)
         seen = any(target in (s.get("dropped") or {}) for s in steps)
         note = None if seen else f"no step dropped rows under rule {target!r} in this run"
@@ -58,16 +59,16 @@ def _dropped(run: RunFiles, target: str) -> Measure:
     return Measure(value, worst, note)
 
 
-def pii_types(run: RunFiles) -> set[str] | None:
+def pii_types(run: RunReader) -> set[str] | None:
     """The PII types that count as remaining: the last pii.redact step's ``types`` (None: all types)."""
     redact = run.last_step("pii.redact")
     types = redact[1].get("types") if redact is not None else None
     return set(map(str, types)) if isinstance(types, list) else None
 
 
-def _pii_remaining(run: RunFiles) -> tuple[np.ndarray, list[dict[str, int]]]:
+def _pii_remaining(run: RunReader) -> tuple[np.ndarray, list[dict[str, int]]]:
     """Remaining PII spans per output row (see the module doc), and their counts by type."""
-    out = run.output
+    out = audit_output(run)
     counted = pii_types(run)
     if "pii.spans" in out.column_names:
         remaining, types = np.zeros(out.num_rows), []
@@ -90,7 +91,7 @@ def span_type(span: Any) -> str:
     return "?"
 
 
-def _threshold_rows(run: RunFiles, op: str, table: pa.Table) -> np.ndarray:
+def _threshold_rows(run: RunReader, op: str, table: pa.Table) -> np.ndarray:
     """Rows of ``table`` over any max (or under any min) of ``op``'s rules in stats.json."""
     over = np.zeros(table.num_rows, bool)
     for r in run.step_rules(op):
@@ -103,17 +104,17 @@ def _threshold_rows(run: RunFiles, op: str, table: pa.Table) -> np.ndarray:
     return over
 
 
-def toxicity_threshold(run: RunFiles) -> float:
+def toxicity_threshold(run: RunReader) -> float:
     for r in run.step_rules("toxicity.score"):
         if r.get("column") == "toxicity.score" and isinstance(r.get("max"), (int, float)):
             return float(r["max"])
     return DEFAULT_TOXICITY_THRESHOLD
 
 
-def measure(run: RunFiles, name: str) -> Measure:
+def measure(run: RunReader, name: str) -> Measure:
     """The value of metric ``name`` for the run (``GateError`` for an unknown name)."""
     metric_info(name)
-    stats, out = run.stats, run.output
+    stats, out = run.stats, audit_output(run)
     rows_out = int((stats.get("output") or {}).get("rows", out.num_rows))
     if name == "rows.in":
         return Measure(int((stats.get("input") or {}).get("rows", 0)))
@@ -122,7 +123,7 @@ def measure(run: RunFiles, name: str) -> Measure:
     if name == "rows.dropped":
         return Measure(sum(sum((s.get("dropped") or {}).values()) for s in run.steps))
     if name == "quarantine.count":
-        return Measure(int((stats.get("input") or {}).get("quarantined", 0)), run.quarantine_first(WORST))
+        return Measure(int((stats.get("input") or {}).get("quarantined", 0)), quarantine_first(run, WORST))
     if name.startswith(DROPPED):
         return _dropped(run, name[len(DROPPED):])
     if name.startswith("contamination."):
@@ -189,7 +190,7 @@ def measure(run: RunFiles, name: str) -> Measure:
     raise GateError(f"unknown metric {name!r}")  # pragma: no cover - metric_info knows every name
 
 
-def applicable_metrics(run: RunFiles) -> list[str]:
+def applicable_metrics(run: RunReader) -> list[str]:
     """The metrics that mean something for this run (its steps decide), in catalogue order."""
     ops = set(run.ops())
     names = [m.name for m in METRICS.values() if not m.needs or set(m.needs) & ops]
@@ -232,8 +233,8 @@ def summarize_column(col: pa.ChunkedArray | pa.Array, top: int = 10) -> dict[str
     return out
 
 
-def summaries(run: RunFiles, measures: dict[str, Measure]) -> dict[str, Any]:
-    out, rej = run.output, run.rejected
+def summaries(run: RunReader, measures: dict[str, Measure]) -> dict[str, Any]:
+    out, rej = audit_output(run), audit_rejected(run)
     columns = {c: summarize_column(out.column(c)) for c in out.column_names if c.startswith(AUDIT_PREFIXES)}
     sections: dict[str, Any] = {}
 
@@ -278,9 +279,9 @@ def summaries(run: RunFiles, measures: dict[str, Measure]) -> dict[str, Any]:
     return sections
 
 
-def sources_and_licenses(run: RunFiles) -> list[dict[str, Any]]:
+def sources_and_licenses(run: RunReader) -> list[dict[str, Any]]:
     """Output rows per (source, license), most rows first."""
-    out = run.output
+    out = audit_output(run)
     pairs = Counter(zip(strings(out, SOURCE), strings(out, LICENSE)))
     return [{"source": s, "license": lic, "rows": n}
             for (s, lic), n in sorted(pairs.items(), key=lambda kv: (-kv[1], str(kv[0][0]), str(kv[0][1])))]

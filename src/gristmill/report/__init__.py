@@ -1,7 +1,8 @@
 """The HTML report of a run: a pure function of the run directory.
 
 :func:`build_report` reads only files inside ``run_dir`` (``stats.json``, ``recipe.yaml``,
-``rejected/*.parquet``, ``quarantine.jsonl``, ``data/``) and returns one self-contained
+``rejected/*.parquet``, ``quarantine.jsonl``, ``data/``), all through
+:class:`gristmill.pipeline.run_reader.RunReader`, and returns one self-contained
 HTML page (inline CSS, charts as inline SVG, no external scripts, styles or fonts), so it
 can be rebuilt at any time. :func:`write_report` saves it as ``run_dir/report.html``.
 """
@@ -12,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from gristmill.report.data import RunData
+from gristmill.pipeline.run_reader import RunReader
 from gristmill.report.html import esc, page
 from gristmill.report.sections import SECTIONS, Section, header
 
@@ -20,10 +21,11 @@ REPORT_NAME = "report.html"
 
 
 def build_report(run_dir: Path, sections: Sequence[Section] = SECTIONS) -> str:
-    """The report of the run in ``run_dir`` as one HTML string. Raises if ``run_dir`` is not a directory."""
+    """The report of the run in ``run_dir`` as one HTML string. Raises if ``run_dir`` is not a directory.
+    (It renders what is there: callers refuse an unfinished run with :attr:`RunReader.incomplete`.)"""
     if not Path(run_dir).is_dir():
         raise FileNotFoundError(f"run directory not found: {run_dir}")
-    run = RunData(Path(run_dir))
+    run = RunReader(run_dir)
     body = [
         f'<section id="{esc(s.id)}"><h2>{esc(s.title)}</h2>\n{s.render(run)}\n</section>' for s in sections
     ]

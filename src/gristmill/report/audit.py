@@ -9,21 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gristmill.pipeline.run_reader import RunReader
 from gristmill.audit.card import params_text
-from gristmill.report.data import RunData
 from gristmill.report.html import esc, kv, none, table
 
 AUDIT_FILE = "audit.json"
 WORST_COLUMNS = ("id", "value", "where", "source", "text")
 
 
-def load(run: RunData) -> dict[str, Any] | None:
+def load(run: RunReader) -> dict[str, Any] | None:
     """``audit.json`` of the run, or ``None`` when it is missing or unreadable."""
-    try:
-        data = json.loads((run.run_dir / AUDIT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return run.audit
 
 
 def _value(v: Any) -> str:
@@ -99,7 +95,7 @@ def _summaries(audit: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def render(run: RunData) -> str:
+def render(run: RunReader) -> str:
     """The section body."""
     audit = load(run)
     if audit is None:

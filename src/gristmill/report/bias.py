@@ -12,11 +12,10 @@ positive and negative words and their PMI, and the sentiment words most associat
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from gristmill.pipeline.run_reader import RunReader
 from gristmill.report import charts
-from gristmill.report.data import RunData
 from gristmill.report.html import esc, none, num, table
 
 OP = "bias.audit"
@@ -33,20 +32,18 @@ def _f(x: Any, digits: int = 2) -> str:
     return "—" if x is None else f"{x:+.{digits}f}"
 
 
-def render(run: RunData) -> str:
+def render(run: RunReader) -> str:
     steps = [s for s in run.steps if s.get("op") == OP]
     if not steps:
         return none(f"none: no {OP} step")
     return "".join(_step(run, s) for s in steps)
 
 
-def _step(run: RunData, step: dict[str, Any]) -> str:
+def _step(run: RunReader, step: dict[str, Any]) -> str:
     label = str(step.get("step"))
     head = f'<h3 id="bias-{esc(label)}">{esc(label)}</h3>'
-    path = run.run_dir / "summaries" / f"{label}.json"
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    summary = run.summary(label)
+    if summary is None:
         return head + none(f"summaries/{label}.json is missing or unreadable")
     rows, mentioned = summary.get("rows") or 0, summary.get("rows_with_mentions") or 0
     parts = [head, f"<p>{num(rows)} rows ({num(summary.get('segments'))} sentence segments); "

@@ -6,7 +6,7 @@ truncated completions, tokens in, tokens out and tokens out per backend second, 
 bar chart of tokens in and out per step.
 
 Diversity, when the run has a generator step, of the output rows (read with every column
-from the last step's committed shards, see :class:`gristmill.audit.run_files.RunFiles`;
+from the last step's committed shards, see :meth:`gristmill.pipeline.run_reader.RunReader.output_table`;
 each row's ``text``, else its ``instruction``, ``input`` and ``output`` joined):
 
 * distinct-1/2/3: unique n-grams / all n-grams over lowercased whitespace tokens;
@@ -23,18 +23,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import xxhash
 
-from gristmill.audit.run_files import RunFiles
+from gristmill.pipeline.run_reader import RunReader
 from gristmill.evaluate.diversity import distinct_n, nearest_neighbour_distance
 from gristmill.records import ID, TEXT
 from gristmill.report import charts
-from gristmill.report.data import RunData
 from gristmill.report.html import esc, kv, none, num, table
 
 SAMPLE = 300
@@ -52,22 +49,10 @@ def _row_text(row: dict[str, Any]) -> str:
     return "\n".join(str(row[c]) for c in PARTS if isinstance(row.get(c), str) and row[c].strip())
 
 
-def generated_rows(run_dir: Path) -> tuple[list[str], list[str]]:
+def generated_rows(run: RunReader) -> tuple[list[str], list[str]]:
     """Ids and texts of the run's output rows (every column kept: the last step's shards, else data/)."""
-    files = RunFiles(run_dir)
-    ids: list[str] = []
-    texts: list[str] = []
-    for path in files.output_files:
-        names = pq.read_schema(path).names
-        cols = [c for c in (ID, TEXT, *PARTS) if c in names]
-        for row in pq.read_table(path, columns=cols).to_pylist():
-            ids.append(str(row.get(ID)))
-            texts.append(_row_text(row))
-    if not files.output_files:
-        for rec in files.jsonl_records():
-            ids.append(str(rec.get(ID)))
-            texts.append(_row_text(rec))
-    return ids, texts
+    rows = run.output_table([ID, TEXT, *PARTS]).to_pylist()
+    return [str(r.get(ID)) for r in rows], [_row_text(r) for r in rows]
 
 
 def fingerprint(ids: Sequence[str]) -> str:
@@ -116,13 +101,13 @@ def compute_diversity(texts: list[str]) -> dict[str, Any]:
     }
 
 
-def diversity(run_dir: Path) -> dict[str, Any]:
+def diversity(run: RunReader) -> dict[str, Any]:
     """The diversity figures of the run's output, read from ``summaries/generation.json`` when its
     fingerprint matches, else computed and saved there (not saved when the embedding model is missing,
     so installing it later fills the figure in)."""
-    ids, texts = generated_rows(run_dir)
+    ids, texts = generated_rows(run)
     key = fingerprint(ids)
-    path = run_dir / "summaries" / CACHE_FILE
+    path = run.run_dir / "summaries" / CACHE_FILE
     try:
         cached = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(cached, dict) and cached.get("fingerprint") == key and isinstance(cached.get("figures"), dict):
@@ -164,8 +149,8 @@ def _usage(steps: list[dict[str, Any]]) -> str:
                           "tokens out", "tokens out/s"], rows)
 
 
-def _diversity(run: RunData) -> str:
-    d = diversity(run.run_dir)
+def _diversity(run: RunReader) -> str:
+    d = diversity(run)
     if not d.get("rows"):
         return "<h3>Diversity of the generated set</h3>" + none("no output rows to measure")
     nn = d.get("nn_distance")
@@ -184,7 +169,7 @@ def _diversity(run: RunData) -> str:
             "diverse).</p>" + kv(pairs))
 
 
-def render(run: RunData) -> str:
+def render(run: RunReader) -> str:
     llm = [s for s in run.steps if isinstance(s.get("llm"), dict)]
     generates = any(s.get("kind") == GENERATOR for s in run.steps)
     if not llm and not generates:

@@ -10,29 +10,17 @@ in the run's cache.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import yaml
 
-from gristmill.report.data import RunData
+from gristmill.pipeline.run_reader import RunReader
 from gristmill.report.html import esc, kv, none, num, table
 
 OP = "dedup.minhash"
 DUPLICATE_OF = "_duplicate_of"
-
-
-def _step_params(run: RunData) -> dict[int, dict[str, Any]]:
-    """Parameters of each step of the resolved recipe, by step index."""
-    try:
-        recipe = yaml.safe_load(run.recipe_text or "") or {}
-    except yaml.YAMLError:
-        return {}
-    steps = recipe.get("steps") if isinstance(recipe, dict) else None
-    return {i: (s.get("params") or {}) for i, s in enumerate(steps or []) if isinstance(s, dict)}
 
 
 def cluster_sizes(path: Path) -> Counter[int]:
@@ -43,28 +31,24 @@ def cluster_sizes(path: Path) -> Counter[int]:
     return Counter(n + 1 for n in dropped.values())
 
 
-def _fit_stats(run: RunData, step: dict[str, Any]) -> dict[str, Any]:
+def _fit_stats(run: RunReader, step: dict[str, Any]) -> dict[str, Any]:
     from gristmill.ops.dedup_minhash import FIT_FILE
 
-    path = run.run_dir / "cache" / f"step-{step.get('step')}-{step.get('fingerprint')}" / "scratch" / FIT_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    fit = run.read_json(run.step_dir(step) / "scratch" / FIT_FILE)
+    return fit if isinstance(fit, dict) else {}
 
 
-def render(run: RunData) -> str:
+def render(run: RunReader) -> str:
     steps = [s for s in run.steps if s.get("op") == OP]
     if not steps:
         return none(f"none: no {OP} step")
     from gristmill.ops.dedup_minhash import MinHashDedup, probability_table
 
     defaults = MinHashDedup.Params.model_fields
-    params_by_index = _step_params(run)
     parts = []
     for step in steps:
         label = str(step.get("step"))
-        params = params_by_index.get(step.get("index", -1), {})
+        params = run.step_params(int(step.get("index", -1)))
         bands = int(params.get("bands", defaults["bands"].default))
         rows = int(params.get("rows", defaults["rows"].default))
         parts.append(f"<h3>{esc(label)}</h3>")
@@ -78,7 +62,7 @@ def render(run: RunData) -> str:
                                                                    "pairs_passed", "clusters", "duplicates",
                                                                    "state_bytes_per_document", "fit_seconds") if k in fit]
             parts.append(kv(pairs))
-        sizes = cluster_sizes(run.run_dir / "rejected" / f"{label}.parquet")
+        sizes = cluster_sizes(run.rejected_file(label))
         if not sizes:
             parts.append(none("no near-duplicate clusters"))
             continue

@@ -1,9 +1,11 @@
 """The HTML report of a training, evaluation, experiment or selection run directory.
 
-Reads ``config.json``, ``metrics.jsonl``, ``results.json`` and ``report.json`` (see
-:mod:`gristmill.rundir`) and renders one self-contained page: results, the curves of
-every logged series (one chart per logged value), the items the command added, and the
-configuration. Missing files give an empty section, not an error.
+A pure function of what :class:`gristmill.rundir.RunDir` read from the run's
+``config.json``, ``metrics.jsonl``, ``results.json`` and ``report.json``: one
+self-contained page with the results, the curves of every logged series (one chart per
+logged value), the items the command added, and the configuration. Empty inputs give an
+empty section, not an error. (This module reads no file, so ``gristmill.rundir`` can
+import it without a cycle.)
 """
 
 from __future__ import annotations
@@ -15,16 +17,8 @@ from typing import Any
 
 from gristmill.report import charts
 from gristmill.report.html import esc, kv, none, num, page, table
-from gristmill.rundir import read_metrics
 
 _SKIP = {"series", "step", "time"}
-
-
-def _load(path: Path, default: Any) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return default
 
 
 def _flat(results: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -87,17 +81,13 @@ def _item(item: dict[str, Any]) -> str:
     return f"<h3>{esc(item.get('title', ''))}</h3>{note}{body}"
 
 
-def render(run_dir: Path, title: str | None = None) -> str:
-    """The report page of ``run_dir`` as an HTML string."""
+def render(run_dir: Path, *, config: dict[str, Any], results: dict[str, Any], items: list[dict[str, Any]],
+           points: list[dict[str, Any]], title: str | None = None) -> str:
+    """The report page of the run in ``run_dir`` (its ``config.json``, ``results.json``, ``report.json``
+    items and ``metrics.jsonl`` points, as read by :class:`gristmill.rundir.RunDir`) as an HTML string."""
     run_dir = Path(run_dir)
-    config = _load(run_dir / "config.json", {})
-    results = _load(run_dir / "results.json", {})
-    items = _load(run_dir / "report.json", [])
-    points = read_metrics(run_dir / "metrics.jsonl")
     kind = config.get("kind", "run")
-    saved = run_dir / "report_title.txt"
-    heading = title or (saved.read_text(encoding="utf-8").strip() if saved.is_file() else "") \
-        or f"gristmill {kind}: {run_dir.name}"
+    heading = title or f"gristmill {kind}: {run_dir.name}"
     sections = []
     nav = []
 

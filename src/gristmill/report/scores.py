@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gristmill.pipeline.run_reader import RunReader
 from gristmill.report import charts
-from gristmill.report.data import RunData
 from gristmill.report.html import esc, none, num, table
 
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
@@ -116,7 +116,7 @@ def what_if(bound: Bound, values: dict[str, np.ndarray], others: Sequence[Bound]
     return rows
 
 
-def score_steps(run: RunData) -> list[dict[str, Any]]:
+def score_steps(run: RunReader) -> list[dict[str, Any]]:
     """Steps of the run that recorded score columns and rules."""
     return [s for s in run.steps if s.get("score_columns") and isinstance(s.get("rules"), list)]
 
@@ -131,7 +131,7 @@ def read_scores(path: Path, columns: Sequence[str]) -> tuple[dict[str, np.ndarra
     return values, t.num_rows, kept
 
 
-def render(run: RunData) -> str:
+def render(run: RunReader) -> str:
     """The section body: one part per scoring step."""
     steps = score_steps(run)
     if not steps:
@@ -144,11 +144,11 @@ def render(run: RunData) -> str:
     return "".join(parts)
 
 
-def _step(run: RunData, step: dict[str, Any]) -> str:
+def _step(run: RunReader, step: dict[str, Any]) -> str:
     label = str(step.get("step"))
     head = f'<h3 id="scores-{esc(label)}">{esc(label)}</h3>'
     columns = [str(c) for c in step["score_columns"]]
-    path = run.run_dir / "scores" / f"{label}.parquet"
+    path = run.scores_file(label)
     if not path.is_file():
         return head + none(f"scores/{label}.parquet is missing")
     rules = bounds(step["rules"])

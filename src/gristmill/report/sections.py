@@ -1,4 +1,4 @@
-"""The report's sections. Each is a function ``RunData -> html fragment``, listed in SECTIONS.
+"""The report's sections. Each is a function ``RunReader -> html fragment``, listed in SECTIONS.
 
 To add a section, write a function here (or in a sibling module) and add a
 :class:`Section` to :data:`SECTIONS`; the page shell adds its heading, anchor and link.
@@ -13,9 +13,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from gristmill.io.writers import DECODES_JSON_TEXT
+from gristmill.pipeline.run_reader import RunReader, rejected_samples
 from gristmill.records import ID
 from gristmill.report import charts
-from gristmill.report.data import RunData, rejected_samples
 from gristmill.report.html import esc, kv, none, num, table
 from gristmill.report import minhash as minhash_section
 from gristmill.report import scores as scores_section
@@ -32,10 +32,10 @@ class Section:
 
     id: str
     title: str
-    render: Callable[[RunData], str]
+    render: Callable[[RunReader], str]
 
 
-def header(run: RunData) -> str:
+def header(run: RunReader) -> str:
     """The page header: run name, times, input files and totals."""
     inp, out = run.input, run.output
     paths = ", ".join(str(p) for p in inp.get("paths") or []) or "—"
@@ -48,7 +48,7 @@ def header(run: RunData) -> str:
     return f"<h1>gristmill run: {esc(run.name)}</h1>" + '<div class="meta">' + " · ".join(meta) + "</div>"
 
 
-def summary(run: RunData) -> str:
+def summary(run: RunReader) -> str:
     if not run.stats:
         return none("stats.json is missing or unreadable")
     inp, out = run.input, run.output
@@ -87,7 +87,7 @@ def json_text_note(json_columns: dict[str, Any], fmt: Any) -> str:
     return f"{items}<br><span class=\"none\">{how}</span>"
 
 
-def funnel(run: RunData) -> str:
+def funnel(run: RunReader) -> str:
     steps = run.steps
     if not steps:
         return none("no steps recorded")
@@ -111,7 +111,7 @@ def funnel(run: RunData) -> str:
     return chart + table(["step", "kind", "rows in", "rows out", "dropped", "seconds", "rows/s", "cached"], rows)
 
 
-def drops(run: RunData) -> str:
+def drops(run: RunReader) -> str:
     dropping = [s for s in run.steps if s.get("dropped")]
     if not dropping:
         return none("none: no step dropped rows")
@@ -129,7 +129,7 @@ def drops(run: RunData) -> str:
     return chart + table(["step", "rule", "rows dropped", "of rows in"], rows)
 
 
-def samples(run: RunData) -> str:
+def samples(run: RunReader) -> str:
     files = run.rejected_files()
     if not files:
         return none("none: no rejected rows were written")
@@ -153,7 +153,7 @@ def samples(run: RunData) -> str:
     return f"<p>Up to {SAMPLES_PER_RULE} rejected rows per rule and step; long values are cut.</p>" + "".join(parts)
 
 
-def quarantine(run: RunData) -> str:
+def quarantine(run: RunReader) -> str:
     q = run.quarantine
     counted = run.input.get("quarantined")
     if q.total == 0:
@@ -173,14 +173,14 @@ def quarantine(run: RunData) -> str:
     return "".join(parts)
 
 
-def recipe(run: RunData) -> str:
+def recipe(run: RunReader) -> str:
     text = run.recipe_text
     if text is None:
         return none("none: recipe.yaml is missing")
     return f"<pre>{esc(text)}</pre>"
 
 
-def _file_list(run: RunData, files: list[Any]) -> str:
+def _file_list(run: RunReader, files: list[Any]) -> str:
     """Output files as links relative to the report (only existing plain relative paths), with sizes."""
     items = []
     for f in files:
