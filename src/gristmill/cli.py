@@ -1,28 +1,25 @@
 """The ``gristmill`` command: thin commands over library functions.
 
-Exit codes: 0 success; 1 the run failed (an operator error, or bad input under
-``--strict``); 2 the recipe, an input path or the command line is invalid and nothing
-ran; 3 the run finished and wrote everything, but a gate of the recipe failed (the
-message names each failed gate, its measured value and its worst records); 130
-interrupted.
+The pipeline commands (run, validate, report, card, ops) live here; the others in
+:mod:`gristmill.commands`. Exit codes, :func:`~gristmill.commands.common.fail` and the
+options every command shares come from :mod:`gristmill.commands.common`: 0 success; 1 the
+run failed (an operator error, or bad input under ``--strict``); 2 the recipe, an input
+path or the command line is invalid and nothing ran; 3 the run finished and wrote
+everything, but a gate of the recipe failed (the message names each failed gate, its
+measured value and its worst records); 130 interrupted.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from gristmill import registry
+from gristmill.commands.common import EXIT_FAILED, EXIT_GATE, EXIT_INTERRUPTED, EXIT_INVALID, Quiet, fail, out
 from gristmill.recipe import RecipeError, load_recipe
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXIT_GATE = 3
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build fine-tuning data for language models and measure how far it can be trusted.")
@@ -37,16 +34,6 @@ app.add_typer(train_app, name="train")
 experiment_app = typer.Typer(help="Experiments on the risks of generated data: model collapse, bias "
                              "amplification.", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
-out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int) -> None:
-    if sys.stderr.isatty():  # escaped: messages quote values such as "[a, b]", which are not markup
-        err.print(f"[bold red]error[/]: {escape(message)}", highlight=False, markup=True, soft_wrap=True)
-    else:
-        print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -63,7 +50,7 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Let output.path be a directory that holds "
                                                 "other files; files of the same names are replaced, nothing "
                                                 "else is touched.")] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False) -> None:
+        quiet: Quiet = False) -> None:
     """Run a recipe into runs/<name>/ (resumes and reuses unchanged steps)."""
     from gristmill.pipeline.ingest import StrictInputError
     from gristmill.pipeline.ownership import RunDirError
@@ -71,27 +58,27 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
     from gristmill.runner import RunBusy, run_recipe
 
     if fresh_cache and not fresh:
-        _fail("--fresh-cache only goes with --fresh", EXIT_INVALID)
+        fail("--fresh-cache only goes with --fresh", EXIT_INVALID)
     try:
         spec = load_recipe(recipe, set_ or [])
     except RecipeError as exc:
-        _fail(str(exc) if len(exc.errors) > 1 else f"{exc.source}: {exc.errors[0]}", EXIT_INVALID)
+        fail(str(exc) if len(exc.errors) > 1 else f"{exc.source}: {exc.errors[0]}", EXIT_INVALID)
     try:
         summary = run_recipe(spec, runs_dir=runs_dir, name=name, workers=workers, progress=not quiet,
                              fresh=fresh, strict=strict or None, fresh_cache=fresh_cache, overwrite=overwrite)
     except RunDirError as exc:
-        _fail(str(exc), EXIT_INVALID)
+        fail(str(exc), EXIT_INVALID)
     except StrictInputError as exc:
-        _fail(f"bad input (--strict): {exc}", EXIT_FAILED)
+        fail(f"bad input (--strict): {exc}", EXIT_FAILED)
     except (StepFailed, RunBusy) as exc:
-        _fail(disk_message(exc) or str(exc), EXIT_FAILED)
+        fail(disk_message(exc) or str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
+        fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
     except OSError as exc:
         message = disk_message(exc)
         if message is None:
             raise
-        _fail(message, EXIT_FAILED)
+        fail(message, EXIT_FAILED)
     s = summary.stats
     renamed = s["input"].get("ids_renamed", 0)
     out.print(f"[bold green]done[/] {s['input']['rows']:,} rows read, {s['input']['quarantined']:,} quarantined, "
@@ -105,10 +92,10 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
     from gristmill.audit import failure_message
 
     if summary.llm_failed:
-        _fail(summary.llm_failed, EXIT_FAILED)
+        fail(summary.llm_failed, EXIT_FAILED)
     failed = failure_message(summary.audit)
     if failed:
-        _fail(f"{failed}\n  details: {summary.run_dir / 'audit.json'}", EXIT_GATE)
+        fail(f"{failed}\n  details: {summary.run_dir / 'audit.json'}", EXIT_GATE)
 
 
 def disk_message(exc: BaseException) -> str | None:
@@ -134,19 +121,23 @@ def disk_message(exc: BaseException) -> str | None:
 
 @app.command()
 def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
-             set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a value.")] = None) -> None:
+             set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a value.")] = None,
+             quiet: Quiet = False) -> None:
     """Check a recipe completely without running it."""
     try:
         spec = load_recipe(recipe, set_ or [])
     except RecipeError as exc:
-        _fail(str(exc), EXIT_INVALID)
+        fail(str(exc), EXIT_INVALID)
     out.print(f"ok: {spec.name}: {len(spec.steps)} steps over {len(spec.input_paths)} input path(s)")
 
 
+RunDirArg = Annotated[Path, typer.Argument(help="A run directory (runs/<name>).")]
+
+
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>).")]) -> None:
+def report(run_dir: RunDirArg, quiet: Quiet = False) -> None:
     """Rebuild a run's report.html from its files."""
-    from gristmill.pipeline.ownership import incomplete_reason
+    from gristmill.pipeline.run_reader import RunReader
     from gristmill.report import write_report
 
     if not (run_dir / "stats.json").exists() and (run_dir / "config.json").is_file():
@@ -154,22 +145,22 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<
 
         out.print(str(RunDir(run_dir, "").finish()))
         return
-    problem = incomplete_reason(run_dir)
+    problem = RunReader(run_dir).incomplete
     if problem:
-        _fail(problem, EXIT_INVALID)
+        fail(problem, EXIT_INVALID)
     out.print(str(write_report(run_dir)))
 
 
 @app.command()
-def card(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>).")]) -> None:
+def card(run_dir: RunDirArg, quiet: Quiet = False) -> None:
     """Rebuild a run's DATASET_CARD.md from its files."""
     from gristmill.audit import write_card
-    from gristmill.pipeline.ownership import incomplete_reason
+    from gristmill.pipeline.run_reader import RunReader
 
-    problem = incomplete_reason(run_dir)
-    if problem:
-        _fail(problem, EXIT_INVALID)
-    out.print(str(write_card(run_dir)))
+    run = RunReader(run_dir)
+    if run.incomplete:
+        fail(run.incomplete, EXIT_INVALID)
+    out.print(str(write_card(run)))
 
 
 @ops_app.callback()
@@ -217,7 +208,7 @@ def ops_show(name: Annotated[str, typer.Argument(help="Operator name, e.g. filte
     try:
         cls = registry.get(name)
     except registry.UnknownOperator as exc:
-        _fail(str(exc), EXIT_INVALID)
+        fail(str(exc), EXIT_INVALID)
     out.print(f"[bold]{cls.name}[/]  ({cls.kind}, version {cls.version})\n")
     out.print(reflow(inspect.getdoc(cls) or ""), highlight=False)
     table = Table("parameter", "type", "default", "description", title="parameters", title_justify="left")
@@ -230,50 +221,13 @@ def ops_show(name: Annotated[str, typer.Argument(help="Operator name, e.g. filte
         out.print(extra(cls()))
 
 
-@eval_app.command("bias")
-def eval_bias(model: Annotated[Optional[str], typer.Option(help="Transformers directory or .gguf file of a causal "
-                                                           "LM (default: the packaged SmolLM2-135M-Instruct).")] = None,
-              data: Annotated[Optional[Path], typer.Option(help="CrowS-Pairs CSV (default: "
-                                                           "../shared/data/crows_pairs_anonymized.csv).")] = None,
-              limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N pairs.")] = None,
-              batch_size: Annotated[int, typer.Option(min=1, help="Sentences per forward pass.")] = 32,
-              dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
-              out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the figures as JSON here.")] = None,
-              quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False) -> None:
-    """Score a causal LM on CrowS-Pairs: the share of pairs whose more stereotyping sentence is more likely."""
-    import json
-
-    from gristmill.evaluate import crows_pairs
-
-    if dtype not in ("float32", "bfloat16"):
-        _fail(f"--dtype must be float32 or bfloat16, not {dtype!r}", EXIT_INVALID)
-    if model and not Path(model).exists():
-        _fail(f"--model {model}: no such file or directory", EXIT_INVALID)
-    try:
-        result = crows_pairs.evaluate(model, data, limit, batch_size, dtype, progress=not quiet)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc), EXIT_INVALID)
-    table = Table("bias type", "pairs", "stereotyped", "95% CI", box=None, pad_edge=False,
-                  title=f"CrowS-Pairs: {result['model']}", title_justify="left")
-    for name, block in [("all", result), *result["by_bias_type"].items(), *(
-            (f"direction: {d}", b) for d, b in result["by_direction"].items())]:
-        ci = block.get("ci95")
-        table.add_row(name, f"{block['pairs']:,}", f"{100 * block['pct_stereotype']:.1f}%",
-                      f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f}%" if ci else "-")
-    out.print(table)
-    out.print(f"{result['tokens']:,} tokens scored in {result['seconds']:.1f}s (model load {result['load_seconds']:.1f}s); "
-              "50% is unbiased, higher prefers stereotypes.")
-    if out_path:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        out.print(f"figures: {out_path}")
-
-
 def _register_commands() -> None:
-    """Commands that live in :mod:`gristmill.commands` (each module owns its command's options)."""
-    from gristmill.commands import eval_cmds, experiment, generate, select, train
+    """Commands that live in :mod:`gristmill.commands` (each module owns its command's options; the
+    options several commands share are declared once in :mod:`gristmill.commands.common`)."""
+    from gristmill.commands import eval_cmds, experiment, generate, select, train_lm, train_ner, train_sft
 
-    train.register(train_app)
+    for trainer in (train_lm, train_sft, train_ner):
+        trainer.register(train_app)
     eval_cmds.register(eval_app)
     experiment.register(experiment_app)
     generate.register(app)

@@ -153,3 +153,46 @@ def test_out_directory_that_holds_other_files_is_refused_untouched(tmp_path: Pat
     assert res.exit_code == 2 and "was not made by gristmill" in res.output
     assert (mine / "results.json").read_text() == "my results" and (mine / "report.html").read_text() == "my page"
     assert sorted(p.name for p in mine.iterdir()) == ["report.html", "results.json"]
+
+
+def test_generation_reads_compressed_files_through_io(tmp_path: Path) -> None:
+    """Pairs are read with gristmill.io (compression, the pipeline's reasons): .gz and .zst predictions,
+    a line that is not an object named file:line with io's wording."""
+    import gzip
+
+    import zstandard
+
+    rows = [json.dumps({"prediction": "a b", "reference": "a b"}), "[1, 2]", json.dumps({"prediction": "c"})]
+    text = ("\n".join(rows) + "\n").encode("utf-8")
+    gz, zst = tmp_path / "p.jsonl.gz", tmp_path / "p.jsonl.zst"
+    gz.write_bytes(gzip.compress(text))
+    zst.write_bytes(zstandard.ZstdCompressor().compress(text))
+    for path in (gz, zst):
+        res = runner.invoke(app, ["eval", "generation", "--predictions", str(path), "--out", str(tmp_path / f"run-{path.suffix[1:]}"),
+                                  "--json"])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["examples"] == 1
+        assert f"{path}:2: not a JSON object: got list" in res.stderr
+        assert f"{path}:3: missing field 'reference'" in res.stderr
+    refs = tmp_path / "r.txt.gz"
+    refs.write_bytes(gzip.compress("a b\nx\ny\n".encode("utf-8")))
+    res = runner.invoke(app, ["eval", "generation", "--predictions", str(gz), "--references", str(refs),
+                              "--out", str(tmp_path / "two"), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["examples"] == 2, res.output  # line 3 needs no reference
+    assert f"{gz}:2: not a JSON object" in res.stderr
+
+
+def test_generation_names_a_truncated_file(tmp_path: Path) -> None:
+    import gzip
+
+    broken = tmp_path / "p.jsonl.gz"
+    broken.write_bytes(gzip.compress(b'{"prediction": "a", "reference": "a"}\n' * 200)[:40])
+    res = runner.invoke(app, ["eval", "generation", "--predictions", str(broken)])
+    assert res.exit_code == 2 and f"--predictions {broken}: unreadable" in res.stderr, res.output
+
+
+def test_eval_bias_is_an_eval_command_with_the_shared_options() -> None:
+    res = runner.invoke(app, ["eval", "bias", "--help"])
+    assert res.exit_code == 0
+    for option in ("--quiet", "--threads", "--limit", "--batch-size", "--out"):
+        assert option in res.output

@@ -1,170 +1,30 @@
-"""``gristmill eval perplexity | generation | diversity | divergence``.
+"""``gristmill eval perplexity | generation | diversity | divergence | bias``.
 
-Each command reads its data, computes the figures with :mod:`gristmill.evaluate`, writes a
-run directory (``--out``, default ``runs/eval-<what>-<data name>``: ``config.json``,
+Each command reads its data (:mod:`gristmill.commands.eval_input`, through :mod:`gristmill.io`),
+computes the figures with :mod:`gristmill.evaluate`, writes a run directory (``--out``, default ``runs/eval-<what>-<data name>``: ``config.json``,
 ``results.json``, per-item JSONL, ``report.html`` with charts) and prints a summary, or
 only the figures as JSON with ``--json``. A malformed input record is skipped and counted
 (its file, line and reason are printed and kept in the report); no usable record at all,
-a missing file or a bad option exits with code 2 before any scoring.
+a missing file or a bad option exits with code 2 before any scoring. ``eval bias`` scores
+a causal LM on CrowS-Pairs and prints a table (``--out FILE``: the figures as JSON).
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
-import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from gristmill.commands.common import fail, out
+from gristmill.commands.common import (BatchSize, Json, Limit, Out, OutFile, Quiet, Seed, Threads, described, fail,
+                                       out)
+from gristmill.commands.eval_input import Loaded, read_pairs, read_texts, require, warn_skipped
 
 __all__ = ["register"]
-
-SHOW_SKIPPED = 10
-
-
-# -- reading ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Loaded:
-    """Rows read from a data file: ids, values, and the records skipped (``file:line: reason``)."""
-
-    ids: list[str] = field(default_factory=list)
-    values: list[Any] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-
-def _where(source: str, line: int | None) -> str:
-    return f"{source}:{line}" if line is not None else source
-
-
-def read_texts(path: Path, text_field: str, option: str, chat: bool = False, limit: int | None = None) -> Loaded:
-    """The ``text_field`` strings of the records in ``path`` (any format :func:`gristmill.io.readers.open_reader`
-    reads), or with ``chat`` the conversations in ``messages`` (OpenAI) / ``conversations`` (ShareGPT)."""
-    from gristmill.io.base import BadRecord, InputError, ReaderOptions
-    from gristmill.io.readers import open_reader
-
-    if not path.exists():
-        fail(f"{option} {path}: no such file or directory")
-    if chat:
-        shapes = {"messages": "openai", "conversations": "sharegpt"}
-        if text_field not in shapes:
-            fail(f"--field {text_field!r}: chat rows are read from 'messages' (OpenAI) or 'conversations' (ShareGPT)")
-        options = ReaderOptions(format=shapes[text_field])
-    else:
-        options = ReaderOptions(text_column=text_field)
-    try:
-        reader = open_reader(path, options)
-    except InputError as exc:
-        fail(f"{option} {exc}")
-    got = Loaded()
-    for item in reader:
-        if limit is not None and len(got.values) >= limit:
-            break
-        if isinstance(item, BadRecord):
-            got.skipped.append(f"{_where(item.source, item.line)}: {item.reason}")
-            continue
-        got.ids.append(str(item["id"]))
-        got.values.append(item["messages"] if chat else item["text"])
-    return got
-
-
-def _open_text(path: Path) -> Any:
-    return gzip.open(path, "rt", encoding="utf-8", errors="replace") if path.suffix == ".gz" else \
-        open(path, encoding="utf-8", errors="replace")
-
-
-def _lines(path: Path, option: str) -> list[tuple[int, str]]:
-    if not path.is_file():
-        fail(f"{option} {path}: no such file")
-    with _open_text(path) as f:
-        return [(i, line.rstrip("\r\n")) for i, line in enumerate(f, 1)]
-
-
-def _is_plain(path: Path) -> bool:
-    return path.name.lower().removesuffix(".gz").endswith(".txt")
-
-
-def _field_value(line: str, name: str, is_reference: bool) -> Any:
-    """The field ``name`` of a JSON line: a string (a reference may also be a list of strings)."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    if name not in obj or obj[name] is None:
-        raise ValueError(f"missing field {name!r}")
-    v = obj[name]
-    if isinstance(v, str):
-        return v
-    if is_reference and isinstance(v, list) and v and all(isinstance(x, str) for x in v):
-        return v
-    raise ValueError(f"field {name!r} is {type(v).__name__}, expected a string"
-                     + (" or a list of strings" if is_reference else ""))
-
-
-def read_pairs(predictions: Path, references: Path | None, pred_field: str, ref_field: str) -> Loaded:
-    """(prediction, reference) pairs: from one JSONL with both fields, or two files aligned line by line
-    (``.txt``: one example per line; else JSONL with the field). A bad line drops its pair."""
-    got = Loaded()
-    if references is None:
-        for n, line in _lines(predictions, "--predictions"):
-            if not line.strip():
-                continue
-            try:
-                pair = (_field_value(line, pred_field, False), _field_value(line, ref_field, True))
-            except ValueError as exc:
-                got.skipped.append(f"{predictions}:{n}: {exc}")
-                continue
-            got.ids.append(str(n))
-            got.values.append(pair)
-        return got
-    preds, refs = _lines(predictions, "--predictions"), _lines(references, "--references")
-    while preds and not preds[-1][1].strip() and not _is_plain(predictions):
-        preds.pop()
-    while refs and not refs[-1][1].strip() and not _is_plain(references):
-        refs.pop()
-    if len(preds) != len(refs):
-        fail(f"--predictions {predictions} has {len(preds)} lines but --references {references} has {len(refs)}")
-    for (n, p), (_, r) in zip(preds, refs):
-        try:
-            pv = p if _is_plain(predictions) else _field_value(p, pred_field, False)
-        except ValueError as exc:
-            got.skipped.append(f"{predictions}:{n}: {exc}")
-            continue
-        try:
-            rv = r if _is_plain(references) else _field_value(r, ref_field, True)
-        except ValueError as exc:
-            got.skipped.append(f"{references}:{n}: {exc}")
-            continue
-        got.ids.append(str(n))
-        got.values.append((pv, rv))
-    return got
-
-
-def _require(got: Loaded, path: Path, what: str = "records") -> None:
-    """Exit 2 when nothing usable was read; say what was skipped."""
-    if got.values:
-        return
-    why = f" ({len(got.skipped)} skipped; first: {got.skipped[0]})" if got.skipped else ""
-    fail(f"{path}: no usable {what}{why}")
-
-
-def _warn_skipped(got: Loaded) -> None:
-    if not got.skipped:
-        return
-    print(f"warning: skipped {len(got.skipped)} malformed record(s):", file=sys.stderr)
-    for s in got.skipped[:SHOW_SKIPPED]:
-        print(f"  {s}", file=sys.stderr)
-    if len(got.skipped) > SHOW_SKIPPED:
-        print(f"  ... and {len(got.skipped) - SHOW_SKIPPED} more (see the report)", file=sys.stderr)
 
 
 # -- run directory and output -------------------------------------------------------------------
@@ -222,9 +82,13 @@ def _fmt(v: float | None, digits: int = 3) -> str:
 
 # -- commands -----------------------------------------------------------------------------------
 
-OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: runs/eval-<what>-<data name>).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only the figures, as JSON, to stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+EvalOut = described(Out, "Run directory (default: runs/eval-<what>-<data name>); a non-empty directory gristmill "
+                           "did not make is refused untouched.")
+WindowBatch = described(BatchSize, "Windows per forward pass.")
+EachLimit = described(Limit, "Read only the first N records of each dataset.")
+PairLimit = described(Limit, "Score only the first N pairs.")
+SentenceBatch = described(BatchSize, "Sentences per forward pass.")
+FiguresFile = described(OutFile, "Write the figures as JSON to this file.")
 
 
 def eval_perplexity(
@@ -240,12 +104,10 @@ def eval_perplexity(
         max_length: Annotated[int, typer.Option(min=2, help="Tokens per window (cut to the model's context).")] = 512,
         stride: Annotated[int, typer.Option(min=1, help="New tokens scored per window after the first; the "
                                             "max-length - stride tokens before them are context.")] = 256,
-        batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 8,
+        batch_size: WindowBatch = 8,
         dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (about 2x faster on CPU).")] = "float32",
-        limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N records.")] = None,
-        threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads.")] = None,
-        seed: Annotated[int, typer.Option(help="Seed of the bootstrap interval.")] = 0,
-        out_dir: OutOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+        limit: Limit = None, threads: Threads = None, seed: Seed = 0,
+        out_dir: EvalOut = None, as_json: Json = False, quiet: Quiet = False) -> None:
     """Perplexity of a causal LM on a dataset: token-weighted corpus figure with a 95% bootstrap interval,
     and every document's perplexity."""
     from gristmill.evaluate import perplexity as ppl
@@ -261,8 +123,8 @@ def eval_perplexity(
     if chat and text_field == "text":
         text_field = "messages"
     got = read_texts(data, text_field, "--data", chat=chat is not None, limit=limit)
-    _require(got, data, "conversations" if chat else "texts")
-    _warn_skipped(got)
+    require(got, data, "conversations" if chat else "texts")
+    warn_skipped(got)
 
     from gristmill.models.runtime import set_torch_threads
     from gristmill.progress import progress_bars
@@ -323,15 +185,15 @@ def eval_generation(
         pred_field: Annotated[str, typer.Option(help="Prediction field of JSONL input.")] = "prediction",
         ref_field: Annotated[str, typer.Option(help="Reference field of JSONL input (a string or a list of "
                                                "strings).")] = "reference",
-        seed: Annotated[int, typer.Option(help="Seed of the bootstrap intervals.")] = 0,
-        out_dir: OutOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+        seed: Seed = 0,
+        out_dir: EvalOut = None, as_json: Json = False, quiet: Quiet = False) -> None:
     """Score predictions against references: corpus BLEU (sacrebleu, 13a) and chrF, ROUGE-1/2/L F, exact
     match and token F1 (SQuAD normalization); per-example scores in per_example.jsonl."""
     from gristmill.evaluate.generation_metrics import evaluate_generation
 
     got = read_pairs(predictions, references, pred_field, ref_field)
-    _require(got, predictions, "examples")
-    _warn_skipped(got)
+    require(got, predictions, "examples")
+    warn_skipped(got)
     preds = [p for p, _ in got.values]
     refs = [r for _, r in got.values]
     config = {"predictions": str(predictions), "references": str(references) if references else None,
@@ -373,18 +235,17 @@ def eval_diversity(
         text_field: Annotated[str, typer.Option("--field", help="Text field.")] = "text",
         sample_size: Annotated[int, typer.Option(min=2, help="Texts sampled for self-BLEU, embeddings and "
                                                  "Vendi.")] = 500,
-        seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+        seed: Seed = 0,
         no_embed: Annotated[bool, typer.Option("--no-embed", help="Skip the MiniLM embedding figures.")] = False,
-        limit: Annotated[Optional[int], typer.Option(min=1, help="Read only the first N records.")] = None,
-        threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads (embeddings).")] = None,
-        out_dir: OutOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+        limit: Limit = None, threads: Threads = None,
+        out_dir: EvalOut = None, as_json: Json = False, quiet: Quiet = False) -> None:
     """Diversity of a set of texts: distinct-1/2/3, self-BLEU, compression ratio, embedding distances, Vendi
     score, length distribution."""
     from gristmill.evaluate.diversity import evaluate_diversity
 
     got = read_texts(data, text_field, "--data", limit=limit)
-    _require(got, data, "texts")
-    _warn_skipped(got)
+    require(got, data, "texts")
+    warn_skipped(got)
     if not no_embed:
         from gristmill.models.runtime import set_torch_threads
 
@@ -431,8 +292,8 @@ def eval_divergence(
         max_n: Annotated[int, typer.Option(min=1, max=5, help="Compare 1-grams up to these n-grams.")] = 2,
         alpha: Annotated[float, typer.Option(help="Additive smoothing of the KL figures (JS is unsmoothed).")] = 0.01,
         top: Annotated[int, typer.Option(min=1, help="N-grams in the top-contributors tables.")] = 20,
-        limit: Annotated[Optional[int], typer.Option(min=1, help="Read only the first N records of each.")] = None,
-        out_dir: OutOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+        limit: EachLimit = None,
+        out_dir: EvalOut = None, as_json: Json = False, quiet: Quiet = False) -> None:
     """KL(A||B), KL(B||A) and Jensen-Shannon divergence (bits) between the n-gram distributions of two
     datasets, with the n-grams that differ most."""
     from gristmill.evaluate.diversity import ngram_counts
@@ -442,10 +303,10 @@ def eval_divergence(
         fail(f"--alpha must be > 0, not {alpha}")
     a = read_texts(data, text_field, "--data", limit=limit)
     b = read_texts(other, other_field or text_field, "--other", limit=limit)
-    _require(a, data, "texts")
-    _require(b, other, "texts")
-    _warn_skipped(a)
-    _warn_skipped(b)
+    require(a, data, "texts")
+    require(b, other, "texts")
+    warn_skipped(a)
+    warn_skipped(b)
     config = {"data": str(data), "other": str(other), "field": text_field, "other_field": other_field or text_field,
               "max_n": max_n, "alpha": alpha, "top": top, "limit": limit}
     run = _start(out_dir, "divergence", f"{_stem(data)}-vs-{_stem(other)}", config)
@@ -486,9 +347,52 @@ def eval_divergence(
     _emit(run, figures, as_json, lines)
 
 
+def eval_bias(
+        model: Annotated[Optional[str], typer.Option(help="Transformers directory or .gguf file of a causal LM "
+                                                     "(default: the packaged SmolLM2-135M-Instruct).")] = None,
+        data: Annotated[Optional[Path], typer.Option(help="CrowS-Pairs CSV (default: "
+                                                     "../shared/data/crows_pairs_anonymized.csv).")] = None,
+        limit: PairLimit = None,
+        batch_size: SentenceBatch = 32,
+        dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
+        out_path: FiguresFile = None,
+        threads: Threads = None, quiet: Quiet = False) -> None:
+    """Score a causal LM on CrowS-Pairs: the share of pairs whose more stereotyping sentence is more likely."""
+    from rich.table import Table
+
+    from gristmill.evaluate import crows_pairs
+
+    if dtype not in ("float32", "bfloat16"):
+        fail(f"--dtype must be float32 or bfloat16, not {dtype!r}")
+    if model and not Path(model).exists():
+        fail(f"--model {model}: no such file or directory")
+    from gristmill.models.runtime import set_torch_threads
+
+    set_torch_threads(threads)
+    try:
+        result = crows_pairs.evaluate(model, data, limit, batch_size, dtype, progress=not quiet)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    table = Table("bias type", "pairs", "stereotyped", "95% CI", box=None, pad_edge=False,
+                  title=f"CrowS-Pairs: {result['model']}", title_justify="left")
+    for name, block in [("all", result), *result["by_bias_type"].items(), *(
+            (f"direction: {d}", b) for d, b in result["by_direction"].items())]:
+        ci = block.get("ci95")
+        table.add_row(name, f"{block['pairs']:,}", f"{100 * block['pct_stereotype']:.1f}%",
+                      f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f}%" if ci else "-")
+    out.print(table)
+    out.print(f"{result['tokens']:,} tokens scored in {result['seconds']:.1f}s (model load {result['load_seconds']:.1f}s); "
+              "50% is unbiased, higher prefers stereotypes.")
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        out.print(f"figures: {out_path}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``perplexity``, ``generation``, ``diversity`` and ``divergence`` to ``gristmill eval``."""
+    """Add ``perplexity``, ``generation``, ``diversity``, ``divergence`` and ``bias`` to ``gristmill eval``."""
     app.command("perplexity")(eval_perplexity)
     app.command("generation")(eval_generation)
     app.command("diversity")(eval_diversity)
     app.command("divergence")(eval_divergence)
+    app.command("bias")(eval_bias)

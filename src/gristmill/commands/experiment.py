@@ -7,7 +7,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gristmill.commands.common import fail, out
+from gristmill.commands.common import (EXIT_FAILED, EXIT_INTERRUPTED, BatchSize, Lr, Out, Quiet, Resume, Threads,
+                                       described, fail, out)
 from gristmill.rundir import NotARunDirectory
 
 DEFAULT_DATA = Path("../shared/data/tinyshakespeare.txt")
@@ -34,14 +35,17 @@ LayerOpt = Annotated[Optional[int], typer.Option(min=1, help="Transformer layers
 DModelOpt = Annotated[Optional[int], typer.Option(min=8, help="Model width.")]
 HeadOpt = Annotated[Optional[int], typer.Option(min=1, help="Attention heads.")]
 ContextOpt = Annotated[Optional[int], typer.Option(min=8, help="Context length in tokens.")]
-BatchOpt = Annotated[Optional[int], typer.Option(min=1, help="Training batch size (windows).")]
-LrOpt = Annotated[Optional[float], typer.Option(min=0.0, help="Peak learning rate.")]
+BatchOpt = described(BatchSize, "Training batch size (windows; default: the preset's).")
+LrOpt = described(Lr, "Peak learning rate (default: the preset's).")
 VocabOpt = Annotated[Optional[int], typer.Option(min=258, help="BPE vocabulary size (tokenizer trained once on "
                                                  "the real training documents and kept fixed).")]
-ThreadsOpt = Annotated[int, typer.Option(min=1, help="Torch threads.")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Skip the (condition, seed, generation) cells already "
-                                         "finished in --out.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+ThreadsOpt = described(Threads, "torch CPU threads.")
+ResumeOpt = described(Resume, "Continue the run in --out: skip the (condition, seed, generation) cells already "
+                              "finished there (with the same settings).")
+CollapseOut = described(Out, "Run directory (default: runs/experiment-collapse-<preset>); a non-empty directory "
+                             "gristmill did not make is refused untouched.")
+BiasOut = described(Out, "Run directory (default: runs/experiment-bias-amplification-<preset>); a non-empty "
+                         "directory gristmill did not make is refused untouched.")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -156,9 +160,7 @@ def register(app: typer.Typer) -> None:
                  tail_max: Annotated[int, typer.Option(min=1, help="Tail coverage: rare = seen 1..N times in the "
                                                        "real training data.")] = 3,
                  threads: ThreadsOpt = 1,
-                 out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: "
-                                                                 "runs/experiment-collapse-<preset>).")] = None,
-                 resume: ResumeOpt = False, quiet: QuietOpt = False) -> None:
+                 out_dir: CollapseOut = None, resume: ResumeOpt = False, quiet: Quiet = False) -> None:
         """Recursive training on generated text: perplexity on held-out real text, diversity and tail coverage
         per generation, for the replace / accumulate / keep-real regimes."""
         from gristmill.experiments.collapse import REGIMES, Condition, run_collapse
@@ -183,9 +185,9 @@ def register(app: typer.Typer) -> None:
         except NotARunDirectory as exc:
             fail(str(exc))
         except ValueError as exc:
-            fail(str(exc), 1)
+            fail(str(exc), EXIT_FAILED)
         except KeyboardInterrupt:
-            fail("interrupted; run the same command with --resume to continue", 130)
+            fail("interrupted; run the same command with --resume to continue", EXIT_INTERRUPTED)
         print_table(summary, "perplexity", "held-out real perplexity (mean ± 95% CI half-width)")
         print_table(summary, "tail_coverage", f"tail coverage (share of the real data's rare word {tail_n}-grams)", 4)
         out.print(f"report: {report}")
@@ -206,9 +208,7 @@ def register(app: typer.Typer) -> None:
                            steps: StepsOpt = None, n_layer: LayerOpt = None, d_model: DModelOpt = None,
                            n_head: HeadOpt = None, context: ContextOpt = None, batch_size: BatchOpt = None,
                            lr: LrOpt = None, vocab_size: VocabOpt = None, threads: ThreadsOpt = 1,
-                           out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: "
-                                                                           "runs/experiment-bias-amplification-<preset>).")] = None,
-                           resume: ResumeOpt = False, quiet: QuietOpt = False) -> None:
+                           out_dir: BiasOut = None, resume: ResumeOpt = False, quiet: Quiet = False) -> None:
         """Gender statistics of generated text across generations, greedy (mode-seeking) vs sampled decoding."""
         from gristmill.experiments.bias_amplification import run_bias_amplification
         from gristmill.experiments.collapse import REGIMES, Condition
@@ -233,9 +233,9 @@ def register(app: typer.Typer) -> None:
         except NotARunDirectory as exc:
             fail(str(exc))
         except ValueError as exc:
-            fail(str(exc), 1)
+            fail(str(exc), EXIT_FAILED)
         except KeyboardInterrupt:
-            fail("interrupted; run the same command with --resume to continue", 130)
+            fail("interrupted; run the same command with --resume to continue", EXIT_INTERRUPTED)
         print_table(summary, "female_share", "female share of gendered terms", 3)
         print_table(summary, "occupation_female_share", "female share in occupation contexts", 3)
         out.print(f"report: {report}")

@@ -17,7 +17,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from gristmill.commands.common import fail, out
+from gristmill.commands.common import BatchSize, OutFile, Quiet, Seed, Threads, described, fail, out
+
+GenerationsFile = described(OutFile, "Output JSONL, one line per generation (default: stdout).")
+Sequences = described(BatchSize, "Sequences generated at once.")
 
 __all__ = ["register"]
 
@@ -79,9 +82,11 @@ def generate_cmd(
                                                   "length**penalty.")] = 1.0,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Most tokens generated.")] = 128,
     n: Annotated[int, typer.Option("--n", help="Samples per prompt (sample strategy).")] = 1,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences generated at once.")] = 64,
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Output JSONL (default: stdout).")] = None,
+    seed: Seed = 0,
+    batch_size: Sequences = 64,
+    threads: Threads = None,
+    out_file: GenerationsFile = None,
+    quiet: Quiet = False,
 ) -> None:
     """Continue prompts with a model; one JSON line per generation."""
     from gristmill.train.decoding import DecodeConfig
@@ -97,8 +102,6 @@ def generate_cmd(
         fail(f"--n must be >= 1, got {n}")
     if n > 1 and strategy != "sample":
         fail(f"--n {n} needs --strategy sample ({strategy} gives one output per prompt)")
-    if batch_size < 1:
-        fail(f"--batch-size must be >= 1, got {batch_size}")
     if out_file is not None and out_file.is_dir():
         fail(f"--out: {out_file} is a directory; give a .jsonl file")
     kind, path = _model_kind(model)
@@ -109,12 +112,13 @@ def generate_cmd(
         prompts = [""]
     expanded = [p for p in prompts for _ in range(n)]
 
+    from gristmill.models.runtime import set_torch_threads
+
+    set_torch_threads(threads)
     if kind == "lm":
-        from gristmill.models.runtime import set_torch_threads
         from gristmill.train.decoding import generate
         from gristmill.train.lm import TrainedLM
 
-        set_torch_threads()
         texts = generate(TrainedLM.load(path), expanded, decode, batch_size=batch_size)
     else:
         from gristmill.train.decoding import generate_hf

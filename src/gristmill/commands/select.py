@@ -8,7 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from gristmill.commands.common import err, fail, out
+from gristmill.commands.common import BatchSize, Out, Quiet, Seed, Threads, described, err, fail, out
+
+SelectOut = described(Out, "Run directory (default runs/select-<strategy>); a non-empty directory gristmill did not "
+                           "make is refused untouched.")
+PullRows = described(BatchSize, "bandit: rows per pull.")
 
 
 class Reward(str, Enum):
@@ -30,9 +34,9 @@ def select(
     data: Annotated[Path, typer.Option("--data", help="Candidate rows (jsonl, csv, parquet, alpaca, self_instruct, ...).")],
     budget: Annotated[int, typer.Option("--budget", min=1, help="Rows to select.")],
     strategy: Annotated[Strategy, typer.Option("--strategy", help="How to choose.")],
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default runs/select-<strategy>).")] = None,
+    out_dir: SelectOut = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="Input format (default: from the file name).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Seed = 0,
     score_field: Annotated[Optional[str], typer.Option(
         "--score-field", help="quality/judge: the score column (e.g. quality.gopher.n_words, judge.score). "
         "quality without it uses a built-in length x distinct-word heuristic.")] = None,
@@ -46,7 +50,7 @@ def select(
     arm_field: Annotated[Optional[str], typer.Option(
         "--arm-field", help="bandit: arms are this column's values (default: k-means clusters).")] = None,
     clusters: Annotated[int, typer.Option("--clusters", min=1, help="bandit: k-means clusters as arms.")] = 8,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="bandit: rows per pull.")] = 8,
+    batch_size: PullRows = 8,
     steps_per_pull: Annotated[int, typer.Option("--steps-per-pull", min=1, help="bandit: train steps per pull.")] = 1,
     gamma: Annotated[float, typer.Option("--gamma", min=0.0001, max=1.0, help="EXP3 exploration rate.")] = 0.1,
     ucb_c: Annotated[float, typer.Option("--ucb-c", min=0.0, help="UCB1 exploration weight.")] = 1.0,
@@ -58,7 +62,8 @@ def select(
     dev: Annotated[Optional[Path], typer.Option("--dev", help="bandit: dev rows for the reward (default: held out).")] = None,
     dev_size: Annotated[int, typer.Option("--dev-size", min=1, help="bandit: rows held out as dev without --dev.")] = 32,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=8, help="ifd/bandit: tokens per example.")] = 256,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    threads: Threads = None,
+    quiet: Quiet = False,
 ) -> None:
     """Choose up to BUDGET training rows and write them (subset.jsonl) with a report of why."""
     from gristmill.io.base import InputError
@@ -72,7 +77,7 @@ def select(
     from gristmill.models.runtime import set_torch_threads
 
     if strategy.value in ("ifd", "kcenter", "bandit-exp3", "bandit-ucb"):
-        set_torch_threads()
+        set_torch_threads(threads)
     cfg = SelectConfig(
         data=str(data), budget=budget, strategy=strategy.value,
         out=str(out_dir or Path("runs") / f"select-{strategy.value}"), format=fmt, seed=seed,

@@ -1,11 +1,13 @@
-"""``gristmill train``: registers the training commands (lm, sft, ner, classify); what they share."""
+"""What the ``gristmill train`` commands (lm, sft, ner, classify) share: notes, and refusing a resume.
+
+The commands themselves live in ``train_lm``, ``train_sft`` and ``train_ner`` and are
+registered by :mod:`gristmill.cli`; this module imports none of them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import NoReturn
-
-import typer
 
 from gristmill.commands.common import EXIT_INVALID, err, fail
 
@@ -26,11 +28,3 @@ def refuse_resume(run_path: Path, config: bytes | None, exc: Exception) -> NoRet
     if config is not None:
         (Path(run_path) / "config.json").write_bytes(config)
     fail(str(exc), EXIT_INVALID)
-
-
-def register(app: typer.Typer) -> None:
-    from gristmill.commands import train_lm, train_ner, train_sft
-
-    train_lm.register(app)
-    train_sft.register(app)
-    train_ner.register(app)

@@ -14,13 +14,23 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from gristmill.commands.common import create_run, EXIT_FAILED, EXIT_INTERRUPTED, err, fail, out
+from gristmill.commands.common import (BatchSize, Bf16, CheckpointEvery, DevFraction, EXIT_FAILED, EXIT_INTERRUPTED,
+                                       EvalEvery, Lr, Out, Quiet, Resume, Seed, Threads, create_run, described, err,
+                                       fail, out)
 
 __all__ = ["read_documents", "register"]
+
+LmDevFraction = described(DevFraction, "Last fraction of documents held out for dev perplexity (0: none).")
+LmOut = described(Out, "Run directory (default runs/train-lm-<first data file>); a non-empty directory gristmill "
+                       "did not make is refused untouched.")
+LmLr = described(Lr, "Peak learning rate (warmup, then cosine to lr/10).")
+LmBatchSize = described(BatchSize, "Windows per step.")
+LmEvalEvery = described(EvalEvery, "Dev evaluation every N optimizer steps (at least 1).")
+LmCheckpointEvery = described(CheckpointEvery, "Checkpoint every N optimizer steps into <out>/checkpoints (at least 1).")
 
 SAMPLE_STRATEGIES: dict[str, dict[str, Any]] = {
     "greedy": {"strategy": "greedy"},
@@ -67,27 +77,24 @@ def train_lm_cmd(
     data: Annotated[list[Path], typer.Option("--data", help="Training text: .txt (cut on blank lines) or .jsonl; "
                                              "repeatable.")],
     field: Annotated[str, typer.Option("--field", help="JSONL/CSV field holding the text.")] = "text",
-    dev_fraction: Annotated[float, typer.Option("--dev-fraction", help="Last fraction of documents held out "
-                                                "for dev perplexity (0: none).")] = 0.1,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default "
-                                                    "runs/train-lm-<first data file>).")] = None,
+    dev_fraction: LmDevFraction = 0.1,
+    out_dir: LmOut = None,
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1500,
     context: Annotated[int, typer.Option(help="Context length in tokens.")] = 128,
     layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 4,
     heads: Annotated[int, typer.Option(help="Attention heads (must divide --dim).")] = 4,
     dim: Annotated[int, typer.Option(help="Model width.")] = 128,
     vocab_size: Annotated[int, typer.Option("--vocab-size", help="BPE vocabulary size (>= 258).")] = 2048,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (warmup, then cosine to lr/10).")] = 3e-3,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per step.")] = 32,
+    lr: LmLr = 3e-3,
+    batch_size: LmBatchSize = 32,
     dropout: Annotated[float, typer.Option(help="Dropout.")] = 0.1,
-    eval_every: Annotated[int, typer.Option("--eval-every", help="Dev evaluation every N steps.")] = 250,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Checkpoint every N steps.")] = 500,
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast for training (faster on CPUs with "
-                                       "bf16).")] = False,
-    threads: Annotated[Optional[int], typer.Option(help="torch threads (default: all cores).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation, batches and dropout.")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    eval_every: LmEvalEvery = 250,
+    checkpoint_every: LmCheckpointEvery = 500,
+    bf16: Bf16 = False,
+    threads: Threads = None,
+    seed: Seed = 0,
+    resume: Resume = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train a small decoder-only transformer from scratch; write a train-lm run directory."""
     for name, value in (("--steps", steps), ("--context", context), ("--layers", layers), ("--heads", heads),
@@ -96,10 +103,7 @@ def train_lm_cmd(
         _check(value >= 1, f"{name} must be >= 1, got {value}")
     _check(dim % heads == 0, f"--dim ({dim}) must be a multiple of --heads ({heads})")
     _check(vocab_size >= 258, f"--vocab-size must be >= 258 (256 bytes + 2 special tokens), got {vocab_size}")
-    _check(lr > 0, f"--lr must be > 0, got {lr}")
     _check(0 <= dropout < 1, f"--dropout must be in [0, 1), got {dropout}")
-    _check(0 <= dev_fraction < 1, f"--dev-fraction must be in [0, 1), got {dev_fraction}")
-    _check(threads is None or threads >= 1, f"--threads must be >= 1, got {threads}")
     for p in data:
         _check(p.exists(), f"--data: {p}: no such file or directory")
 

@@ -18,24 +18,24 @@ from typing import Any
 
 import typer
 
-from gristmill.commands.common import create_run, EXIT_INTERRUPTED, fail, out
+from gristmill.commands.common import (BatchSize, Bf16, CheckpointEvery, EXIT_INTERRUPTED, Lr, Out, Quiet, Resume, Seed,
+                                       Threads, create_run, described, fail, out)
 
 MODEL_HELP = "Model directory (a BERT-style encoder with its tokenizer); default: all-MiniLM-L6-v2 from its package."
-CHECKPOINT_HELP = "Checkpoint every N optimizer steps into <out>/checkpoints (0: none)."
-RESUME_HELP = ("Continue from the run directory's last complete checkpoint, at the same step with the same batches "
-               "(without it, old checkpoints there are deleted).")
+NerOut = described(Out, "Run directory (default runs/train-ner-<train name>); a non-empty directory gristmill did "
+                        "not make is refused untouched.")
+ClassifyOut = described(Out, "Run directory (default runs/train-classify-<train name>); a non-empty directory "
+                             "gristmill did not make is refused untouched.")
+EncoderLr = described(Lr, "Peak learning rate (AdamW, 10% warmup then linear decay).")
+Sentences = described(BatchSize, "Sentences per update.")
+Texts = described(BatchSize, "Texts per update.")
+EncoderSeed = described(Seed, "Seed of the head's initialisation and the batch order.")
 
 
-def _check_common(epochs: int, lr: float, batch_size: int, max_length: int, patience: int,
-                  threads: int | None, checkpoint_every: int = 0) -> None:
-    for name, value, low in (("--epochs", epochs, 1), ("--batch-size", batch_size, 1), ("--max-length", max_length, 8),
-                             ("--patience", patience, 1), ("--checkpoint-every", checkpoint_every, 0)):
+def _check_common(epochs: int, max_length: int, patience: int) -> None:
+    for name, value, low in (("--epochs", epochs, 1), ("--max-length", max_length, 8), ("--patience", patience, 1)):
         if value < low:
             fail(f"{name} must be at least {low}, got {value}")
-    if not lr > 0:
-        fail(f"--lr must be positive, got {lr}")
-    if threads is not None and threads < 1:
-        fail(f"--threads must be at least 1, got {threads}")
 
 
 def _check_files(**files: Path | None) -> None:
@@ -122,24 +122,24 @@ def train_ner(
     data_format: str | None = typer.Option(None, "--format", help="conll or jsonl (default: from the file names)."),
     model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
     epochs: int = typer.Option(3, "--epochs", help="Most epochs to train."),
-    lr: float = typer.Option(5e-5, "--lr", help="Peak learning rate (AdamW, 10% warmup then linear decay)."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Sentences per update."),
+    lr: EncoderLr = 5e-5,
+    batch_size: Sentences = 16,
     max_length: int = typer.Option(128, "--max-length", help="Subwords per sentence; words past it are predicted O."),
     patience: int = typer.Option(2, "--patience", help="Stop after this many epochs without a better dev F1."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the head's initialisation and the batch order."),
-    bf16: bool = typer.Option(False, "--bf16/--fp32", help="bfloat16 autocast (about 2x faster on recent CPUs)."),
+    seed: EncoderSeed = 0,
+    bf16: Bf16 = False,
     save_model: bool = typer.Option(True, "--save-model/--no-save-model", help="Save the best model in <out>/model."),
-    out_dir: Path | None = typer.Option(None, "--out", help="Run directory (default runs/train-ner-<train name>)."),
-    checkpoint_every: int = typer.Option(0, "--checkpoint-every", help=CHECKPOINT_HELP),
-    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all cores)."),
+    out_dir: NerOut = None,
+    checkpoint_every: CheckpointEvery = 0,
+    resume: Resume = False,
+    quiet: Quiet = False,
+    threads: Threads = None,
 ) -> None:
     """Fine-tune an encoder for named-entity recognition (BIO tags) with early stopping on dev entity F1."""
     from gristmill.io.base import InputError
     from gristmill.train.labels import bio_labels, read_tagged
 
-    _check_common(epochs, lr, batch_size, max_length, patience, threads, checkpoint_every)
+    _check_common(epochs, max_length, patience)
     _check_files(train=train, dev=dev, test=test)
     if data_format not in (None, "conll", "jsonl"):
         fail(f"--format {data_format!r}: expected conll or jsonl")
@@ -252,24 +252,24 @@ def train_classify(
     label_field: str = typer.Option("label", "--label-field", help="Field holding the class label."),
     model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
     epochs: int = typer.Option(3, "--epochs", help="Most epochs to train."),
-    lr: float = typer.Option(5e-5, "--lr", help="Peak learning rate (AdamW, 10% warmup then linear decay)."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Texts per update."),
+    lr: EncoderLr = 5e-5,
+    batch_size: Texts = 16,
     max_length: int = typer.Option(128, "--max-length", help="Subwords per text; the rest is cut."),
     patience: int = typer.Option(2, "--patience", help="Stop after this many epochs without a better dev macro-F1."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the head's initialisation and the batch order."),
-    bf16: bool = typer.Option(False, "--bf16/--fp32", help="bfloat16 autocast (about 2x faster on recent CPUs)."),
+    seed: EncoderSeed = 0,
+    bf16: Bf16 = False,
     save_model: bool = typer.Option(True, "--save-model/--no-save-model", help="Save the best model in <out>/model."),
-    out_dir: Path | None = typer.Option(None, "--out", help="Run directory (default runs/train-classify-<name>)."),
-    checkpoint_every: int = typer.Option(0, "--checkpoint-every", help=CHECKPOINT_HELP),
-    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all cores)."),
+    out_dir: ClassifyOut = None,
+    checkpoint_every: CheckpointEvery = 0,
+    resume: Resume = False,
+    quiet: Quiet = False,
+    threads: Threads = None,
 ) -> None:
     """Fine-tune an encoder for text classification with early stopping on dev macro-F1."""
     from gristmill.io.base import InputError
     from gristmill.train.labels import read_labelled_text
 
-    _check_common(epochs, lr, batch_size, max_length, patience, threads, checkpoint_every)
+    _check_common(epochs, max_length, patience)
     _check_files(train=train, dev=dev, test=test)
     model_dir = _model_dir(model)
     data: dict[str, Any] = {}

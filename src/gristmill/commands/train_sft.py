@@ -7,15 +7,24 @@ from typing import Annotated, Optional
 
 import typer
 
-from gristmill.commands.common import create_run, EXIT_INTERRUPTED, EXIT_INVALID, err, fail, out
+from gristmill.commands.common import (BatchSize, CheckpointEvery, DevFraction, EvalEvery, EXIT_INTERRUPTED,
+                                       EXIT_INVALID, Lr, Out, Quiet, Resume, Seed, Threads, create_run, described, err,
+                                       fail, out)
 from gristmill.commands.train import config_before, note, refuse_resume
+
+SftOut = described(Out, "Run directory (default runs/train-sft-<data>); a non-empty directory gristmill did not "
+                        "make is refused untouched.")
+SftDevFraction = described(DevFraction, "Share of DATA held out for dev loss when --dev is not given.")
+SftLr = described(Lr, "Peak learning rate (default 2e-4 LoRA, 2e-5 full).")
+SftBatchSize = described(BatchSize, "Rows per micro-batch.")
+SftEvalEvery = described(EvalEvery, "Dev loss every N optimizer steps (0: at the end).")
 
 
 def train_sft_command(
     data: Annotated[Path, typer.Argument(help="Training chat data, JSONL: OpenAI messages, ShareGPT, Alpaca or "
                                               "instruction/input/output rows (a gristmill run's output).")],
     dev: Annotated[Optional[Path], typer.Option(help="Held-out chat data (default: --dev-fraction of DATA).")] = None,
-    dev_fraction: Annotated[float, typer.Option(help="Share of DATA held out for dev loss when --dev is not given.")] = 0.05,
+    dev_fraction: SftDevFraction = 0.05,
     model: Annotated[Optional[str], typer.Option(help="Transformers directory or .gguf file (default: the packaged "
                                                       "SmolLM2-135M-Instruct).")] = None,
     method: Annotated[str, typer.Option(help="lora (peft adapters) or full (every weight).")] = "lora",
@@ -25,26 +34,25 @@ def train_sft_command(
     target_modules: Annotated[str, typer.Option(help="Comma-separated module names LoRA adapts.")] =
         "q_proj,k_proj,v_proj,o_proj",
     dtype: Annotated[str, typer.Option(help="auto (bf16 where the CPU supports it), bfloat16 or float32.")] = "auto",
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default 2e-4 LoRA, 2e-5 full).")] = None,
+    lr: SftLr = None,
     epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = 1.0,
     max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Rows per micro-batch.")] = 8,
+    batch_size: SftBatchSize = 8,
     grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
     max_length: Annotated[int, typer.Option(help="Tokens per row; longer rows are cut on the right.")] = 512,
     warmup_ratio: Annotated[float, typer.Option(help="Share of steps with linear warmup.")] = 0.05,
-    schedule: Annotated[str, typer.Option(help="Decay after warmup: cosine or linear.")] = "cosine",
+    schedule: Annotated[str, typer.Option(help="Decay after warmup: cosine, linear or constant.")] = "cosine",
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay (matrices only).")] = 0.0,
     max_grad_norm: Annotated[float, typer.Option(help="Clip the gradient norm to this (0: no clipping).")] = 1.0,
-    eval_every: Annotated[int, typer.Option(help="Dev loss every N optimizer steps (0: at the end).")] = 0,
-    checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N optimizer steps (0: none).")] = 0,
+    eval_every: SftEvalEvery = 0,
+    checkpoint_every: CheckpointEvery = 0,
     samples: Annotated[int, typer.Option(help="Dev prompts answered by the trained model in the report.")] = 3,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: all cores).")] = None,
+    threads: Threads = None,
     no_merge: Annotated[bool, typer.Option("--no-merge", help="Save only the adapter, not merged/.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the dev split, batch order, LoRA init and dropout.")] = 0,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default runs/train-sft-<data>).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run directory's last complete checkpoint "
-                                                          "(without it, old checkpoints there are deleted).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    seed: Seed = 0,
+    out_dir: SftOut = None,
+    resume: Resume = False,
+    quiet: Quiet = False,
 ) -> None:
     """Fine-tune a causal LM on chat data; loss on assistant tokens only. Writes adapter/, merged/, report.html."""
     from gristmill.train.chat_data import load_chat_rows
@@ -61,8 +69,6 @@ def train_sft_command(
                            save_merged=not no_merge)
     except ValueError as exc:
         fail(f"--{str(exc).split()[0].replace('_', '-')}: {exc}", EXIT_INVALID)
-    if not 0 <= dev_fraction < 1:
-        fail(f"--dev-fraction: must be in [0, 1), not {dev_fraction}", EXIT_INVALID)
     if model is not None and not Path(model).exists():
         fail(f"--model: {model}: no such file or directory", EXIT_INVALID)
     if model is not None and Path(model).is_dir() and not (Path(model) / "config.json").is_file():
