@@ -510,9 +510,3 @@ def default_decode(**over: Any) -> dict[str, Any]:
          "length_penalty": 1.0, "max_new_tokens": 128}
     d.update({k: v for k, v in over.items() if v is not None})
     return d
-
-
-def seconds_estimate(cells: list[dict[str, Any]]) -> float:
-    """Mean seconds per finished cell (0 when none)."""
-    secs = [c["seconds"] for c in cells if c.get("seconds")]
-    return sum(secs) / len(secs) if secs else 0.0
