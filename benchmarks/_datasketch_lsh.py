@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from datasketch import MinHash, MinHashLSH  # noqa: E402
 
-from gristmill.ops.minhash_signature import normalize_text  # noqa: E402
+from gristmill.ops.text.minhash_signature import normalize_text  # noqa: E402
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     benchmarks/.venv-datatrove/bin/python benchmarks/_gen_words_data.py
 
 Run in the datatrove venv (it has spaCy, which gristmill does not depend on). The data it
-writes lets gristmill.ops.words reproduce ``spacy.blank("en").tokenizer`` -- the word
+writes lets gristmill.ops.text.words reproduce ``spacy.blank("en").tokenizer`` -- the word
 tokenizer datatrove's Gopher filters use for English -- without importing spaCy: the
 letter / symbol character classes as code-point ranges, the short punctuation lists the
 affix rules are built from, and the tokenizer exceptions (ORTH only); and datatrove's

@@ -15,7 +15,7 @@ SYSTEM is one of:
   64-bit shingle hashes gristmill computes (isolates the permutation step).
 
 For rensa and datasketch the shingles are the same strings gristmill hashes: the text
-normalised by ``gristmill.ops.minhash_signature.normalize_text`` (imported from src/,
+normalised by ``gristmill.ops.text.minhash_signature.normalize_text`` (imported from src/,
 which needs only numpy), split on spaces, every run of NGRAM words joined by a space (a
 document with fewer words: all of them as one shingle; one with none: skipped). Their
 time is split into shingling (Python) and hashing. The first document batch is a
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
 
-from gristmill.ops import minhash_signature as ms  # noqa: E402
+from gristmill.ops.text import minhash_signature as ms  # noqa: E402
 
 
 def shingle_strings(text: str, n: int) -> list[str]:

@@ -60,8 +60,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from gristmill.generate.backends import create_backend, find_smollm2_gguf  # noqa: E402
-from gristmill.generate.types import Decoding  # noqa: E402
+from gristmill.llm.backends import create_backend, find_smollm2_gguf  # noqa: E402
+from gristmill.llm.types import Decoding  # noqa: E402
 
 SEEDS = ROOT.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
 OUT = ROOT / "benchmarks" / "out"

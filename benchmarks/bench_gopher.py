@@ -28,7 +28,7 @@ Not timed:
   drop, whether the first failing rule is the same. Every disagreement is listed with
   both sides' rule and values (datatrove's recomputed by its own functions, all rules).
 * Tokenizers: datatrove's ``split_into_words(text, "eng")`` (spaCy) against
-  gristmill.ops.words on every document (md5 of the word list; cached in
+  gristmill.ops.text.words on every document (md5 of the word list; cached in
   benchmarks/out/gopher_spacy_tokens.json), with the differing documents shown.
 
 Figures go to benchmarks/out/bench_gopher.json (with --checks-only, which skips the timed runs and
@@ -152,8 +152,8 @@ def gristmill_values(text: str) -> dict:
     The run's scores/*.parquet lack the repetition scores of documents quality.gopher
     dropped (that step never sees them), so the comparison computes them all here.
     """
-    from gristmill.ops import quality_gopher, quality_repetition
-    from gristmill.ops.words import lexicon
+    from gristmill.ops.quality import gopher as quality_gopher, gopher_repetition as quality_repetition
+    from gristmill.ops.text.words import lexicon
 
     scores = quality_gopher.score_text(text, lexicon()) + quality_repetition.score_text(text, lexicon())
     return dict(zip(_score_names(), scores))
@@ -161,8 +161,8 @@ def gristmill_values(text: str) -> dict:
 
 @cache
 def _score_names() -> list[str]:
-    from gristmill.ops.quality_gopher import GopherQuality
-    from gristmill.ops.quality_repetition import GopherRepetition
+    from gristmill.ops.quality.gopher import GopherQuality
+    from gristmill.ops.quality.gopher_repetition import GopherRepetition
 
     return [c.rsplit(".", 1)[-1] for c in GopherQuality().writes() + GopherRepetition().writes()]
 
@@ -178,7 +178,7 @@ def reference_check(py: Path, workers: int, key: dict) -> dict:
         cached = {"key": key, **json.loads(tmp.read_text())}
         REFERENCE_CACHE.write_text(json.dumps(cached))
         tmp.unlink()
-    from gristmill.ops.words import words
+    from gristmill.ops.text.words import words
 
     words_differ, values_differ = [], {}
     with gzip.open(DOCS, "rt", encoding="utf-8") as f:
@@ -228,7 +228,7 @@ def fmt(v: object) -> str:
 
 def describe(ids: list[str], dt: dict, gm: dict, dt_values: dict, title: str,
              value_diffs: dict | None = None) -> list[dict]:
-    from gristmill.ops.words import words
+    from gristmill.ops.text.words import words
 
     texts = doc_texts(set(ids))
     rows = []

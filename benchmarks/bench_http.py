@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_generate import load_prompts  # noqa: E402
 
-from gristmill.generate.backends import create_backend, find_smollm2_gguf  # noqa: E402
-from gristmill.generate.types import Decoding  # noqa: E402
+from gristmill.llm.backends import create_backend, find_smollm2_gguf  # noqa: E402
+from gristmill.llm.types import Decoding  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 

@@ -33,7 +33,7 @@ a base document and its copies.
 Methods, all with 112 permutations = 14 bands x 8 rows and word 5-grams where it applies:
 dedup.minhash (defaults), dedup.minhash with jaccard_check (threshold 0.7), datasketch
 2.0.0 MinHashLSH(params=(14, 8)) on the same shingles (benchmarks/.venv-minhash), and
-dedup.semantic with its defaults when src/gristmill/ops/dedup_semantic.py exists.
+dedup.semantic with its defaults when src/gristmill/ops/dedup/semantic.py exists.
 Writes benchmarks/out/bench_neardup_quality.json.
 """
 
@@ -60,8 +60,8 @@ from bench_pipeline import DOCS, OUT, ROOT, prepare_input  # noqa: E402
 
 from gristmill import registry  # noqa: E402
 from gristmill.ops.base import GlobalOp  # noqa: E402
-from gristmill.ops.dedup_minhash import MinHashDedup  # noqa: E402
-from gristmill.ops.minhash_signature import MinHasher, jaccard  # noqa: E402
+from gristmill.ops.dedup.minhash import MinHashDedup  # noqa: E402
+from gristmill.ops.text.minhash_signature import MinHasher, jaccard  # noqa: E402
 from gristmill.records import from_rows  # noqa: E402
 
 RATES = (0.01, 0.05, 0.10, 0.20, 0.30)

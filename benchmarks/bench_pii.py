@@ -173,7 +173,7 @@ def run_presidio(config: str, texts: list[str], tag: str, reuse: bool = False) -
 def run_gristmill(texts: list[str]) -> dict[str, Any]:
     import pyarrow as pa
 
-    from gristmill.ops.pii import PiiDetect
+    from gristmill.ops.pii.detect import PiiDetect
 
     op = PiiDetect()
     op.ensure_setup()

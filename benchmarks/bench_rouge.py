@@ -11,7 +11,7 @@ candidates, in order, against a pool that starts with the 175 Self-Instruct seed
 instructions (../shared/data/self_instruct_seed_tasks.jsonl) and grows with every kept
 candidate:
 
-* gristmill: ``RougeLIndex.gate`` (src/gristmill/generate/rouge.py): tokens -> one char
+* gristmill: ``RougeLIndex.gate`` (src/gristmill/llm/rouge.py): tokens -> one char
   each, rapidfuzz ``process.cdist`` with the LCS kernel in blocks of 256 candidates, F1
   with rouge_score's formula; timed end to end (tokenizing and encoding included).
 * rouge_score: ``RougeScorer(['rougeL']).score`` (what bootstrap_instructions.py calls),
@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gristmill.generate.rouge import RougeLIndex
+from gristmill.llm.rouge import RougeLIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / ".." / "shared" / "data" / "self_instruct_seed_tasks.jsonl"

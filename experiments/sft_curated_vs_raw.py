@@ -138,7 +138,7 @@ def judge_expected(tasks, judge_ids: list[int], answers: list[str]) -> list[floa
     this reads its preference out of the logits instead (G-Eval-style)."""
     import torch
 
-    from gristmill.generate.tasks.judge import format_prompt
+    from gristmill.llm.tasks.judge import format_prompt
     from gristmill.train.sft import load_model_and_tokenizer
 
     if not _JUDGE_LM:

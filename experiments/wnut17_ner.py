@@ -67,7 +67,7 @@ def augment(train: list[Any], seed: int, noise_rows: float) -> tuple[list[Any], 
     import pyarrow as pa
 
     from gristmill.ops.augment import EntitySwap, NoiseInjection
-    from gristmill.ops.bias_counterfactual import GenderCounterfactual
+    from gristmill.ops.bias.counterfactual import GenderCounterfactual
     from gristmill.train.labels import TaggedSentence
 
     table = pa.table({"id": [s.id for s in train], "tokens": [s.tokens for s in train],

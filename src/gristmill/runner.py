@@ -25,8 +25,8 @@ from gristmill.executors import Executor, get_executor
 from gristmill.ops.base import GlobalOp
 from gristmill.pipeline import finalize, ownership, store
 from gristmill.pipeline.ingest import IngestedShard, ingest, payload_columns
-from gristmill.pipeline.worker import (SegmentTask, StepRef, SummaryTask, check_llm_failures, prepare_retries,
-                                       run_segment, run_summary)
+from gristmill.pipeline.worker import (SegmentTask, StepRef, SummaryTask, check_llm_failures, loadable,
+                                       prepare_retries, run_segment, run_summary)
 from gristmill.progress import progress_bars
 from gristmill.recipe import Recipe, Step, load_recipe
 
@@ -230,7 +230,9 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
             head = seg[0]
             if isinstance(head.step.op, GlobalOp):
                 all_done = all((head.dir / store.shard_name(i)).is_dir() for i in range(len(shards)))
-                if (head.dir / "op.pkl").exists() or all_done:
+                # an op.pkl that no longer unpickles (pickled by an older code layout) is not fitted: fit again
+                op_pkl = head.dir / "op.pkl"
+                if loadable(op_pkl) or (all_done and not op_pkl.exists()):
                     fit_seconds[head.step.index] = (store.read_json(head.dir / "fit.json")["seconds"]
                                                     if (head.dir / "fit.json").exists() else 0.0)
                 else:

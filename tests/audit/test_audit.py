@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from gristmill.audit import build_audit, failure_message
 from gristmill.cli import app
-from gristmill.ops.decontam import words
+from gristmill.ops.text.ngrams import words
 from gristmill.runner import run_recipe
 from tests.audit.conftest import REPO, fake_run
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gristmill.ops.copyright import LONGEST_SPAN, OVERLAP_RATIO, SOURCE_DOC, CopyrightOverlap
-from gristmill.ops.decontam import words
+from gristmill.ops.text.ngrams import words
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 

@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from gristmill.io import BadRecord, InputError, ReaderOptions, open_reader
-from gristmill.ops.decontam import BENCHMARK, ITEM, OVERLAP, NgramDecontam, words
+from gristmill.ops.decontam import BENCHMARK, ITEM, OVERLAP, NgramDecontam
+from gristmill.ops.text.ngrams import words
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 GSM8K = {"name": "gsm8k", "path": str(SHARED / "gsm8k_test.jsonl"), "fields": ["question", "answer"]}

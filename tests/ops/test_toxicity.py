@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.ops.phrases import PhraseMatcher, segments, tokenize
+from gristmill.ops.text.phrases import PhraseMatcher, segments, tokenize
 from gristmill.ops.toxicity import BADWORD_COUNT, BADWORDS, SCORE, ToxicityScore, word_matcher
 from gristmill.records import from_rows
 

@@ -1,6 +1,6 @@
 """Failed LLM requests and reruns: transient failures are retried, cached answers are not re-sent.
 
-Every test runs gristmill against a real HTTP server on loopback (tests/generate/openai_fake.py)
+Every test runs gristmill against a real HTTP server on loopback (tests/llm/openai_fake.py)
 and counts the requests it receives.
 """
 
@@ -20,7 +20,7 @@ import pytest
 from gristmill.pipeline.worker import LLMRequestsFailed, check_llm_failures, prepare_retries
 from gristmill.recipe import load_recipe
 from gristmill.runner import plan, run_recipe
-from tests.generate.openai_fake import CLOSE, FakeServer, free_port, ok, prompt_of
+from tests.llm.openai_fake import CLOSE, FakeServer, free_port, ok, prompt_of
 
 STEP = "00-generate.paraphrase"
 TOPICS = ["rivers", "bread", "clocks", "owls", "salt", "kites"]

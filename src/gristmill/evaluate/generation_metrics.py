@@ -6,7 +6,7 @@
   score 0 for lack of 4-grams), which is not what corpus BLEU averages to.
 * **ROUGE-N** and **ROUGE-L** F-measure: ``rouge_score``'s definitions and default
   tokenization (lowercase, every run of characters outside ``[a-z0-9]`` is a separator, no
-  stemming; :func:`gristmill.generate.rouge.tokenize`), implemented here so the
+  stemming; :func:`gristmill.llm.rouge.tokenize`), implemented here so the
   ``rouge-score`` package (and its nltk/absl dependencies) is not needed at run time; the
   tests check agreement with ``rouge_score`` to 1e-6. The corpus figure is the mean of the
   per-example F-measures (what ``rouge_score``'s aggregator reports as its mid value).
@@ -30,7 +30,7 @@ from typing import Any
 
 from rapidfuzz.distance import LCSseq
 
-from gristmill.generate.rouge import tokenize as rouge_tokenize
+from gristmill.llm.rouge import tokenize as rouge_tokenize
 
 __all__ = ["ExampleScores", "GenerationResult", "Rouge", "bleu", "chrf", "evaluate_generation", "exact_match",
            "normalize_answer", "rouge_l", "rouge_n", "token_f1"]

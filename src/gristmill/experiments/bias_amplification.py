@@ -51,7 +51,7 @@ def bias_statistics(texts: Sequence[str]) -> dict[str, Any]:
     """The gender statistics of ``texts`` (see the module docstring); shares are ``None`` without data."""
     import pyarrow as pa
 
-    from gristmill.ops.bias import BiasAudit, summarize_counts
+    from gristmill.ops.bias.audit import BiasAudit, summarize_counts
 
     op = BiasAudit()
     counts = op.summarize(pa.table({"text": pa.array(list(texts), pa.string())}))

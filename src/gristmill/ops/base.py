@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from gristmill.ops.text.scoring import Rule
 from gristmill.records import REASON, from_rows, set_column, take_mask
 
 KINDS = ("mapper", "annotator", "filter", "global", "generator")
@@ -228,3 +229,58 @@ class Generator(Operator):
                 f.setdefault(REASON, "generation failed")
             rejected = from_rows(failures)
         return StepResult(from_rows(rows), rejected)
+
+
+# ---- score filters ----------------------------------------------------------------
+# Score-then-decide: operators that write score columns once and drop by thresholds. A
+# ScoreFilter computes its scores as namespaced columns (``quality.gopher.words``) on every
+# row, kept or dropped, then applies Rule thresholds (gristmill.ops.text.scoring). The first
+# rule a row fails gives its reason, ``<rule>: <value> < <bound>``. With ``drop: false`` the
+# operator only annotates, so a later run can try other thresholds on the same scores. The
+# rules are recorded in the run's stats, so the report can show each score's distribution
+# and what a different threshold would keep.
+class ScoreParams(Params):
+    """Parameters every score filter has."""
+
+    drop: bool = Field(True, description="Drop rows that fail a rule; false only writes the score columns.")
+
+
+class ScoreFilter(Operator):
+    """Writes score columns, then drops rows failing a rule (a filter with its scores kept)."""
+
+    kind = "filter"
+    Params = ScoreParams
+
+    def scores(self, batch: pa.Table) -> dict[str, Sequence[Any] | pa.Array]:  # pragma: no cover - abstract
+        """One sequence per score column, aligned with the batch's rows."""
+        raise NotImplementedError
+
+    def rules(self) -> list[Rule]:  # pragma: no cover - abstract
+        """The thresholds, in the order they are checked."""
+        raise NotImplementedError
+
+    def score_columns(self) -> list[str]:
+        """The columns :meth:`scores` writes (the report plots these)."""
+        return self.writes()
+
+    def process(self, batch: pa.Table) -> StepResult:
+        if batch.num_rows == 0:
+            for col in self.score_columns():
+                if col not in batch.column_names:
+                    batch = set_column(batch, col, pa.array([], pa.float64()))
+            return StepResult(batch)
+        for col, values in self.scores(batch).items():
+            batch = set_column(batch, col, values)
+        if not self.params.drop:
+            return StepResult(batch)
+        rules = self.rules()
+        columns = {r.column: batch.column(r.column).to_pylist() for r in rules}
+        reasons: list[str | None] = []
+        for i in range(batch.num_rows):
+            reason = None
+            for r in rules:
+                reason = r.check(columns[r.column][i])
+                if reason:
+                    break
+            reasons.append(reason)
+        return split_by_mask(batch, [r is None for r in reasons], reasons)

@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from gristmill.ops.text_sources import TextSource, iter_texts
-from gristmill.ops.base import StepResult
-from gristmill.ops.decontam import _BASE, tokenize
-from gristmill.ops.scoring import Rule, ScoreFilter, ScoreParams
+from gristmill.ops.base import ScoreFilter, ScoreParams, StepResult
+from gristmill.ops.text.ngrams import _BASE, tokenize
+from gristmill.ops.text.scoring import Rule
+from gristmill.ops.text.text_sources import TextSource, iter_texts
 from gristmill.records import REASON, set_column
 
 __all__ = ["CopyrightOverlap", "Reference", "LONGEST_SPAN", "OVERLAP_RATIO", "SOURCE_DOC", "Matches"]

@@ -11,9 +11,10 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from gristmill.ops.phrases import PhraseMatcher, data_lines, segments, tokenize
-from gristmill.ops.quality_c4 import BAD_WORDS_FILE
-from gristmill.ops.scoring import Rule, ScoreFilter, ScoreParams
+from gristmill.ops.base import ScoreFilter, ScoreParams
+from gristmill.ops.quality.c4 import BAD_WORDS_FILE
+from gristmill.ops.text.phrases import PhraseMatcher, data_lines, segments, tokenize
+from gristmill.ops.text.scoring import Rule
 from gristmill.records import column_list
 
 __all__ = ["ToxicityScore", "classifier", "word_matcher", "SCORE", "BADWORD_COUNT", "BADWORDS"]

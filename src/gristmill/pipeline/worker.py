@@ -78,6 +78,18 @@ def load_op(ref: StepRef) -> Operator:
     return op
 
 
+def loadable(op_path: Path) -> bool:
+    """Whether ``op_path`` holds an operator this code can unpickle. An ``op.pkl`` written by an
+    older layout of the code (a class since moved to another module) does not: the runner counts
+    such a global step as not fitted and fits it again, instead of crashing on the old pickle."""
+    try:
+        with open(op_path, "rb") as f:
+            pickle.load(f)
+    except Exception:  # missing, truncated, or naming a module or class that no longer exists
+        return False
+    return True
+
+
 def reason_counts(rejected: pa.Table | None) -> dict[str, int]:
     """Dropped rows counted by rule (the part of ``_reason`` before the first ':')."""
     if rejected is None or rejected.num_rows == 0:

@@ -85,7 +85,7 @@ def _embedding_distance(texts: list[str]) -> tuple[float | None, str | None]:
 
 def compute_diversity(texts: list[str]) -> dict[str, Any]:
     """Distinct-1/2/3 over all texts; ROUGE-L and embedding distance over a sample (see the module doc)."""
-    from gristmill.generate.rouge import mean_pairwise_rouge_l
+    from gristmill.llm.rouge import mean_pairwise_rouge_l
 
     sample = _sample(texts)
     nn, note = _embedding_distance(sample) if len(sample) >= 2 else (None, "fewer than 2 rows")

@@ -32,7 +32,7 @@ def cluster_sizes(path: Path) -> Counter[int]:
 
 
 def _fit_stats(run: RunReader, step: dict[str, Any]) -> dict[str, Any]:
-    from gristmill.ops.dedup_minhash import FIT_FILE
+    from gristmill.ops.dedup.minhash import FIT_FILE
 
     fit = run.read_json(run.step_dir(step) / "scratch" / FIT_FILE)
     return fit if isinstance(fit, dict) else {}
@@ -42,7 +42,7 @@ def render(run: RunReader) -> str:
     steps = [s for s in run.steps if s.get("op") == OP]
     if not steps:
         return none(f"none: no {OP} step")
-    from gristmill.ops.dedup_minhash import MinHashDedup, probability_table
+    from gristmill.ops.dedup.minhash import MinHashDedup, probability_table
 
     defaults = MinHashDedup.Params.model_fields
     parts = []

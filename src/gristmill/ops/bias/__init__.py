@@ -1,0 +1,2 @@
+"""``bias.*`` operators: ``bias.audit`` (``audit.py``) and ``bias.counterfactual``
+(``counterfactual.py``)."""

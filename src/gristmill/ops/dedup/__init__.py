@@ -1,0 +1,1 @@
+"""``dedup.*`` operators: one module per operator (``dedup.minhash`` -> ``minhash.py``)."""

@@ -1,0 +1,1 @@
+"""``filter.*`` operators: one module per operator (``filter.length`` -> ``length.py``)."""

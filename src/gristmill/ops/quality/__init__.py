@@ -1,0 +1,1 @@
+"""``quality.*`` operators: one module per operator (``quality.gopher`` -> ``gopher.py``)."""
