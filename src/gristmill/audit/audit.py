@@ -38,11 +38,11 @@ from typing import Any
 from gristmill.audit.columns import OUTPUT, snippets
 from gristmill.audit.gates import DROPPED, GateError, compare, parse_gate
 from gristmill.audit.metrics import Measure, applicable_metrics, measure, sources_and_licenses, summaries
-from gristmill.pipeline.run_reader import RunReader
+from gristmill.pipeline.run_reader import AUDIT_FILE, RunReader
 
 __all__ = ["AUDIT_NAME", "build_audit", "failure_message", "evaluate_gates", "load_audit"]
 
-AUDIT_NAME = "audit.json"
+AUDIT_NAME = AUDIT_FILE
 
 
 # ---- the audit -----------------------------------------------------------------------

@@ -32,13 +32,14 @@ import yaml
 
 from gristmill.records import ID, REASON, TEXT
 
-__all__ = ["INCOMPLETE", "NO_REASON", "UNREADABLE", "WHERE", "QuarantineSummary", "RunReader", "concat_tables",
+__all__ = ["AUDIT_FILE", "INCOMPLETE", "NO_REASON", "UNREADABLE", "WHERE", "QuarantineSummary", "RunReader", "concat_tables",
            "cut", "incomplete_reason", "rejected_samples", "rule_of", "scan_quarantine"]
 
 # The marker a run keeps in its directory while it writes its outputs (set and cleared by
 # gristmill.pipeline.ownership, which should import it from here: this module imports no
 # other gristmill module that could lead back to the recipe, so the audit can use it).
 INCOMPLETE = "INCOMPLETE"
+AUDIT_FILE = "audit.json"  # written by gristmill.audit.write_audit
 
 NO_REASON = "(no reason)"
 UNREADABLE = "unreadable entry"
@@ -295,7 +296,7 @@ class RunReader:
     @cached_property
     def audit(self) -> dict[str, Any] | None:
         """``audit.json``, or None when missing or unreadable."""
-        data = self.read_json("audit.json")
+        data = self.read_json(AUDIT_FILE)
         return data if isinstance(data, dict) else None
 
     def step_dir(self, step: dict[str, Any]) -> Path:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gristmill.pipeline.run_reader import RunReader
 from gristmill.audit.card import params_text
+from gristmill.pipeline.run_reader import AUDIT_FILE, RunReader
 from gristmill.report.html import esc, kv, none, table
 
-AUDIT_FILE = "audit.json"
 WORST_COLUMNS = ("id", "value", "where", "source", "text")
 
 
