@@ -29,25 +29,39 @@ _OPTION_OF = {"strategy": "--strategy", "temperature": "--temperature", "top_k":
 
 
 def _read_prompts(path: Path, field: str) -> list[str]:
+    """Prompts of ``path`` through :mod:`gristmill.io`: one per non-empty line, or (``.jsonl``, ``.json``,
+    ``.ndjson``, also ``.gz`` / ``.zst``) the string ``field`` of each JSON object. A bad line exits 2
+    with its ``file:line``."""
+    from gristmill.io.base import Opened, Progress, ReaderOptions, read_lines, size_reason, utf8_reason
+    from gristmill.io.jsonl import iter_json
+    from gristmill.io.readers import READ_ERRORS, container_of
+
     if not path.is_file():
         fail(f"--prompts: {path}: no such file")
+    limit = ReaderOptions().max_record_bytes
+    prompts: list[str] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        fail(f"--prompts: {path}: invalid UTF-8 at byte {exc.start}")
-    if path.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
-        return [ln for ln in lines if ln.strip()]
-    prompts = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            fail(f"--prompts: {path}:{i}: not JSON ({exc.msg})")
-        if not isinstance(row, dict) or not isinstance(row.get(field), str):
-            fail(f"--prompts: {path}:{i}: no string field {field!r}")
-        prompts.append(row[field])
+        if container_of(path) != "jsonl":
+            with Opened(path) as f:
+                for n, line, size in read_lines(f.stream, limit):
+                    if size:
+                        fail(f"--prompts: {path}:{n}: {size_reason(size, limit)}")
+                    try:
+                        text = line.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
+                    except UnicodeDecodeError as exc:
+                        fail(f"--prompts: {path}:{n}: {utf8_reason(exc)}")
+                    if text.strip():
+                        prompts.append(text)
+            return prompts
+        for item in iter_json(path, limit, Progress()):
+            if not isinstance(item, tuple):  # a BadRecord: not JSON, not an object, too long
+                fail(f"--prompts: {item.source}:{item.line}: {item.reason}")
+            n, row = item
+            if not isinstance(row.get(field), str):
+                fail(f"--prompts: {path}:{n}: no string field {field!r}")
+            prompts.append(row[field])
+    except READ_ERRORS as exc:  # a truncated .gz / .zst, an I/O error
+        fail(f"--prompts: {path}: unreadable ({exc})")
     return prompts
 
 
