@@ -8,7 +8,6 @@ fingerprint, so a second run reuses whatever is unchanged and a killed run resum
 from __future__ import annotations
 
 import fcntl
-import os
 import pickle
 import time
 from collections.abc import Sequence
@@ -269,7 +268,3 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
         write_report(run_dir)
     ownership.mark_complete(run_dir)
     return RunSummary(run_dir, stats, outputs, audit, check_llm_failures(stats["steps"]))
-
-
-def default_runs_dir() -> Path:
-    return Path(os.environ.get("GRISTMILL_RUNS", "runs"))

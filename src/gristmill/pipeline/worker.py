@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from gristmill.ops.base import GlobalOp, Operator
 from gristmill.pipeline import store
@@ -247,9 +246,3 @@ def run_summary(task: SummaryTask) -> Any:
     """A global step's summary of one shard (computed in a worker)."""
     op = load_op(task.step)
     return op.summarize(store.read_table(task.input_dir / "data.parquet"))
-
-
-def count_rows(table: pa.Table, column: str) -> dict[str, int]:
-    """Row counts per value of ``column``."""
-    vc = pc.value_counts(table.column(column))
-    return {str(v["values"]): int(v["counts"]) for v in vc.to_pylist()}
