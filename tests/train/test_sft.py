@@ -250,3 +250,16 @@ def test_a_fresh_run_deletes_old_checkpoints(tiny_model: Path, tmp_path: Path) -
     # a new run (no resume) in the same directory must not leave step 6 for a later --resume to pick up
     train_sft(chat_rows(8), [], _cfg(tiny_model, max_steps=2, checkpoint_every=2, save_merged=False), run=run)
     assert [p.name for p in (run.path / "checkpoints").iterdir()] == ["step-000002"]
+
+
+def test_rolling_loss_band_is_a_t_interval() -> None:
+    from scipy import stats as sps
+
+    from gristmill.train.sft_report import _rolling_band
+
+    ys = [2.0, 1.5, 1.7, 1.2, 1.4]
+    _, mean, lo, hi = _rolling_band(range(5), ys, window=3)
+    assert lo[0] == hi[0] == mean[0] == 2.0  # one point: no band
+    w = ys[2:5]
+    half = sps.t.ppf(0.975, 2) * sps.sem(w)
+    assert mean[4] == pytest.approx(sum(w) / 3) and hi[4] - mean[4] == pytest.approx(half)

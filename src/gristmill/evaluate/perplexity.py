@@ -270,15 +270,17 @@ def score_token_texts(lm: WindowScorer, token_ids: Sequence[Sequence[int]], pref
 def bootstrap_ci(nll: Sequence[float], counts: Sequence[int], resamples: int = 1000, seed: int = 0,
                  level: float = 0.95) -> tuple[float, float] | None:
     """Percentile-bootstrap interval of the token-weighted perplexity, resampling documents (None below 2)."""
-    nll_a, cnt_a = np.asarray(nll, np.float64), np.asarray(counts, np.float64)
-    if len(nll_a) < 2:
+    from gristmill.stats import bootstrap
+
+    if len(nll) < 2:
         return None
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(nll_a), size=(resamples, len(nll_a)))
-    tok = cnt_a[picks].sum(axis=1)
-    ppl = np.exp(nll_a[picks].sum(axis=1) / np.maximum(tok, 1))
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(ppl, tail)), float(np.percentile(ppl, 100 - tail))
+
+    def corpus_perplexity(n: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.exp(n.sum(axis=axis) / np.maximum(c.sum(axis=axis), 1))
+
+    bounds = bootstrap(np.asarray(nll, np.float64), np.asarray(counts, np.float64), statistic=corpus_perplexity,
+                       resamples=resamples, seed=seed, confidence=level).bounds
+    return None if bounds is None else (bounds[0], bounds[1])
 
 
 @dataclass

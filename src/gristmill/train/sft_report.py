@@ -46,16 +46,15 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Messages], ma
 
 def _rolling_band(xs: Sequence[float], ys: Sequence[float], window: int) -> tuple[list[float], list[float],
                                                                                  list[float], list[float]]:
-    """Rolling mean of ``ys`` and its 95% interval (mean ± 1.96 standard errors) over ``window`` points."""
+    """Rolling mean of ``ys`` and its 95% t-interval over ``window`` points (no band over one point)."""
+    from gristmill.stats import t_interval
+
     mean, lo, hi = [], [], []
     for i in range(len(ys)):
-        w = ys[max(0, i - window + 1):i + 1]
-        m = sum(w) / len(w)
-        sd = (sum((v - m) ** 2 for v in w) / (len(w) - 1)) ** 0.5 if len(w) > 1 else 0.0
-        half = 1.96 * sd / len(w) ** 0.5
-        mean.append(m)
-        lo.append(m - half)
-        hi.append(m + half)
+        ci = t_interval(ys[max(0, i - window + 1):i + 1])
+        mean.append(ci.estimate)
+        lo.append(ci.estimate if ci.lo is None else ci.lo)
+        hi.append(ci.estimate if ci.hi is None else ci.hi)
     return list(xs), mean, lo, hi
 
 
@@ -84,7 +83,7 @@ def report_sft(run: Any, result: SFTResult, config: SFTConfig, samples: Sequence
             series["dev loss"] = ([p["step"] for p in dev], [p["loss"] for p in dev])
         run.curve("Loss", series, xlabel="optimizer step", ylabel="nats per assistant token",
                   bands={f"train loss (mean of {window})": (x, lo, hi)},
-                  note="Shaded: 95% interval of the rolling mean of the per-step losses.")
+                  note="Shaded: 95% t-interval of the rolling mean of the per-step losses.")
         run.curve("Throughput", {"tokens/s": (xs, [p.get("tokens_per_s", 0) for p in train])},
                   xlabel="optimizer step", ylabel="tokens/s (cumulative mean)")
     if result.lengths:
