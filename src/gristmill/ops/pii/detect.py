@@ -122,8 +122,12 @@ class Detector:
             for s in blanked:
                 masked[s.start:s.end] = " " * len(s)
             seen = {(s.type, s.start, s.end) for s in spans}
-            new = [s for s in self._rule_pass("".join(masked), protected)
-                   if (s.type, s.start, s.end) not in seen and not any(s.overlaps(b) for b in blanked)]
+            masked_text = "".join(masked)
+            # a fake that the blanking set apart (".203.0.113.45" after a fake address) is a fake too
+            fakes = protected_ranges(masked_text) if self.p.skip_redacted else []
+            new = [s for s in self._rule_pass(masked_text, protected)
+                   if (s.type, s.start, s.end) not in seen and not any(s.overlaps(b) for b in blanked)
+                   and not any(a < s.end and s.start < b for a, b in fakes)]
             if not new:
                 break
             spans += new
@@ -183,22 +187,22 @@ def _no_phone_over_values(spans: list[Span]) -> list[Span]:
 
 
 def _glued(text: str, s: Span) -> bool:
-    """Whether a letter or digit touches the span on either side, directly or across one punctuation
-    character ("jouni@corp.fi123-45-6789", "a@b.com-c@d.com"), or a number comes after at most
-    five spaces and punctuation characters (libphonenumber takes "001-01-0001. )201-200-0000"
-    for one candidate number, fails it, and does not look inside)."""
+    """Whether a letter or digit touches the span on either side, directly or across punctuation
+    ("jouni@corp.fi123-45-6789", "a@b.com--c@d.com"), or a number comes across spaces and
+    punctuation (libphonenumber takes "001-01-0001. )201-200-0000" for one candidate number,
+    fails it, and does not look inside); up to six characters out, not across a line break."""
     for i, step in ((s.start - 1, -1), (s.end, 1)):
-        if not 0 <= i < len(text):
-            continue
-        near = text[i + step] if 0 <= i + step < len(text) else ""
-        if text[i].isalnum() or (not text[i].isspace() and near.isalnum()):
-            return True
+        spaced = False
         for k in range(6):
             j = i + k * step
-            if not 0 <= j < len(text) or text[j].isalpha() or text[j] == "\n":
+            if not 0 <= j < len(text) or text[j] == "\n":
                 break
-            if text[j].isdigit() or text[j] == "+":
-                return True
+            c = text[j]
+            if c.isalnum() or c == "+":
+                if c.isdigit() or c == "+" or not spaced:
+                    return True
+                break
+            spaced = spaced or c.isspace()
     return False
 
 

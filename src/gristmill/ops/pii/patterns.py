@@ -254,13 +254,14 @@ def detect_credit_cards(text: str) -> list[Span]:
                 if not 12 <= len(digits) <= 19 or not luhn_valid(digits):
                     continue
                 # a short last group that more digits follow belongs to the next number, and so does
-                # an edge group joined to its neighbour by another separator than the card's
-                # ("5100 0000 0000 9249 130-01-0001", "001-01-5400 5100 0000 0045 0005": an SSN and a card)
+                # an edge group of a card grouped by spaces that a '-' binds to its outer neighbour
+                # ("5100 0000 0000 9249 130-01-0001", "001-01-5400 5100 0000 0045 0005": an SSN and a
+                # card; "200-0000 5100-0000-0000-0008" is a phone number and a card)
                 short_cut = j < len(groups) - 1 and groups[j][1] - groups[j][0] < 4 and j > i
                 inner = run.group()[groups[i][1]:groups[i + 1][0]] if j > i else None
-                mixed = inner is not None and (
-                    (i > 0 and run.group()[groups[i - 1][1]:groups[i][0]] != inner)
-                    or (j < len(groups) - 1 and run.group()[groups[j][1]:groups[j + 1][0]] != inner))
+                mixed = inner == " " and (
+                    (i > 0 and run.group()[groups[i - 1][1]:groups[i][0]] == "-")
+                    or (j < len(groups) - 1 and run.group()[groups[j][1]:groups[j + 1][0]] == "-"))
                 if len(digits) >= 13 and _card_prefix_ok(digits) and _card_grouping_ok(text[s:e]) \
                         and not short_cut and not mixed:
                     best = (j, s, e, 0.95)
