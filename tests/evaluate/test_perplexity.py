@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from gristmill.evaluate.perplexity import (
-    HFScorer, TrainedLMScorer, bootstrap_ci, chat_segments, effective_window, evaluate_perplexity, load_model,
+    HFScorer, TrainedLMScorer, bootstrap_ci, chat_segments, effective_window, evaluate_perplexity,
     plain_chat, score_segments, score_token_texts, text_segments, token_segment, windows,
 )
+from gristmill.evaluate.scorers import load_model
 
 TEXTS = ["The quick brown fox jumps over the lazy dog.",
          "Perplexity is the exponential of the mean negative log-likelihood per token.",

@@ -111,6 +111,7 @@ def eval_perplexity(
     """Perplexity of a causal LM on a dataset: token-weighted corpus figure with a 95% bootstrap interval,
     and every document's perplexity."""
     from gristmill.evaluate import perplexity as ppl
+    from gristmill.evaluate.scorers import load_model
 
     if dtype not in ("float32", "bfloat16"):
         fail(f"--dtype must be float32 or bfloat16, not {dtype!r}")
@@ -131,7 +132,7 @@ def eval_perplexity(
 
     set_torch_threads(threads)
     try:
-        scorer = ppl.load_model(model, dtype)
+        scorer = load_model(model, dtype)
     except (FileNotFoundError, ValueError) as exc:  # ModelNotInstalled is a FileNotFoundError
         fail(f"--model {exc}")
     docs = [ppl.chat_segments(scorer, v, chat) if chat else ppl.text_segments(scorer, v)  # type: ignore[arg-type]
