@@ -141,12 +141,15 @@ def test_report_and_audit_read_through_the_one_reader() -> None:
     assert importlib.util.find_spec("gristmill.audit.run_files") is None
 
 
-def test_incomplete_agrees_with_ownership(run_dir: Path, tmp_path: Path) -> None:
-    from gristmill.pipeline import ownership, run_reader
+def test_the_marker_a_run_writes_is_the_one_the_reader_refuses(run_dir: Path, tmp_path: Path) -> None:
+    from gristmill.pipeline import ownership
+    from gristmill.pipeline.run_reader import RunReader, incomplete_reason
 
-    assert run_reader.INCOMPLETE == ownership.INCOMPLETE
     (tmp_path / "empty").mkdir()
-    for d in (run_dir, tmp_path / "nope", tmp_path / "empty"):
-        assert run_reader.incomplete_reason(d) == ownership.incomplete_reason(d)
+    assert incomplete_reason(run_dir) is None
+    assert "no such run directory" in incomplete_reason(tmp_path / "nope")
+    assert "no stats.json" in incomplete_reason(tmp_path / "empty")
     ownership.mark_incomplete(run_dir, "r.yaml")
-    assert run_reader.incomplete_reason(run_dir) == ownership.incomplete_reason(run_dir) is not None
+    assert "incomplete" in incomplete_reason(run_dir) and RunReader(run_dir).incomplete
+    ownership.mark_complete(run_dir)
+    assert incomplete_reason(run_dir) is None and not RunReader(run_dir).incomplete

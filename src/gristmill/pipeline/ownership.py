@@ -26,10 +26,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from gristmill.pipeline.run_reader import INCOMPLETE, incomplete_reason  # noqa: F401  (the marker lives with its reader)
 from gristmill.recipe import name_problem
 
 MARKER = ".gristmill-run"
-INCOMPLETE = "INCOMPLETE"
 LOCK = ".lock"
 LLM_CACHE = "llm-cache.sqlite"
 OUTPUT_MANIFEST = ".gristmill-output.json"
@@ -118,18 +118,6 @@ def mark_incomplete(run_dir: Path, recipe: str) -> None:
 
 def mark_complete(run_dir: Path) -> None:
     (run_dir / INCOMPLETE).unlink(missing_ok=True)
-
-
-def incomplete_reason(run_dir: Path) -> str | None:
-    """Why ``run_dir`` is not a finished pipeline run, or None if it is."""
-    if not run_dir.is_dir():
-        return f"{run_dir}: no such run directory"
-    if (run_dir / INCOMPLETE).exists():
-        return (f"{run_dir}: the run is incomplete (interrupted, failed or still running), so its files may mix "
-                "two runs; run the same `gristmill run` command again to finish it")
-    if not (run_dir / "stats.json").is_file():
-        return f"{run_dir}: not a finished run directory (no stats.json)"
-    return None
 
 
 # ---- an output path outside the run directory ---------------------------------------------
