@@ -59,7 +59,7 @@ class Perplexity(ScoreFilter):
     """
 
     name = "quality.perplexity"
-    version = "1"
+    version = "2"  # 2: the one windowed rule of evaluate.perplexity (full context in the last window)
     example_params: ClassVar[dict[str, Any]] = {"max_tokens": 32, "batch_size": 4, "threads": 1}
 
     class Params(ScoreParams):
@@ -110,41 +110,26 @@ class Perplexity(ScoreFilter):
         return {"_lm": None}
 
     def windows(self, tokens: Sequence[int]) -> list[tuple[list[int], int]]:
-        """The windows scoring ``tokens`` (prefix included): ``(window, first scored position)``."""
+        """The windows scoring ``tokens`` (prefix included): ``(window, first scored position)``, by the
+        one windowed rule of :func:`gristmill.evaluate.perplexity.windows`."""
+        from gristmill.evaluate.perplexity import windows
+
         size, stride = self.params.max_tokens, self.params.stride
         if stride is None or len(tokens) <= size:
             return [(list(tokens[:size]), 1)]
-        out = []
-        begin, scored_to = 0, 0
-        while True:
-            end = min(begin + size, len(tokens))
-            out.append((list(tokens[begin:end]), max(scored_to - begin, 1)))
-            scored_to = end
-            if end == len(tokens):
-                return out
-            begin += stride
+        return [(list(tokens[b:e]), f) for b, e, f in windows(1, len(tokens), size, stride)]
 
     def scores(self, batch: pa.Table) -> dict[str, Sequence[Any] | pa.Array]:
+        from gristmill.evaluate.perplexity import score_token_texts
+
         p = self.params
-        if p.column not in batch.column_names:
-            raise KeyError(f"{self.name}: column {p.column!r} not in batch (has {', '.join(batch.column_names)})")
         self.ensure_setup()
         texts = column_list(batch, p.column)
         rows = [i for i, t in enumerate(texts) if t is not None and t.strip()]
-        windows: list[list[int]] = []
-        first: list[int] = []
-        owner: list[int] = []
         lm = self._lm
-        for i, ids in zip(rows, lm.encode([texts[i] for i in rows])):
-            for w, f in self.windows([lm.prefix_id, *ids]):
-                windows.append(w)
-                first.append(f)
-                owner.append(i)
-        sums, counts = lm.window_losses(windows, first, p.batch_size)
-        nll = [0.0] * len(texts)
-        n = [0] * len(texts)
-        for i, s, c in zip(owner, sums, counts):
-            nll[i] += s
-            n[i] += c
-        ppl = [math.exp(nll[i] / n[i]) if n[i] else None for i in range(len(texts))]
+        scored = score_token_texts(lm, lm.encode([texts[i] for i in rows]), lm.prefix_id, p.max_tokens, p.stride,
+                                   p.batch_size)
+        ppl: list[float | None] = [None] * len(texts)
+        for i, (nll, count) in zip(rows, scored):
+            ppl[i] = math.exp(nll / count) if count else None
         return {SCORE: pa.array(ppl, pa.float64())}
