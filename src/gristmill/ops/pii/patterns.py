@@ -135,7 +135,9 @@ def _balanced(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-_EMPTY_BRACKETS = re.compile(r"\([ \t]*\)")
+# Empty brackets and runs of brackets ("()", "[)") are no part of a number, but make the matcher
+# fail the one after them.
+_EMPTY_BRACKETS = re.compile(r"\([ \t]*\)|[()\[\]{}]{2,}")
 
 
 _EXTENSION = re.compile(r"(?i)[ \t]*(?:#|x|ext\.?|extension)[ \t]*\d{1,6}$")
@@ -177,8 +179,7 @@ def detect_phones(text: str, regions: Sequence[str] = DEFAULT_REGIONS, leniency:
     level = {"possible": Leniency.POSSIBLE, "valid": Leniency.VALID,
              "strict": Leniency.STRICT_GROUPING}[leniency]
     found: dict[tuple[int, int], Span] = {}
-    # An empty pair of brackets is no part of a number, but makes the matcher fail the one after it.
-    scan = _EMPTY_BRACKETS.sub(lambda e: " " * len(e.group()), text) if "(" in text else text
+    scan = _EMPTY_BRACKETS.sub(lambda e: " " * len(e.group()), text)
     for region in regions:
         for m in phonenumbers.PhoneNumberMatcher(scan, region, leniency=level):
             start, end = _balanced(text, m.start, m.end)
