@@ -189,6 +189,8 @@ def test_no_planted_value_survives_redaction(mode: str, case: tuple[str, list]) 
 @given(case=composed(st.sampled_from(CLEAN)))
 def test_spans_are_the_planted_ones_with_clean_separators(case: tuple[str, list]) -> None:
     text, planted = case
+    # " (" before "(201) 200-0000" is not a clean separator: which "(" opens the number is ambiguous
+    assume("((" not in text and "))" not in text)
     assert detect(text) == [(t, a, b) for t, a, b, _ in planted], text
 
 
