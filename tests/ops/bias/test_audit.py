@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from gristmill.ops.bias.audit import FEMALE, GROUPS, MALE, MENTIONS, BiasAudit, pmi
+from gristmill.pipeline.run_reader import RunReader
 from gristmill.records import from_rows
 from gristmill.report import bias as bias_report
-from gristmill.report.data import RunData
 from gristmill.runner import run_recipe
 
 TOY = ["She is a nurse. He is a doctor.",
@@ -103,7 +103,7 @@ def test_run_writes_the_summary_and_the_report_shows_it(tmp_path: Path, lists: d
     summary = run_recipe(recipe, runs_dir=tmp_path / "runs", progress=False)
     saved = json.loads((summary.run_dir / "summaries" / "00-bias.audit.json").read_text())
     assert saved["rows"] == 12 and saved["segments"] == 24 and saved["gender"]["female_terms"] == 8
-    html = bias_report.render(RunData(summary.run_dir))
+    html = bias_report.render(RunReader(summary.run_dir))
     assert "nurse" in html and "Gender and occupations" in html and "<svg" in html
     again = run_recipe(recipe, runs_dir=tmp_path / "runs", progress=False)  # cached: the summary is still written
     assert json.loads((again.run_dir / "summaries" / "00-bias.audit.json").read_text()) == saved
