@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gristmill.experiments import collapse as c
+from gristmill.experiments import real_data
 from gristmill.experiments.generation_stats import curve_items, fmt_ci
 
 REAL = [f"real document {i} about the king" for i in range(100)]
@@ -58,21 +59,21 @@ def test_training_set_rejects_unknown_regime_and_missing_history():
 def test_load_documents_chunks_text_and_skips_bad_jsonl(tmp_path: Path):
     txt = tmp_path / "t.txt"
     txt.write_text("\n".join(f"line {i} " + "x" * 20 for i in range(10)), encoding="utf-8")
-    docs, skipped = c.load_documents(txt, doc_chars=60)
+    docs, skipped = real_data.load_documents(txt, doc_chars=60)
     assert len(docs) == 4 and all(len(d) >= 55 for d in docs[:-1]) and not skipped
     jl = tmp_path / "d.jsonl"
     jl.write_text('{"text": "hello there"}\n{broken\n{"text": 3}\n{"text": "second doc"}\n', encoding="utf-8")
-    docs, skipped = c.load_documents(jl, doc_chars=1000)
+    docs, skipped = real_data.load_documents(jl, doc_chars=1000)
     assert docs == ["hello there", "second doc"]
     assert len(skipped) == 2 and skipped[0].startswith(f"{jl}:2:") and f"{jl}:3:" in skipped[1]
 
 
 def test_split_is_fixed_by_data_seed_and_disjoint():
     docs = [f"d{i}" for i in range(50)]
-    tr, va = c.split_documents(docs, 0.1)
+    tr, va = real_data.split_documents(docs, 0.1)
     assert len(va) == 5 and len(tr) == 45 and not set(tr) & set(va)
-    assert c.split_documents(docs, 0.1) == (tr, va)
-    tr2, va2 = c.split_documents(docs, 0.1, max_docs=20)
+    assert real_data.split_documents(docs, 0.1) == (tr, va)
+    tr2, va2 = real_data.split_documents(docs, 0.1, max_docs=20)
     assert len(tr2) + len(va2) == 20
 
 

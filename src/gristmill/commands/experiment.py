@@ -77,7 +77,7 @@ def build_spec(*, data: Path, preset: str, generations: int | None, seeds: str, 
                     generations=generations or p["generations"], doc_chars=doc_chars or p["doc_chars"],
                     max_docs=max_docs if max_docs is not None else p["max_docs"], val_fraction=val_fraction,
                     keep_real=keep_real, prompt_words=prompt_words, lm=lm, threads=threads)
-    from gristmill.experiments.collapse import read_real
+    from gristmill.experiments.real_data import read_real
 
     try:
         real = read_real(spec)

@@ -34,6 +34,7 @@ from typing import Any
 
 from gristmill.experiments import collapse as loop
 from gristmill.experiments import text_stats as ts
+from gristmill.experiments.real_data import read_real
 
 __all__ = ["bias_statistics", "bias_measure", "drop_prompt_words", "run_bias_amplification", "BIAS_METRICS"]
 
@@ -102,7 +103,7 @@ def run_bias_amplification(spec: loop.LoopSpec, out: str | Path, resume: bool = 
 
     from gristmill.rundir import RunDir
 
-    real = loop.read_real(spec)
+    real = read_real(spec)
     run = RunDir.create(out, kind="experiment-bias-amplification", config=spec.to_json(), resume=resume)
     if not resume:
         shutil.rmtree(Path(out) / "cells", ignore_errors=True)

@@ -34,7 +34,6 @@ better while real perplexity rises is the collapse signature.
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 import time
@@ -46,9 +45,9 @@ from typing import Any
 
 from gristmill.experiments import text_stats as ts
 from gristmill.experiments.generation_stats import aggregate, curve_items, summarize, write_tables
+from gristmill.experiments.real_data import RealData, read_real
 
-__all__ = ["REGIMES", "PRESETS", "Condition", "LoopSpec", "RealData", "load_documents", "split_documents",
-           "read_real", "training_set", "run_generations", "load_cells", "cell_path", "resume_mismatch",
+__all__ = ["REGIMES", "PRESETS", "Condition", "LoopSpec", "training_set", "run_generations", "load_cells", "cell_path", "resume_mismatch",
            "collapse_measure", "aggregate", "summarize", "write_tables", "describe", "run_collapse"]
 
 REGIMES = ("replace", "accumulate", "keep-real")
@@ -99,84 +98,6 @@ class LoopSpec:
         d = asdict(self)
         d["conditions"] = [asdict(c) for c in self.conditions]
         return d
-
-
-# -- data -------------------------------------------------------------------------------------
-
-@dataclass
-class RealData:
-    """Real documents split once (``data_seed``) into training and held-out validation sets."""
-
-    train: list[str]
-    val: list[str]
-    skipped: list[str]
-
-
-def _chunk(text: str, doc_chars: int) -> list[str]:
-    """Cut ``text`` at line ends into documents of at least ``doc_chars`` characters (the last may be shorter)."""
-    docs, cur, size = [], [], 0
-    for line in text.splitlines():
-        cur.append(line)
-        size += len(line) + 1
-        if size >= doc_chars:
-            doc = "\n".join(cur).strip()
-            if doc:
-                docs.append(doc)
-            cur, size = [], 0
-    doc = "\n".join(cur).strip()
-    if doc:
-        docs.append(doc)
-    return docs
-
-
-def load_documents(path: str | Path, doc_chars: int = 1000) -> tuple[list[str], list[str]]:
-    """Documents of about ``doc_chars`` characters from a text file, or from the ``text`` field of a
-    JSONL file (``.jsonl`` / ``.jsonl.gz``; each record's text is cut the same way).
-
-    Returns (documents, skipped) where ``skipped`` says ``file:line: reason`` for each
-    malformed JSONL record left out.
-    """
-    path = Path(path)
-    name = path.name.lower()
-    skipped: list[str] = []
-    if name.endswith((".jsonl", ".jsonl.gz", ".json.gz")):
-        opener = gzip.open if name.endswith(".gz") else open
-        docs: list[str] = []
-        with opener(path, "rt", encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    skipped.append(f"{path}:{i}: not JSON ({exc.msg})")
-                    continue
-                text = rec.get("text") if isinstance(rec, dict) else None
-                if not isinstance(text, str) or not text.strip():
-                    skipped.append(f"{path}:{i}: no non-empty string 'text' field")
-                    continue
-                docs.extend(_chunk(text.replace("\r\n", "\n"), doc_chars))
-        return docs, skipped
-    return _chunk(path.read_text(encoding="utf-8"), doc_chars), skipped
-
-
-def split_documents(docs: Sequence[str], val_fraction: float, max_docs: int | None = None,
-                    data_seed: int = 0) -> tuple[list[str], list[str]]:
-    """Shuffle (``data_seed``), keep the first ``max_docs``, and split off ``val_fraction`` (at least one) for validation."""
-    docs = list(docs)
-    random.Random(data_seed).shuffle(docs)
-    if max_docs:
-        docs = docs[:max_docs]
-    n_val = max(1, round(val_fraction * len(docs)))
-    if len(docs) - n_val < 2:
-        raise ValueError(f"too few documents ({len(docs)}) for a training and a validation split")
-    return docs[n_val:], docs[:n_val]
-
-
-def read_real(spec: LoopSpec) -> RealData:
-    docs, skipped = load_documents(spec.data, spec.doc_chars)
-    train, val = split_documents(docs, spec.val_fraction, spec.max_docs, spec.data_seed)
-    return RealData(train, val, skipped)
 
 
 # -- training sets ------------------------------------------------------------------------------
