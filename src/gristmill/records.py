@@ -37,6 +37,25 @@ REASON = "_reason"
 
 Batch = pa.Table
 
+NO_REASON = "(no reason)"
+
+
+def reason(rule: str, detail: str = "") -> str:
+    """A drop or quarantine reason: ``"<rule>: <detail>"`` (``"min_words: 12 < 50"``), or the rule alone.
+
+    The rule is what stats, reports and gates count by (``dropped.min_words``); the detail is
+    for people. :func:`rule_of` is the one parser of this format.
+    """
+    return f"{rule}: {detail}" if detail else rule
+
+
+def rule_of(text: str | None) -> str:
+    """The rule of a reason made by :func:`reason`: the part before the first ``:`` ("min_words: 12 < 50"
+    -> "min_words"); :data:`NO_REASON` for an empty one."""
+    if not text:
+        return NO_REASON
+    return text.split(":", 1)[0].strip() or NO_REASON
+
 PAYLOAD = frozenset({ID, TEXT, SOURCE, LICENSE, "messages", "instruction", "input", "output", "instances",
                      "tokens", "tags"})
 """Columns operators read with a fixed type; they keep it (a record that disagrees is quarantined)."""

@@ -31,6 +31,7 @@ from gristmill.records import (
     json_text_field,
     json_kind,
     json_text_reason,
+    rule_of,
     type_conflict,
     unstorable,
 )
@@ -47,10 +48,6 @@ class IngestedShard:
     index: int
     path: Path
     rows: int
-
-
-def _reason_rule(reason: str) -> str:
-    return reason.split(":", 1)[0].strip()
 
 
 ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, RecursionError)
@@ -214,7 +211,7 @@ def _commit_shard(shard_dir: Path, index: int, rows: list[dict[str, Any]], lines
     with open(tmp / "quarantine.jsonl", "w", encoding="utf-8") as f:
         for b in bad:
             f.write(json.dumps(b.to_json(), ensure_ascii=False) + "\n")
-    by_reason = Counter(_reason_rule(b.reason) for b in bad)
+    by_reason = Counter(rule_of(b.reason) for b in bad)
     stats: dict[str, Any] = {"rows": table.num_rows, "quarantined": len(bad), "by_reason": dict(by_reason),
                              "ids_renamed": renamed}
     if json_columns:

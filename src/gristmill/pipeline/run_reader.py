@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from gristmill.records import ID, REASON, TEXT
+from gristmill.records import ID, NO_REASON, REASON, TEXT, rule_of
 
 __all__ = ["AUDIT_FILE", "INCOMPLETE", "NO_REASON", "UNREADABLE", "WHERE", "QuarantineSummary", "RunReader", "concat_tables",
            "cut", "incomplete_reason", "rejected_samples", "rule_of", "scan_quarantine"]
@@ -41,7 +41,6 @@ __all__ = ["AUDIT_FILE", "INCOMPLETE", "NO_REASON", "UNREADABLE", "WHERE", "Quar
 INCOMPLETE = "INCOMPLETE"
 AUDIT_FILE = "audit.json"  # written by gristmill.audit.write_audit
 
-NO_REASON = "(no reason)"
 UNREADABLE = "unreadable entry"
 WHERE = "_where"  # column added to rejected rows: the step that dropped the row
 
@@ -58,13 +57,6 @@ def incomplete_reason(run_dir: Path) -> str | None:
     if not (run_dir / "stats.json").is_file():
         return f"{run_dir}: not a finished run directory (no stats.json)"
     return None
-
-
-def rule_of(reason: str | None) -> str:
-    """The rule a reason belongs to: the part before the first ``:`` ("min_words: 12 < 50" -> "min_words")."""
-    if not reason:
-        return NO_REASON
-    return reason.split(":", 1)[0].strip() or NO_REASON
 
 
 def cut(value: Any, limit: int) -> str:

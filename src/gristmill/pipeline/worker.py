@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from gristmill.ops.base import GlobalOp, Operator
 from gristmill.pipeline import store
-from gristmill.records import REASON
+from gristmill.records import REASON, rule_of
 
 _OPS: dict[tuple[Any, ...], Operator] = {}
 
@@ -93,7 +93,7 @@ def reason_counts(rejected: pa.Table | None) -> dict[str, int]:
     """Dropped rows counted by rule (the part of ``_reason`` before the first ':')."""
     if rejected is None or rejected.num_rows == 0:
         return {}
-    rules = Counter(r.split(":", 1)[0].strip() for r in rejected.column(REASON).to_pylist())
+    rules = Counter(rule_of(r) for r in rejected.column(REASON).to_pylist())
     return dict(rules)
 
 
