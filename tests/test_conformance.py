@@ -137,3 +137,16 @@ def test_applying_twice_equals_once(name: str, texts: list[str | None]) -> None:
     once = _run(op, batch)
     twice = _run(op, once.kept)
     assert twice.kept.to_pylist() == once.kept.to_pylist()
+
+
+def test_hooks_are_declared_on_the_base_and_answer_for_every_operator() -> None:
+    """The runner, report and CLI call hooks without getattr: every operator answers each one."""
+    for name in registry.names():
+        cls = registry.get(name)
+        op = cls(**cls.example_params)
+        assert isinstance(op.score_columns(), list) and isinstance(op.rules(), list), name
+        assert op.take_usage() is None or isinstance(op.take_usage(), dict), name
+        for hook in ("score_columns", "rules", "run_summary", "take_usage", "describe_extra"):
+            assert callable(getattr(Operator, hook))
+    assert registry.get("dedup.minhash").overrides("describe_extra")
+    assert not registry.get("filter.length").overrides("describe_extra")

@@ -216,9 +216,8 @@ def ops_show(name: Annotated[str, typer.Argument(help="Operator name, e.g. filte
         table.add_row(*row)
     out.print()
     out.print(table)
-    extra = getattr(cls, "describe_extra", None)
-    if callable(extra):
-        out.print(extra(cls()))
+    if cls.overrides("describe_extra"):
+        out.print(cls().describe_extra())
 
 
 def _register_commands() -> None:

@@ -105,6 +105,33 @@ class Operator:
     def process(self, batch: pa.Table) -> StepResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # ---- hooks: what the runner, the report and the CLI ask of every operator ------------
+    # Declared here with their defaults ("nothing to say"); an operator overrides the ones it has.
+    def score_columns(self) -> list[str]:
+        """Score columns this operator writes (the report plots their distributions)."""
+        return []
+
+    def rules(self) -> list[Rule]:
+        """The thresholds it drops rows by, in the order they are checked."""
+        return []
+
+    def run_summary(self) -> dict[str, Any] | None:
+        """A JSON-ready summary of the whole run computed by ``fit`` (``summaries/<step>.json``); None: none."""
+        return None
+
+    def take_usage(self) -> dict[str, float] | None:
+        """Usage since the last call (LLM requests, tokens, seconds) for the shard's stats; None: none."""
+        return None
+
+    def describe_extra(self) -> str | None:
+        """More for ``gristmill ops show`` (e.g. a table derived from the defaults); None: nothing."""
+        return None
+
+    @classmethod
+    def overrides(cls, hook: str) -> bool:
+        """Whether this class implements ``hook`` (one of the hooks above) itself."""
+        return getattr(cls, hook) is not getattr(Operator, hook)
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(self._drop_on_pickle())

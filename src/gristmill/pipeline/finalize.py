@@ -141,8 +141,7 @@ def write_rejected(run_dir: Path, planned: list[Any], n_shards: int) -> None:
 
 
 def _score_columns(op: Any) -> list[str]:
-    fn = getattr(op, "score_columns", None)
-    return list(fn()) if callable(fn) else []
+    return list(op.score_columns())
 
 
 def write_scores(run_dir: Path, planned: list[Any], n_shards: int) -> None:
@@ -176,7 +175,7 @@ def write_summaries(run_dir: Path, planned: list[Any]) -> None:
     tmp = store.tmp_sibling(run_dir / "summaries")
     tmp.mkdir()
     for p in planned:
-        if not callable(getattr(p.step.op, "run_summary", None)) or not (p.dir / "op.pkl").exists():
+        if not type(p.step.op).overrides("run_summary") or not (p.dir / "op.pkl").exists():
             continue
         summary = pickle.loads((p.dir / "op.pkl").read_bytes()).run_summary()
         if summary is not None:

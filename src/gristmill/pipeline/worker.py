@@ -162,9 +162,9 @@ def run_segment(task: SegmentTask) -> list[dict[str, Any]]:
         stats = {"rows_in": batch.num_rows, "rows_out": result.kept.num_rows,
                  "dropped": reason_counts(result.rejected), "seconds": seconds,
                  "commit": uuid.uuid4().hex, "input": source_commit}
-        usage = getattr(op, "take_usage", None)
-        if callable(usage):
-            stats["llm"] = usage()  # requests, cached, errors, tokens in/out of this shard
+        usage = op.take_usage()
+        if usage is not None:
+            stats["llm"] = usage  # requests, cached, errors, tokens in/out of this shard
             stats["transient_failures"] = int(stats["llm"].get("errors_transient", 0))
         source_commit = _commit_step(final, result.kept, result.rejected, stats)
         out.append({**stats, "cached": False})
