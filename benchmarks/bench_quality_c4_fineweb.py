@@ -91,7 +91,7 @@ def run_gristmill(docs: list[dict], repeats: int) -> dict:
 
 
 def run_datatrove(docs: list[dict]) -> dict:
-    from gristmill.ops.quality.c4 import bad_words
+    from gristmill.ops.text.bad_words import bad_words
 
     OUT.mkdir(parents=True, exist_ok=True)
     docs_path, words_path, out_path = OUT / "c4fw_docs.jsonl.gz", OUT / "c4fw_badwords.txt", OUT / "c4fw_datatrove.json"

@@ -12,7 +12,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from gristmill.ops.base import ScoreFilter, ScoreParams
-from gristmill.ops.quality.c4 import BAD_WORDS_FILE
+from gristmill.ops.text.bad_words import BAD_WORDS_FILE
 from gristmill.ops.text.phrases import PhraseMatcher, data_lines, segments, tokenize
 from gristmill.ops.text.scoring import Rule
 from gristmill.records import column_list

@@ -11,7 +11,8 @@ import pytest
 
 from gristmill.io import open_reader
 from gristmill.io.base import BadRecord, ReaderOptions
-from gristmill.ops.quality.c4 import C4Quality, bad_words, count_sentences
+from gristmill.ops.quality.c4 import C4Quality, count_sentences
+from gristmill.ops.text.bad_words import bad_words
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 NS = "quality.c4."

@@ -8,7 +8,6 @@ counting, the bad-word search), so no Python code runs per line.
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,15 +18,15 @@ from pydantic import Field
 
 from gristmill.ops.base import ScoreFilter, ScoreParams, StepResult
 from gristmill.ops.quality.fineweb import WHITESPACE_CLASS, string_array, text_slices
+from gristmill.ops.text.bad_words import bad_words
 from gristmill.ops.text.scoring import Rule
 from gristmill.records import set_column
 
-__all__ = ["C4Quality", "POLICY_SUBSTRINGS", "bad_words", "count_sentences"]
+__all__ = ["C4Quality", "POLICY_SUBSTRINGS", "count_sentences"]
 
 NS = "quality.c4."
 POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
                      "use cookies")
-BAD_WORDS_FILE = "ldnoobw_en.txt"
 
 _PY_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + \
     "\u2028\u2029\u202f\u205f\u3000"
@@ -289,15 +288,6 @@ def count_sentences(lines: pa.Array) -> np.ndarray:
     return counts
 
 
-# ---- bad words -------------------------------------------------------------------------
-def bad_words(path: str | None = None) -> list[str]:
-    """The bad-word list at ``path`` (default: the shipped LDNOOBW English list), lower-cased."""
-    if path is None:
-        text = resources.files("gristmill").joinpath("data", BAD_WORDS_FILE).read_text(encoding="utf-8")
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-    words = (line.strip().lower() for line in text.splitlines())
-    return sorted({w for w in words if w and not w.startswith("#")})
 
 
 @cache
