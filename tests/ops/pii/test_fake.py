@@ -101,3 +101,5 @@ def test_fake_ssns_and_cards_have_the_edges_the_detectors_accept() -> None:
     text = "x_666-12-3456_y, -666-12-3456, 0347 2215 9920 1736_z"
     assert [text[a:b] for a, b in protected_ranges(text)] == ["666-12-3456", "666-12-3456", "0347 2215 9920 1736"]
     assert protected_ranges("1666-12-3456 and a-666-12-3456") == []
+    # four groups in the middle of a run of groups are not a fake card: two real cards side by side
+    assert protected_ranges("5100 0000 0000 0008 5101 0000 0000 0007") == []

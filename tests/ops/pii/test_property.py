@@ -27,7 +27,11 @@ from gristmill.ops.pii.detect import PiiDetect
 from gristmill.ops.pii.patterns import luhn_valid
 from gristmill.ops.pii.redact import PiiRedact
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized, so the suite is the same on every run; run it with more examples and
+# --hypothesis-seed to hunt (about 25,000 examples over 30 seeds found the cases that are now
+# regression examples in test_pii.py: test_values_side_by_side_found_by_the_property_tests, and
+# test_fake.py).
+SETTINGS = settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 # ---- values ---------------------------------------------------------------------------------
 
@@ -195,7 +199,7 @@ def test_spans_are_the_planted_ones_with_clean_separators(case: tuple[str, list]
 
 
 @pytest.mark.parametrize("mode", ["hash", "pseudonym"])
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(case=composed(st.one_of(DIRTY, st.sampled_from(CLEAN))))
 def test_redacting_twice_changes_nothing(mode: str, case: tuple[str, list]) -> None:
     """Pseudonyms and hash tags glued to other values or to invisible characters are still

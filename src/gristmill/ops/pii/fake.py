@@ -249,7 +249,9 @@ _PHONE_RE = re.compile(r"\(\d{3}\) 555-01\d{2}(?!\d)")
 # recognised as a fake first.
 _NUM_START = r"(?<![^\W_])(?<![^\W_][.-])"
 _NUM_END = r"(?![^\W_])(?!-[^\W_])"
-_CARD_RE = re.compile(_NUM_START + r"0\d{3}([ -]?)\d{4}\1\d{4}\1\d{4}" + _NUM_END)
+# A fake card number stands alone: four groups inside a longer run of groups are the middle of
+# real numbers ("5100 0000 0000 0008 5101 ..." holds "0000 0000 0008 5101").
+_CARD_RE = re.compile(_NUM_START + r"(?<!\d[ -])0\d{3}([ -]?)\d{4}\1\d{4}\1\d{4}(?![ -]\d)" + _NUM_END)
 _IBAN_RE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}00[A-Z0-9]{11,30}(?![A-Za-z0-9])")
 _SSN_RE = re.compile(_NUM_START + r"666-\d{2}-\d{4}" + _NUM_END)
 # A full stop after a fake IPv4 address ends the sentence and a colon starts the port
