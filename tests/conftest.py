@@ -9,7 +9,7 @@ from hypothesis import settings
 
 # Property tests draw the same examples on every run by default, so CI is reproducible; set
 # HYPOTHESIS_PROFILE=explore to search new examples (a failure prints its reproduction blob).
-settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -144,3 +144,15 @@ def test_resolve_overlaps_prefers_rules_then_length() -> None:
              Span("PERSON", 50, 60, 0.7, "title_rule"), Span("ORGANIZATION", 45, 60, 0.6, "spacy")]
     assert [(s.type, s.start) for s in resolve_overlaps(spans)] == [
         ("CREDIT_CARD", 5), ("PERSON", 30), ("PERSON", 50)]
+
+
+def test_a_doubled_bracket_before_a_number_does_not_hide_it() -> None:
+    """'((201) 200-0000' after another number: the bracket run was blanked whole, so the matcher saw
+    '201) 200-0000' and both numbers were missed (found by the property test)."""
+    from gristmill.ops.pii.patterns import detect_phones
+
+    for text in ["(201) 200-0000 ((201) 200-0000", "(201) 200-0000((201) 200-0000", "[[201] 200-0000 x"]:
+        spans = sorted((s.start, s.end) for s in detect_phones(text))
+        assert len(spans) == text.count("200-0000"), (text, spans)
+        assert all(text[a:b].rstrip().endswith("200-0000") for a, b in spans)
+    assert detect_phones("call () 555 or [] 0") == []

@@ -167,6 +167,15 @@ def _not_a_phone(text: str, start: int, end: int) -> bool:
     return sum(len(g) == 1 for g in groups) >= 2
 
 
+def _blank_brackets(text: str, m: re.Match[str]) -> str:
+    """Blanks for an empty or doubled bracket run, keeping a last opening bracket that a digit follows:
+    in "((201) 200-0000" the number's own "(" stays, so the matcher still sees "(201) 200-0000"."""
+    run = m.group()
+    if run[-1] in "([{" and m.end() < len(text) and text[m.end()].isdigit():
+        return " " * (len(run) - 1) + run[-1]
+    return " " * len(run)
+
+
 def detect_phones(text: str, regions: Sequence[str] = DEFAULT_REGIONS, leniency: str = "valid",
                   cues: bool = True) -> list[Span]:
     """Phone numbers found by libphonenumber's matcher for any of ``regions``, and (with
@@ -179,7 +188,7 @@ def detect_phones(text: str, regions: Sequence[str] = DEFAULT_REGIONS, leniency:
     level = {"possible": Leniency.POSSIBLE, "valid": Leniency.VALID,
              "strict": Leniency.STRICT_GROUPING}[leniency]
     found: dict[tuple[int, int], Span] = {}
-    scan = _EMPTY_BRACKETS.sub(lambda e: " " * len(e.group()), text)
+    scan = _EMPTY_BRACKETS.sub(lambda e: _blank_brackets(text, e), text)
     for region in regions:
         for m in phonenumbers.PhoneNumberMatcher(scan, region, leniency=level):
             start, end = _balanced(text, m.start, m.end)
