@@ -266,8 +266,10 @@ def detect_credit_cards(text: str) -> list[Span]:
                 # a short last group that more digits follow belongs to the next number, and so does
                 # an edge group of a card grouped by spaces that a '-' binds to its outer neighbour
                 # ("5100 0000 0000 9249 130-01-0001", "001-01-5400 5100 0000 0045 0005": an SSN and a
-                # card; "200-0000 5100-0000-0000-0008" is a phone number and a card)
-                short_cut = j < len(groups) - 1 and groups[j][1] - groups[j][0] < 4 and j > i
+                # card; "200-0000 5100-0000-0000-0008", "4000 5000 0239 4949 512.200.0000": a card and
+                # a phone number)
+                goes_on = j < len(groups) - 1 or (e + 1 < len(text) and text[e] in "./" and text[e + 1].isdigit())
+                short_cut = goes_on and groups[j][1] - groups[j][0] < 4 and j > i
                 inner = run.group()[groups[i][1]:groups[i + 1][0]] if j > i else None
                 mixed = inner == " " and (
                     (i > 0 and run.group()[groups[i - 1][1]:groups[i][0]] == "-")
