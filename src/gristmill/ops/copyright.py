@@ -12,7 +12,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from gristmill.ops.base import ScoreFilter, ScoreParams, StepResult
-from gristmill.ops.text.ngrams import _BASE, tokenize
+from gristmill.ops.text.ngrams import positional_ngrams, tokenize
 from gristmill.ops.text.scoring import Rule
 from gristmill.ops.text.text_sources import TextSource, iter_texts
 from gristmill.records import REASON, set_column
@@ -74,21 +74,6 @@ class Matches:
     longest_span: list[int]
     overlap_ratio: list[float]
     source: list[str | None]
-
-
-def positional_ngrams(word_hashes: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes of every run of ``n`` words inside one text (the rolling hash :mod:`decontam` uses, so
-    both index the same n-grams), and the position of each run's first word in ``word_hashes``."""
-    m = len(word_hashes) - n + 1
-    if m <= 0:
-        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    acc = word_hashes[:m].copy()
-    with np.errstate(over="ignore"):
-        for j in range(1, n):
-            acc *= _BASE
-            acc += word_hashes[j:j + m]
-    inside = np.flatnonzero(owner[:m] == owner[n - 1:])
-    return acc[inside], inside
 
 
 class CopyrightOverlap(ScoreFilter):

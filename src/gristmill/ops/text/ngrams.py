@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-__all__ = ["tokenize", "words", "ngram_hashes"]
+__all__ = ["tokenize", "words", "ngram_hashes", "positional_ngrams"]
 
 # Words are runs of letters, marks, digits and "_"; everything else separates them.
 _SPLIT = r"[^\pL\pM\pN_]+"
@@ -50,9 +50,9 @@ def words(text: str) -> list[str]:
     return [w for w in parts[0].as_py() if w]
 
 
-def ngram_hashes(word_hashes: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes of every run of ``n`` consecutive words of one text (``sum h[i+j] * B**(n-1-j)``
-    mod 2**64), with the text each run belongs to; runs crossing texts are left out."""
+def positional_ngrams(word_hashes: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every run of ``n`` consecutive words of one text (``sum h[i+j] * B**(n-1-j)`` mod
+    2**64) and the position of each run's first word in ``word_hashes``; runs crossing texts are left out."""
     m = len(word_hashes) - n + 1
     if m <= 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
@@ -61,5 +61,11 @@ def ngram_hashes(word_hashes: np.ndarray, owner: np.ndarray, n: int) -> tuple[np
         for j in range(1, n):
             acc *= _BASE
             acc += word_hashes[j:j + m]
-    inside = owner[:m] == owner[n - 1:]
-    return acc[inside], owner[:m][inside]
+    inside = np.flatnonzero(owner[:m] == owner[n - 1:])
+    return acc[inside], inside
+
+
+def ngram_hashes(word_hashes: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The hashes of :func:`positional_ngrams` with the text each run belongs to."""
+    hashes, first = positional_ngrams(word_hashes, owner, n)
+    return hashes, owner[first]
