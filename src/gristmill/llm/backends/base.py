@@ -32,6 +32,16 @@ class UnsupportedDecoding(ValueError):
     """A decoding setting the backend cannot honour (the message names a backend that can)."""
 
 
+def refuse_transformers_only(decoding: Decoding, backend: str, where: str) -> None:
+    """Raise :class:`UnsupportedDecoding` for the settings only the transformers backend has
+    (beam search, ``no_repeat_ngram_size``): ``"<backend> backend: beam search is not <where>; ..."``."""
+    for setting, used in (("beam search", decoding.num_beams > 1),
+                          ("no_repeat_ngram_size", bool(decoding.no_repeat_ngram_size))):
+        if used:
+            raise UnsupportedDecoding(f"{backend} backend: {setting} is not {where}; "
+                                      "use the transformers backend (type: transformers)")
+
+
 class BackendSpec(BaseModel):
     """Which backend to use and how to run it; every field but ``type`` has a default."""
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gristmill.llm.backends.base import (BackendSpec, BaseBackend, UnsupportedDecoding, default_threads,
-                                         error_completion, find_smollm2_gguf, parse_openai_response)
+from gristmill.llm.backends.base import (BackendSpec, BaseBackend, default_threads, error_completion, find_smollm2_gguf,
+                                         parse_openai_response, refuse_transformers_only)
 from gristmill.llm.types import Completion, Decoding, Prompt
 
 PENALTY_LAST_N = 64  # llama-cpp-python's default window for the repetition penalty
@@ -88,12 +88,7 @@ class LlamaCppBackend(BaseBackend):
         return cls(spec.model, n_ctx=spec.n_ctx, threads=spec.threads, batch_size=spec.batch_size or 8)
 
     def check(self, decoding: Decoding) -> None:
-        if decoding.num_beams > 1:
-            raise UnsupportedDecoding("llama_cpp backend: beam search is not in llama.cpp; "
-                                      "use the transformers backend (type: transformers)")
-        if decoding.no_repeat_ngram_size:
-            raise UnsupportedDecoding("llama_cpp backend: no_repeat_ngram_size is not in llama.cpp; "
-                                      "use the transformers backend (type: transformers)")
+        refuse_transformers_only(decoding, "llama_cpp", "in llama.cpp")
 
     def render(self, prompt: Prompt) -> str:
         """The prompt as text: messages go through the GGUF's chat template."""

@@ -36,7 +36,8 @@ from typing import Any
 import httpx
 
 from gristmill.llm.backends.base import (BackendFailure, BackendSpec, BaseBackend, MalformedResponse,
-                                         UnsupportedDecoding, error_completion, parse_openai_response)
+                                         UnsupportedDecoding, error_completion, parse_openai_response,
+                                         refuse_transformers_only)
 from gristmill.llm.types import Completion, Decoding, Prompt
 
 RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
@@ -145,12 +146,7 @@ class OpenAIBackend(BaseBackend):
                    rate_limit_per_s=spec.rate_limit_per_s, chat=spec.chat, extra_sampling=spec.extra_sampling)
 
     def check(self, decoding: Decoding) -> None:
-        if decoding.num_beams > 1:
-            raise UnsupportedDecoding("openai backend: beam search is not part of the OpenAI API; "
-                                      "use the transformers backend (type: transformers)")
-        if decoding.no_repeat_ngram_size:
-            raise UnsupportedDecoding("openai backend: no_repeat_ngram_size is not part of the OpenAI API; "
-                                      "use the transformers backend (type: transformers)")
+        refuse_transformers_only(decoding, "openai", "part of the OpenAI API")
         if not self.extra_sampling:
             extra = {"top_k": decoding.top_k != 0, "min_p": decoding.min_p != 0,
                      "repetition_penalty": decoding.repetition_penalty != 1.0}

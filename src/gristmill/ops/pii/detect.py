@@ -40,7 +40,8 @@ from gristmill.ops.base import Annotator, Params
 from gristmill.ops.pii.address import detect_addresses
 from gristmill.ops.pii.fake import protected_ranges
 from gristmill.ops.pii.normalise import View, count_invisible, views
-from gristmill.ops.pii.patterns import DEFAULT_REGIONS, PATTERN_DETECTORS, detect_phones
+from gristmill.ops.pii.patterns import PATTERN_DETECTORS
+from gristmill.ops.pii.phones import DEFAULT_REGIONS, detect_phones
 from gristmill.ops.pii.spans import MODEL_DETECTORS, TYPES, Span, resolve_overlaps
 from gristmill.records import column_list
 
