@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gristmill import registry
+from gristmill import extras, registry
 from gristmill.audit.gates import validate_gates
 from gristmill.ops.base import Operator
 
@@ -341,6 +341,7 @@ def _top_level(data: dict[str, Any]) -> tuple[RecipeSpec | None, list[str]]:
 def validate(data: dict[str, Any], base: Path, name: str = "recipe") -> Recipe:
     """Validate a recipe dict completely; collect every error before raising."""
     from gristmill.io import InputError, ReaderOptions, WriterOptions, open_reader
+    from gristmill.io.writers import FORMAT_REQUIRES
 
     errors: list[str] = []
     spec, errors = _top_level(data)
@@ -361,6 +362,10 @@ def validate(data: dict[str, Any], base: Path, name: str = "recipe") -> Recipe:
             steps.append(Step(i, op))
         except ValidationError as exc:
             errors += pydantic_messages(exc, f"steps[{i}].params", list(cls.Params.model_fields))
+            continue
+        missing = extras.problem(s.op, op.required_modules())  # an extra not installed: the pip line
+        if missing:
+            errors.append(f"steps[{i}].op: {missing}")
 
     # input
     inp = dict(spec.input)
@@ -412,6 +417,10 @@ def validate(data: dict[str, Any], base: Path, name: str = "recipe") -> Recipe:
         WriterOptions(**out)
     except ValidationError as exc:
         errors += pydantic_messages(exc, "output", ["path", "split_column", *WriterOptions.model_fields])
+    else:
+        missing = extras.problem(f"output format {out['format']!r}", FORMAT_REQUIRES.get(out["format"], ()))
+        if missing:
+            errors.append(f"output.format: {missing}")
     output = {**out, "split_column": split_column,
               "path": str((base / out_path).resolve()) if out_path else None}
 

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from gristmill import extras
 from gristmill.commands.common import (BatchSize, Json, Limit, Out, OutFile, Quiet, Seed, Threads, described, fail,
                                        out)
 from gristmill.commands.eval_input import Loaded, read_pairs, read_texts, require, warn_skipped
@@ -110,6 +111,7 @@ def eval_perplexity(
         out_dir: EvalOut = None, as_json: Json = False, quiet: Quiet = False) -> None:
     """Perplexity of a causal LM on a dataset: token-weighted corpus figure with a 95% bootstrap interval,
     and every document's perplexity."""
+    extras.require("eval perplexity", "torch", "transformers", "tokenizers", "gguf")
     from gristmill.evaluate import perplexity as ppl
     from gristmill.evaluate.scorers import load_model
 
@@ -190,6 +192,7 @@ def eval_generation(
         out_dir: EvalOut = None, as_json: Json = False, quiet: Quiet = False) -> None:
     """Score predictions against references: corpus BLEU (sacrebleu, 13a) and chrF, ROUGE-1/2/L F, exact
     match and token F1 (SQuAD normalization); per-example scores in per_example.jsonl."""
+    extras.require("eval generation", "sacrebleu")
     from gristmill.evaluate.generation_metrics import evaluate_generation
 
     got = read_pairs(predictions, references, pred_field, ref_field)
@@ -242,6 +245,7 @@ def eval_diversity(
         out_dir: EvalOut = None, as_json: Json = False, quiet: Quiet = False) -> None:
     """Diversity of a set of texts: distinct-1/2/3, self-BLEU, compression ratio, embedding distances, Vendi
     score, length distribution."""
+    extras.require("eval diversity", "sacrebleu", *([] if no_embed else ["torch", "transformers"]))
     from gristmill.evaluate.diversity import evaluate_diversity
 
     got = read_texts(data, text_field, "--data", limit=limit)
@@ -359,6 +363,7 @@ def eval_bias(
         out_path: FiguresFile = None,
         threads: Threads = None, quiet: Quiet = False) -> None:
     """Score a causal LM on CrowS-Pairs: the share of pairs whose more stereotyping sentence is more likely."""
+    extras.require("eval bias", "torch", "transformers", "gguf", "scipy")
     from rich.table import Table
 
     from gristmill.evaluate import crows_pairs

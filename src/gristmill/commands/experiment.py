@@ -7,12 +7,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from gristmill import extras
 from gristmill.commands.common import (EXIT_FAILED, EXIT_INTERRUPTED, BatchSize, Lr, Out, Quiet, Resume, Threads,
                                        described, fail, out)
 from gristmill.rundir import NotARunDirectory
 
 DEFAULT_DATA = Path("../shared/data/tinyshakespeare.txt")
 STRATEGIES = ("sample", "greedy", "beam")
+# What the experiments import: the from-scratch LM (torch, tokenizers) and the intervals (scipy).
+EXPERIMENT_MODULES = ("torch", "tokenizers", "scipy")
 
 # Options shared by both commands (typer reads them from the signatures).
 DataOpt = Annotated[Path, typer.Option(help="Real text: a .txt file, or .jsonl / .jsonl.gz with a 'text' field.")]
@@ -163,6 +166,7 @@ def register(app: typer.Typer) -> None:
                  out_dir: CollapseOut = None, resume: ResumeOpt = False, quiet: Quiet = False) -> None:
         """Recursive training on generated text: perplexity on held-out real text, diversity and tail coverage
         per generation, for the replace / accumulate / keep-real regimes."""
+        extras.require("experiment collapse", *EXPERIMENT_MODULES)
         from gristmill.experiments.collapse import REGIMES, Condition, run_collapse
 
         names = [r.strip() for r in regimes.split(",") if r.strip()]
@@ -210,6 +214,7 @@ def register(app: typer.Typer) -> None:
                            lr: LrOpt = None, vocab_size: VocabOpt = None, threads: ThreadsOpt = 1,
                            out_dir: BiasOut = None, resume: ResumeOpt = False, quiet: Quiet = False) -> None:
         """Gender statistics of generated text across generations, greedy (mode-seeking) vs sampled decoding."""
+        extras.require("experiment bias-amplification", *EXPERIMENT_MODULES)
         from gristmill.experiments.bias_amplification import run_bias_amplification
         from gristmill.experiments.collapse import REGIMES, Condition
 

@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from gristmill import extras
 from gristmill.commands.common import BatchSize, OutFile, Quiet, Seed, Threads, described, fail, out
 
 GenerationsFile = described(OutFile, "Output JSONL, one line per generation (default: stdout).")
@@ -103,6 +104,7 @@ def generate_cmd(
     quiet: Quiet = False,
 ) -> None:
     """Continue prompts with a model; one JSON line per generation."""
+    extras.require("generate", "torch", "transformers", "tokenizers", "gguf")
     from gristmill.train.decoding import DecodeConfig
 
     try:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from gristmill import extras
 from gristmill.commands.common import BatchSize, Out, Quiet, Seed, Threads, described, err, fail, out
 
 SelectOut = described(Out, "Run directory (default runs/select-<strategy>); a non-empty directory gristmill did not "
@@ -66,6 +67,7 @@ def select(
     quiet: Quiet = False,
 ) -> None:
     """Choose up to BUDGET training rows and write them (subset.jsonl) with a report of why."""
+    extras.require("select", "torch", "transformers", "gguf", "sklearn")
     from gristmill.io.base import InputError
     from gristmill.rundir import NotARunDirectory
     from gristmill.select.runner import SelectConfig, SelectionError, run_selection

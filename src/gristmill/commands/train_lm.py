@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gristmill import extras
 from gristmill.commands.common import (BatchSize, Bf16, CheckpointEvery, DevFraction, EXIT_FAILED, EXIT_INTERRUPTED,
                                        EvalEvery, Lr, Out, Quiet, Resume, Seed, Threads, create_run, described, err,
                                        fail, out)
@@ -97,6 +98,7 @@ def train_lm_cmd(
     quiet: Quiet = False,
 ) -> None:
     """Train a small decoder-only transformer from scratch; write a train-lm run directory."""
+    extras.require("train lm", "torch", "tokenizers")
     for name, value in (("--steps", steps), ("--context", context), ("--layers", layers), ("--heads", heads),
                         ("--dim", dim), ("--batch-size", batch_size), ("--eval-every", eval_every),
                         ("--checkpoint-every", checkpoint_every)):

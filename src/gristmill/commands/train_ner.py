@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+from gristmill import extras
 from gristmill.commands.common import (BatchSize, Bf16, CheckpointEvery, EXIT_INTERRUPTED, Lr, Out, Quiet, Resume, Seed,
                                        Threads, create_run, described, fail, out)
 
@@ -136,6 +137,7 @@ def train_ner(
     threads: Threads = None,
 ) -> None:
     """Fine-tune an encoder for named-entity recognition (BIO tags) with early stopping on dev entity F1."""
+    extras.require("train ner", "torch", "transformers", "seqeval", "sklearn")
     from gristmill.io.base import InputError
     from gristmill.train.labels import bio_labels, read_tagged
 
@@ -266,6 +268,7 @@ def train_classify(
     threads: Threads = None,
 ) -> None:
     """Fine-tune an encoder for text classification with early stopping on dev macro-F1."""
+    extras.require("train classify", "torch", "transformers", "sklearn")
     from gristmill.io.base import InputError
     from gristmill.train.labels import read_labelled_text
 

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from gristmill import extras
 from gristmill.commands.common import (BatchSize, CheckpointEvery, DevFraction, EvalEvery, EXIT_INTERRUPTED,
                                        EXIT_INVALID, Lr, Out, Quiet, Resume, Seed, Threads, create_run, described, err,
                                        fail, out)
@@ -55,6 +56,7 @@ def train_sft_command(
     quiet: Quiet = False,
 ) -> None:
     """Fine-tune a causal LM on chat data; loss on assistant tokens only. Writes adapter/, merged/, report.html."""
+    extras.require("train sft", "torch", "transformers", "gguf", "peft", "scipy")
     from gristmill.train.chat_data import load_chat_rows
     from gristmill.train.sft import SFTConfig
 

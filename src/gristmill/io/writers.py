@@ -45,6 +45,8 @@ except ImportError:  # pragma: no cover
 WRITER_FORMATS = ("jsonl", "parquet", "csv", "hf", "openai", "sharegpt", "alpaca")
 DECODES_JSON_TEXT = frozenset({"jsonl", "openai", "sharegpt", "alpaca"})
 """The formats whose writers write JSON text columns back as the values they hold."""
+FORMAT_REQUIRES: dict[str, tuple[str, ...]] = {"hf": ("datasets",)}
+"""Modules a format's writer needs beyond the base install (:mod:`gristmill.extras` names the extra)."""
 BATCH_ROWS = 4096
 
 

@@ -63,6 +63,9 @@ class Operator:
     # The folder relative paths in parameters resolve against (the recipe's folder); set by the recipe loader.
     base_dir: Path | None = None
     idempotent: ClassVar[bool] = False
+    # Modules it needs beyond the base install (``("torch", "transformers")``); gristmill.extras maps
+    # them to the extra that installs them, and recipe validation refuses the step when one is missing.
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         self.params = self.Params(**params)
@@ -126,6 +129,11 @@ class Operator:
     def describe_extra(self) -> str | None:
         """More for ``gristmill ops show`` (e.g. a table derived from the defaults); None: nothing."""
         return None
+
+    def required_modules(self) -> list[str]:
+        """Modules these parameters need beyond the base install (default: :attr:`requires`); an
+        operator whose needs depend on its parameters (its LLM backend) overrides this."""
+        return list(self.requires)
 
     @classmethod
     def overrides(cls, hook: str) -> bool:

@@ -91,6 +91,7 @@ class ToxicityScore(ScoreFilter):
     """
 
     name = "toxicity.score"
+    requires = ("profanity_check",)
     version = "1"
     idempotent: ClassVar[bool] = True
 

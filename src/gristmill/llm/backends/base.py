@@ -26,6 +26,13 @@ _BACKENDS: dict[str, tuple[str, str]] = {
     "openai": ("gristmill.llm.backends.openai_http", "OpenAIBackend"),
     "mock": ("gristmill.llm.backends.mock", "MockBackend"),
 }
+# What each backend type imports beyond the base install (gristmill.extras names the extra).
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "llama_cpp": ("llama_cpp",),
+    "transformers": ("torch", "transformers", "gguf"),
+    "openai": ("httpx",),
+    "mock": (),
+}
 
 
 class UnsupportedDecoding(ValueError):
@@ -80,6 +87,11 @@ def create_backend(spec: BackendSpec | dict[str, Any]) -> Any:
         spec = BackendSpec(**spec)
     module, cls = _BACKENDS[spec.type]
     return getattr(importlib.import_module(module), cls).from_spec(spec)
+
+
+def backend_modules(spec: BackendSpec) -> list[str]:
+    """The modules the backend ``spec`` describes imports (``["llama_cpp"]``; none for ``mock``)."""
+    return list(_NEEDS[spec.type])
 
 
 def find_smollm2_gguf() -> Path:

@@ -66,6 +66,7 @@ class SemanticDedup(GlobalOp):
     """
 
     name = "dedup.semantic"
+    requires = ("torch", "transformers", "faiss")
     version = "1"
     example_params: ClassVar[dict[str, Any]] = {"max_tokens": 64, "threads": 1}
 

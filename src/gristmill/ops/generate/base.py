@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Protocol
 import pyarrow as pa
 from pydantic import Field
 
-from gristmill.llm.backends.base import BackendSpec, create_backend
+from gristmill.llm.backends.base import BackendSpec, backend_modules, create_backend
 from gristmill.llm.types import Completion, Decoding, ParseError, Prompt, TaskOutput
 from gristmill.ops.base import Annotator, Generator, Params
 from gristmill.records import ID, LICENSE, REASON, SOURCE
@@ -73,6 +73,10 @@ class _LLMMixin:
 
     def make_task(self) -> Task:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def required_modules(self) -> list[str]:
+        """What the parameters' backend type imports (llama.cpp, torch; nothing for ``mock``)."""
+        return backend_modules(self.params.backend)
 
     def make_backend(self) -> Any:
         """The backend named by the parameters, behind the response cache when there is one."""

@@ -71,6 +71,11 @@ class Paraphrase(LLMGenerator):
     def make_task(self) -> _ParaphraseTask:
         return _ParaphraseTask(self.params)
 
+    def required_modules(self) -> list[str]:
+        """The backend's modules, and torch + transformers for the MiniLM cosine checks when on."""
+        checks = self.params.min_cos is not None or self.params.max_cos is not None
+        return super().required_modules() + (["torch", "transformers"] if checks else [])
+
     def setup(self) -> None:
         super().setup()
         needs = self.params.min_cos is not None or self.params.max_cos is not None

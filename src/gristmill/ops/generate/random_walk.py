@@ -66,6 +66,10 @@ class RandomWalkQA(LLMGenerator):
     def make_task(self) -> None:
         return None
 
+    def required_modules(self) -> list[str]:
+        """The backend's modules only with ``rephrase`` (the walks themselves need no model)."""
+        return super().required_modules() if self.params.rephrase else []
+
     def setup(self) -> None:
         path = self.resolve_path(self.params.graph)
         if not path.is_file():

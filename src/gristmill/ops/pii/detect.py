@@ -304,6 +304,10 @@ class PiiDetect(Annotator):
     def writes(self) -> list[str]:
         return [PII_SPANS, PII_COUNT, PII_INVISIBLE]
 
+    def required_modules(self) -> list[str]:
+        """spaCy when ``ner`` is on (the rule-based types need nothing beyond the base install)."""
+        return ["spacy"] if self.params.ner else []
+
     def setup(self) -> None:
         if self.params.ner:
             from gristmill.ops.pii.ner import load_nlp, truecase

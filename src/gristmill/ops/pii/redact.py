@@ -120,6 +120,10 @@ class PiiRedact(Mapper):
     def writes(self) -> list[str]:
         return [self.params.column, PII_REDACTED, PII_REMAINING]
 
+    def required_modules(self) -> list[str]:
+        """spaCy when ``ner`` is on (the rule-based types need nothing beyond the base install)."""
+        return ["spacy"] if self.params.ner else []
+
     def _salt(self) -> str:
         if self.params.mode == "tag":
             return ""

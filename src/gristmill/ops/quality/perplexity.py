@@ -59,6 +59,7 @@ class Perplexity(ScoreFilter):
     """
 
     name = "quality.perplexity"
+    requires = ("torch", "transformers", "gguf")
     version = "2"  # 2: the one windowed rule of evaluate.perplexity (full context in the last window)
     example_params: ClassVar[dict[str, Any]] = {"max_tokens": 32, "batch_size": 4, "threads": 1}
 
