@@ -96,7 +96,8 @@ def lean(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a subprocess that sees only the lean install."""
     prelude = PRELUDE.format(blocked=json.dumps(lean_blocked()))
     return subprocess.run([sys.executable, "-c", prelude + code], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+                          timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(cwd),
+                                            "PYTHONPATH": str(REPO / "src")})
 
 
 def lean_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
