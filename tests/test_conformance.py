@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gristmill import registry
-from gristmill.ops.base import GlobalOp, Operator, StepResult
+from gristmill.ops.base import Filter, GlobalOp, Operator, StepResult
 from gristmill.records import REASON, empty_batch, from_rows
 
 NAMES = registry.names()
@@ -146,7 +146,51 @@ def test_hooks_are_declared_on_the_base_and_answer_for_every_operator() -> None:
         op = cls(**cls.example_params)
         assert isinstance(op.score_columns(), list) and isinstance(op.rules(), list), name
         assert op.take_usage() is None or isinstance(op.take_usage(), dict), name
-        for hook in ("score_columns", "rules", "run_summary", "take_usage", "describe_extra"):
+        assert all(isinstance(m, str) for m in op.required_modules()), name
+        for hook in ("score_columns", "rules", "run_summary", "take_usage", "describe_extra", "required_modules"):
             assert callable(getattr(Operator, hook))
     assert registry.get("dedup.minhash").overrides("describe_extra")
     assert not registry.get("filter.length").overrides("describe_extra")
+
+
+def test_one_filter_base_owns_the_loop() -> None:
+    """Every filter is a Filter: its base writes scores, checks rules and honours drop: false;
+    no filter re-implements process()."""
+    for name in registry.names():
+        cls = registry.get(name)
+        if cls.kind != "filter":
+            continue
+        assert issubclass(cls, Filter), name
+        assert "drop" in cls.Params.model_fields, name
+        assert cls.process is Filter.process, f"{name} overrides process()"
+
+
+def test_a_missing_column_is_named_by_every_operator() -> None:
+    """The base class of each kind checks the columns reads() names, before the operator's own code."""
+    checked = 0
+    for name in NAMES:
+        op = _make(name)
+        needed = [c for c in op.reads() if c != "id"]
+        if not needed:  # reads only id, which every batch has
+            continue
+        batch = _batch().drop_columns([c for c in needed if c in _batch().column_names])
+        batch = batch.append_column("other", pa.array(["x"] * batch.num_rows))
+        op.ensure_setup()
+        with pytest.raises(KeyError, match=f"{name}: column '{needed[0]}' not in batch"):
+            if isinstance(op, GlobalOp):
+                op.check_columns(batch)  # the worker checks before summarize(); process() checks again
+            op.process(batch)
+        checked += 1
+    assert checked >= 25
+
+
+def test_drop_false_keeps_every_row_and_writes_the_scores() -> None:
+    for name in registry.names():
+        cls = registry.get(name)
+        if cls.kind != "filter" or name == "judge.score":
+            continue
+        op = cls(**{**cls.example_params, "drop": False})
+        result = _run(op, _batch())
+        assert result.rejected is None and result.kept.num_rows == len(TRICKY_TEXTS), name
+        for col in op.score_columns():
+            assert col in result.kept.column_names, (name, col)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -40,21 +41,43 @@ Batch = pa.Table
 NO_REASON = "(no reason)"
 
 
-def reason(rule: str, detail: str = "") -> str:
-    """A drop or quarantine reason: ``"<rule>: <detail>"`` (``"min_words: 12 < 50"``), or the rule alone.
+@dataclass(frozen=True)
+class Reason:
+    """Why a row was dropped or quarantined: the ``rule`` it failed and a ``detail`` for people.
 
-    The rule is what stats, reports and gates count by (``dropped.min_words``); the detail is
-    for people. :func:`rule_of` is the one parser of this format.
+    The rule is what stats, reports and gates count by (``dropped.min_words``); the detail
+    says by how much (``12 < 50``). Operators hand these to the filter base or
+    :func:`~gristmill.ops.base.split_by_mask`; the ``_reason`` column holds ``str(reason)``,
+    ``"<rule>: <detail>"`` (or the rule alone), and :meth:`parse` is the one parser of that text.
     """
-    return f"{rule}: {detail}" if detail else rule
+
+    rule: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.detail}" if self.detail else self.rule
+
+    @classmethod
+    def parse(cls, text: str | Reason | None) -> Reason:
+        """The reason a ``_reason`` text holds: the rule is the part before the first ``:``
+        (``"min_words: 12 < 50"`` -> ``min_words``, ``12 < 50``); :data:`NO_REASON` for an empty one."""
+        if isinstance(text, Reason):
+            return text
+        if not text:
+            return cls(NO_REASON)
+        rule, _, detail = text.partition(":")
+        return cls(rule.strip() or NO_REASON, detail.strip())
 
 
-def rule_of(text: str | None) -> str:
-    """The rule of a reason made by :func:`reason`: the part before the first ``:`` ("min_words: 12 < 50"
-    -> "min_words"); :data:`NO_REASON` for an empty one."""
-    if not text:
-        return NO_REASON
-    return text.split(":", 1)[0].strip() or NO_REASON
+def reason(rule: str, detail: str = "") -> str:
+    """The ``_reason`` text of :class:`Reason` ``(rule, detail)``: ``"min_words: 12 < 50"``, or the rule alone."""
+    return str(Reason(rule, detail))
+
+
+def rule_of(text: str | Reason | None) -> str:
+    """The rule of a ``_reason`` text (:meth:`Reason.parse`)."""
+    return Reason.parse(text).rule
+
 
 PAYLOAD = frozenset({ID, TEXT, SOURCE, LICENSE, "messages", "instruction", "input", "output", "instances",
                      "tokens", "tags"})

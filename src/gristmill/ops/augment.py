@@ -138,7 +138,8 @@ class EntitySwap(GlobalOp):
         self.inventory: dict[str, list[tuple[str, ...]]] = {}
 
     def reads(self) -> list[str]:
-        return [ID, self.params.tokens_column, self.params.tags_column]
+        # tokens/tags or text, whichever a row has: neither is required of every batch
+        return [ID]
 
     def writes(self) -> list[str]:
         return [AUGMENT_OF]
@@ -371,7 +372,8 @@ class NoiseInjection(Generator):
                              "word_ops: drop, duplicate, swap")
 
     def reads(self) -> list[str]:
-        return [ID, self.params.tokens_column, self.params.tags_column]
+        # tokens/tags or text, whichever a row has: neither is required of every batch
+        return [ID]
 
     def writes(self) -> list[str]:
         return [AUGMENT_OF]
@@ -404,9 +406,8 @@ class NoiseInjection(Generator):
                 rows.append(copy)
         return rows, []
 
-    def process(self, batch: pa.Table) -> StepResult:
-        rows, _ = self.generate(batch)
-        return StepResult(_table(rows, _schema(batch, [(AUGMENT_OF, pa.string())])))
+    def output_schema(self, batch: pa.Table) -> pa.Schema:
+        return _schema(batch, [(AUGMENT_OF, pa.string())])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -433,7 +434,8 @@ class TextMix(Generator):
     example_params: ClassVar[dict[str, Any]] = {}
 
     def reads(self) -> list[str]:
-        return [ID, self.params.tokens_column, self.params.tags_column, self.params.text_column]
+        # tokens/tags or text, whichever a row has: neither is required of every batch
+        return [ID]
 
     def writes(self) -> list[str]:
         return [AUGMENT_OF, "augment.mixed_with"]
@@ -471,7 +473,5 @@ class TextMix(Generator):
             rows.append({**new, ID: f"{rid}~mix", AUGMENT_OF: rid, "augment.mixed_with": str(other.get(ID))})
         return rows, []
 
-    def process(self, batch: pa.Table) -> StepResult:
-        rows, _ = self.generate(batch)
-        schema = _schema(batch, [(AUGMENT_OF, pa.string()), ("augment.mixed_with", pa.string())])
-        return StepResult(_table(rows, schema))
+    def output_schema(self, batch: pa.Table) -> pa.Schema:
+        return _schema(batch, [(AUGMENT_OF, pa.string()), ("augment.mixed_with", pa.string())])

@@ -11,7 +11,8 @@ Kinds:
 
 * :class:`Mapper` changes columns (``map``).
 * :class:`Annotator` adds score columns and never drops (``annotate``).
-* :class:`Filter` returns a keep mask and a reason per dropped row (``keep``).
+* :class:`Filter` writes score columns and drops rows by rules, a reason per dropped row
+  (``scores``, ``rules``, ``reasons``).
 * :class:`GlobalOp` needs all data first: ``summarize`` each shard, ``fit`` on the
   summaries in shard order, then ``apply`` to each shard.
 * :class:`Generator` produces new rows (``generate``); a failed parse becomes a
@@ -24,13 +25,16 @@ import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from gristmill.ops.text.scoring import Rule
-from gristmill.records import REASON, from_rows, set_column, take_mask
+from gristmill.records import REASON, Reason, from_rows, set_column, take_mask
+
+if TYPE_CHECKING:  # the audit_section hook's type: the audit imports operators, never the other way
+    from gristmill.audit.metric import AuditSection
 
 KINDS = ("mapper", "annotator", "filter", "global", "generator")
 
@@ -106,7 +110,19 @@ class Operator:
             self._is_setup = True
 
     def process(self, batch: pa.Table) -> StepResult:  # pragma: no cover - abstract
+        """Each kind's base class owns this loop (and calls :meth:`check_columns` first)."""
         raise NotImplementedError
+
+    def check_columns(self, batch: pa.Table) -> None:
+        """Raise ``KeyError`` naming the first column of :meth:`reads` missing from a non-empty batch.
+
+        Recipe validation checks the same before a run; this is the check for batches
+        handed to an operator in code. An empty batch may lack columns (nothing reads them)."""
+        if batch.num_rows == 0:
+            return
+        for column in self.reads():
+            if column not in batch.column_names:
+                raise KeyError(f"{self.name}: column {column!r} not in batch (has {', '.join(batch.column_names)})")
 
     # ---- hooks: what the runner, the report and the CLI ask of every operator ------------
     # Declared here with their defaults ("nothing to say"); an operator overrides the ones it has.
@@ -136,6 +152,12 @@ class Operator:
         return list(self.requires)
 
     @classmethod
+    def audit_section(cls) -> AuditSection | None:
+        """What it adds to the run's audit: metrics gates can name, a summary, card text
+        (:mod:`gristmill.audit.metric`); None: nothing."""
+        return None
+
+    @classmethod
     def overrides(cls, hook: str) -> bool:
         """Whether this class implements ``hook`` (one of the hooks above) itself."""
         return getattr(cls, hook) is not getattr(Operator, hook)
@@ -154,9 +176,11 @@ class Operator:
         return f"{type(self).__name__}({self.params!r})"
 
 
-def split_by_mask(batch: pa.Table, mask: Sequence[bool], reasons: Sequence[str | None],
+def split_by_mask(batch: pa.Table, mask: Sequence[bool], reasons: Sequence[Reason | str | None],
                   extra: dict[str, Sequence[Any]] | None = None) -> StepResult:
-    """Split ``batch`` into kept rows and rejected rows carrying ``_reason`` (and ``extra`` columns)."""
+    """Split ``batch`` into kept rows and rejected rows carrying ``_reason`` (and ``extra`` columns).
+
+    A :class:`~gristmill.records.Reason` is written as its text; a dropped row without one gets ``dropped``."""
     mask = [bool(m) for m in mask]
     if len(mask) != batch.num_rows or len(reasons) != batch.num_rows:
         raise ValueError(f"mask/reasons length {len(mask)}/{len(reasons)} != {batch.num_rows} rows")
@@ -165,7 +189,7 @@ def split_by_mask(batch: pa.Table, mask: Sequence[bool], reasons: Sequence[str |
     dropped = [not m for m in mask]
     rejected = take_mask(batch, dropped)
     rejected = set_column(rejected, REASON, pa.array(
-        [reasons[i] or "dropped" for i, d in enumerate(dropped) if d], pa.string()))
+        [str(reasons[i] or "dropped") for i, d in enumerate(dropped) if d], pa.string()))
     for col, values in (extra or {}).items():
         rejected = set_column(rejected, col, [values[i] for i, d in enumerate(dropped) if d])
     return StepResult(take_mask(batch, mask), rejected)
@@ -180,6 +204,7 @@ class Mapper(Operator):
         raise NotImplementedError
 
     def process(self, batch: pa.Table) -> StepResult:
+        self.check_columns(batch)
         out = self.map(batch)
         if out.num_rows != batch.num_rows:
             raise RuntimeError(f"{self.name}: a mapper returned {out.num_rows} rows for {batch.num_rows}")
@@ -195,24 +220,10 @@ class Annotator(Operator):
         raise NotImplementedError
 
     def process(self, batch: pa.Table) -> StepResult:
+        self.check_columns(batch)
         for col, values in self.annotate(batch).items():
             batch = set_column(batch, col, values)
         return StepResult(batch)
-
-
-class Filter(Operator):
-    """Keeps or drops rows; every dropped row gets a reason naming the rule and value."""
-
-    kind = "filter"
-
-    def keep(self, batch: pa.Table) -> tuple[Sequence[bool], Sequence[str | None]]:  # pragma: no cover
-        raise NotImplementedError
-
-    def process(self, batch: pa.Table) -> StepResult:
-        if batch.num_rows == 0:
-            return StepResult(batch)
-        mask, reasons = self.keep(batch)
-        return split_by_mask(batch, mask, reasons)
 
 
 class GlobalOp(Operator):
@@ -241,6 +252,7 @@ class GlobalOp(Operator):
         raise NotImplementedError
 
     def process(self, batch: pa.Table) -> StepResult:
+        self.check_columns(batch)
         return self.apply(batch)
 
 
@@ -248,7 +260,8 @@ class Generator(Operator):
     """Produces new rows from input rows (with an LLM or rules).
 
     ``generate`` returns the new rows and the failures; a failure is a dict with at
-    least ``_reason`` (and the raw text when there was one) and lands in rejected rows.
+    least ``_reason`` (a :class:`~gristmill.records.Reason` or its text; the raw text when
+    there was one) and lands in rejected rows.
     """
 
     kind = "generator"
@@ -256,66 +269,96 @@ class Generator(Operator):
     def generate(self, batch: pa.Table) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # pragma: no cover
         raise NotImplementedError
 
+    def output_schema(self, batch: pa.Table) -> pa.Schema | None:
+        """The schema of the rows made from ``batch`` when it is known in advance (kept even when
+        no row is made); None: inferred from the rows."""
+        return None
+
     def process(self, batch: pa.Table) -> StepResult:
+        self.check_columns(batch)
         rows, failures = self.generate(batch)
         rejected = None
         if failures:
             for f in failures:
-                f.setdefault(REASON, "generation failed")
+                f[REASON] = str(f.get(REASON) or "generation failed")
             rejected = from_rows(failures)
-        return StepResult(from_rows(rows), rejected)
+        return StepResult(from_rows(rows, schema=self.output_schema(batch)), rejected)
 
 
-# ---- score filters ----------------------------------------------------------------
-# Score-then-decide: operators that write score columns once and drop by thresholds. A
-# ScoreFilter computes its scores as namespaced columns (``quality.gopher.words``) on every
-# row, kept or dropped, then applies Rule thresholds (gristmill.ops.text.scoring). The first
-# rule a row fails gives its reason, ``<rule>: <value> < <bound>``. With ``drop: false`` the
-# operator only annotates, so a later run can try other thresholds on the same scores. The
-# rules are recorded in the run's stats, so the report can show each score's distribution
-# and what a different threshold would keep.
-class ScoreParams(Params):
-    """Parameters every score filter has."""
+# ---- filters -------------------------------------------------------------------------
+class FilterParams(Params):
+    """Parameters every filter has."""
 
     drop: bool = Field(True, description="Drop rows that fail a rule; false only writes the score columns.")
 
 
-class ScoreFilter(Operator):
-    """Writes score columns, then drops rows failing a rule (a filter with its scores kept)."""
+class Filter(Operator):
+    """Keeps or drops rows, score-then-decide; the one loop every filter runs.
+
+    :meth:`process` writes the columns :meth:`scores` computes on every row (kept or
+    dropped), asks :meth:`reasons` for each row's :class:`~gristmill.records.Reason` (by
+    default the first of :meth:`rules` the row fails, checked in order), and splits the batch:
+    a row with a reason is rejected with it in ``_reason``. With ``drop: false`` it only
+    writes the columns, so a later run can try other thresholds on the same scores; the
+    rules are recorded in the run's stats, so the report can show each score's
+    distribution and what another threshold would keep. An empty batch gets the columns
+    of :meth:`empty_columns` and nothing else. Subclasses write :meth:`scores` and
+    :meth:`rules`, or :meth:`reasons` when a row's fate is not a threshold on one score.
+    """
 
     kind = "filter"
-    Params = ScoreParams
+    Params: ClassVar[type[Params]] = FilterParams
 
-    def scores(self, batch: pa.Table) -> dict[str, Sequence[Any] | pa.Array]:  # pragma: no cover - abstract
-        """One sequence per score column, aligned with the batch's rows."""
-        raise NotImplementedError
-
-    def rules(self) -> list[Rule]:  # pragma: no cover - abstract
-        """The thresholds, in the order they are checked."""
-        raise NotImplementedError
+    def scores(self, batch: pa.Table) -> dict[str, Sequence[Any] | pa.Array]:
+        """Columns to write on every row, aligned with the batch's rows; none by default."""
+        return {}
 
     def score_columns(self) -> list[str]:
-        """The columns :meth:`scores` writes (the report plots these)."""
+        """The columns :meth:`scores` writes (the report plots these); by default :meth:`writes`."""
         return self.writes()
+
+    def empty_columns(self) -> dict[str, pa.DataType]:
+        """The columns an empty batch gets, with their types (float64 score columns by default)."""
+        return {c: pa.float64() for c in self.score_columns()}
+
+    def reasons(self, batch: pa.Table) -> list[Reason | None]:
+        """Per row of ``batch`` (which already holds the score columns): why it is dropped, or None."""
+        rules = self.rules()
+        columns = [(r, batch.column(r.column).to_pylist()) for r in rules]
+        out: list[Reason | None] = []
+        for i in range(batch.num_rows):
+            why = None
+            for rule, values in columns:
+                why = rule.check(values[i])
+                if why is not None:
+                    break
+            out.append(why)
+        return out
+
+    def kept_values(self, batch: pa.Table) -> dict[str, pa.Array]:
+        """Columns replaced in the rows that are kept only (aligned with the batch's rows); none by default.
+
+        Called after :meth:`scores`; a dropped row keeps its input value (``quality.c4``'s
+        ``filter_lines`` rewrites the text of the rows it keeps)."""
+        return {}
 
     def process(self, batch: pa.Table) -> StepResult:
         if batch.num_rows == 0:
-            for col in self.score_columns():
+            for col, typ in self.empty_columns().items():
                 if col not in batch.column_names:
-                    batch = set_column(batch, col, pa.array([], pa.float64()))
+                    batch = set_column(batch, col, pa.array([], typ))
             return StepResult(batch)
+        self.check_columns(batch)
         for col, values in self.scores(batch).items():
             batch = set_column(batch, col, values)
-        if not self.params.drop:
-            return StepResult(batch)
-        rules = self.rules()
-        columns = {r.column: batch.column(r.column).to_pylist() for r in rules}
-        reasons: list[str | None] = []
-        for i in range(batch.num_rows):
-            reason = None
-            for r in rules:
-                reason = r.check(columns[r.column][i])
-                if reason:
-                    break
-            reasons.append(reason)
-        return split_by_mask(batch, [r is None for r in reasons], reasons)
+        replaced = self.kept_values(batch)
+        if not self.params.drop:  # type: ignore[attr-defined]
+            result = StepResult(batch)
+            mask = None
+        else:
+            reasons = self.reasons(batch)
+            mask = [r is None for r in reasons]
+            result = split_by_mask(batch, mask, reasons)
+        for col, values in replaced.items():
+            result.kept = set_column(result.kept, col, values if mask is None else values.filter(pa.array(mask)))
+        return result

@@ -24,8 +24,6 @@ __all__ = ["Normalize", "StripHtml", "normalize_text", "strip_html"]
 
 def _map_column(batch: pa.Table, op: str, column: str, fn: Callable[[str], str]) -> pa.Table:
     """Apply ``fn`` to every non-null string of ``column``; the column keeps its Arrow type."""
-    if column not in batch.column_names:
-        raise KeyError(f"{op}: column {column!r} not in batch (has {', '.join(batch.column_names)})")
     col = batch.column(column)
     if pa.types.is_null(col.type):
         return batch

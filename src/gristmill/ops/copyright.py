@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from gristmill.ops.base import ScoreFilter, ScoreParams, StepResult
+from gristmill.ops.base import Filter, FilterParams
 from gristmill.ops.text.ngrams import positional_ngrams, tokenize
 from gristmill.ops.text.scoring import Rule
 from gristmill.ops.text.text_sources import TextSource, iter_texts
-from gristmill.records import REASON, set_column
+from gristmill.records import Reason
 
 __all__ = ["CopyrightOverlap", "Reference", "LONGEST_SPAN", "OVERLAP_RATIO", "SOURCE_DOC", "Matches"]
 
@@ -76,7 +76,7 @@ class Matches:
     source: list[str | None]
 
 
-class CopyrightOverlap(ScoreFilter):
+class CopyrightOverlap(Filter):
     """Flag or drop rows that copy text verbatim from a protected reference corpus.
 
     Records and reference documents are compared as sequences of words (lower-cased runs
@@ -117,7 +117,7 @@ class CopyrightOverlap(ScoreFilter):
                                                     "数据 清洗 是 训练 语言 模型 的 第一步"]}],
     }
 
-    class Params(ScoreParams):
+    class Params(FilterParams):
         references: list[Reference] = Field(min_length=1, description="Protected corpora, each {name, path or "
                                                                       "items, fields, format, id_field}.")
         n: int = Field(8, ge=1, le=64, description="Words per n-gram: the shortest verbatim span that is seen.")
@@ -245,24 +245,16 @@ class CopyrightOverlap(ScoreFilter):
         return Matches(span.tolist(), ratio.tolist(), source)
 
     def scores(self, batch: pa.Table) -> dict[str, pa.Array]:
-        p = self.params
-        if p.column not in batch.column_names:
-            raise KeyError(f"{self.name}: column {p.column!r} not in batch (has {', '.join(batch.column_names)})")
-        m = self.matches(batch.column(p.column))
+        m = self.matches(batch.column(self.params.column))
         return {LONGEST_SPAN: pa.array(m.longest_span, pa.int64()),
                 OVERLAP_RATIO: pa.array(m.overlap_ratio, pa.float64()),
                 SOURCE_DOC: pa.array(m.source, pa.string())}
 
-    def process(self, batch: pa.Table) -> StepResult:
-        if batch.num_rows == 0:
-            for col, typ in ((LONGEST_SPAN, pa.int64()), (OVERLAP_RATIO, pa.float64()), (SOURCE_DOC, pa.string())):
-                if col not in batch.column_names:
-                    batch = set_column(batch, col, pa.array([], typ))
-            return StepResult(batch)
-        result = super().process(batch)
-        rejected = result.rejected
-        if rejected is not None and rejected.num_rows:  # name the document in the reason
-            reasons = [f"{r} ({s})" if s else r for r, s in zip(rejected.column(REASON).to_pylist(),
-                                                               rejected.column(SOURCE_DOC).to_pylist())]
-            result = StepResult(result.kept, set_column(rejected, REASON, pa.array(reasons, pa.string())))
-        return result
+    def empty_columns(self) -> dict[str, pa.DataType]:
+        return {LONGEST_SPAN: pa.int64(), OVERLAP_RATIO: pa.float64(), SOURCE_DOC: pa.string()}
+
+    def reasons(self, batch: pa.Table) -> list[Reason | None]:
+        """The first rule a row fails, with the reference document named in the detail."""
+        sources = batch.column(SOURCE_DOC).to_pylist()
+        return [Reason(r.rule, f"{r.detail} ({s})") if r is not None and s else r
+                for r, s in zip(super().reasons(batch), sources)]

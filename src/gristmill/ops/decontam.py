@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,14 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from gristmill.ops.base import Filter, Params, StepResult, split_by_mask
+from gristmill.audit.columns import OUTPUT, audit_output, floats, output_and_rejected, strings, worst_rows
+from gristmill.audit.markdown import num
+from gristmill.audit.metric import AuditMetric, AuditSection, CardText, Measure, recorded_param
+from gristmill.pipeline.run_reader import RunReader
+from gristmill.ops.base import Filter, FilterParams
 from gristmill.ops.text.ngrams import ngram_hashes, tokenize
 from gristmill.ops.text.text_sources import TextSource, iter_texts
-from gristmill.records import set_column
+from gristmill.records import Reason, column_list
 
 __all__ = ["NgramDecontam", "Benchmark", "BENCHMARK", "ITEM", "OVERLAP"]
 
@@ -92,21 +97,26 @@ class NgramDecontam(Filter):
                                                     "数据 清洗 是 训练 语言 模型 的 第一步"]}],
     }
 
-    class Params(Params):
+    class Params(FilterParams):
         benchmarks: list[Benchmark] = Field(min_length=1, description="Benchmarks, each {name, path or items, "
                                                                       "fields, format, id_field}.")
         n: int = Field(13, ge=1, description="Words per n-gram.")
         min_overlap: int = Field(1, ge=1, description="Shared distinct n-grams that make a row contaminated.")
         min_words: int = Field(8, ge=1, description="Items with fewer words are not indexed (too generic).")
         column: str = Field("text", description="String column checked for contamination.")
-        drop: bool = Field(True, description="Drop contaminated rows; false only writes the decontam.* columns.")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._index: _Index | None = None
+        self._sizes: list[int] = []  # words per n-gram of each row's best item, between scores() and reasons()
 
     def input_files(self) -> list[Path]:
         return [self.resolve_path(b.path) for b in self.params.benchmarks if b.path]
+
+    @classmethod
+    def audit_section(cls) -> AuditSection:
+        """``contamination.count`` and ``.remaining``, rows by benchmark, and the card's contamination line."""
+        return CONTAMINATION_AUDIT
 
     def reads(self) -> list[str]:
         return [self.params.column]
@@ -190,25 +200,70 @@ class NgramDecontam(Filter):
         """:meth:`matches` for one text."""
         return self.matches([text])[0]
 
-    def process(self, batch: pa.Table) -> StepResult:
-        p = self.params
-        if p.column not in batch.column_names:
-            raise KeyError(f"{self.name}: column {p.column!r} not in batch (has {', '.join(batch.column_names)})")
+    def scores(self, batch: pa.Table) -> dict[str, pa.Array]:
         labels = self.index.labels
-        bench: list[str | None] = []
-        item: list[str | None] = []
-        overlap: list[int] = []
-        reasons: list[str | None] = []
-        for code, shared in self.matches(batch.column(p.column)):
-            b, i, size = labels[code] if code >= 0 else (None, None, 0)
-            bench.append(b)
-            item.append(i)
-            overlap.append(shared)
-            flagged = code >= 0 and shared >= p.min_overlap
-            reasons.append(f"contamination: {b} item {i} ({shared} shared {size}-grams)" if flagged else None)
-        batch = set_column(batch, BENCHMARK, pa.array(bench, pa.string()))
-        batch = set_column(batch, ITEM, pa.array(item, pa.string()))
-        batch = set_column(batch, OVERLAP, pa.array(overlap, pa.int64()))
-        if not p.drop:
-            return StepResult(batch)
-        return split_by_mask(batch, [r is None for r in reasons], reasons)
+        found = self.matches(batch.column(self.params.column))
+        self._sizes = [labels[code][2] if code >= 0 else 0 for code, _ in found]
+        return {BENCHMARK: pa.array([labels[c][0] if c >= 0 else None for c, _ in found], pa.string()),
+                ITEM: pa.array([labels[c][1] if c >= 0 else None for c, _ in found], pa.string()),
+                OVERLAP: pa.array([shared for _, shared in found], pa.int64())}
+
+    def score_columns(self) -> list[str]:
+        return []
+
+    def empty_columns(self) -> dict[str, pa.DataType]:
+        return {BENCHMARK: pa.string(), ITEM: pa.string(), OVERLAP: pa.int64()}
+
+    def reasons(self, batch: pa.Table) -> list[Reason | None]:
+        """``contamination: gsm8k item 1234 (17 shared 13-grams)`` for rows sharing ``min_overlap`` n-grams or more."""
+        sizes, self._sizes = self._sizes, []
+        need = self.params.min_overlap
+        return [Reason("contamination", f"{b} item {i} ({shared} shared {size}-grams)")
+                if b is not None and shared >= need else None
+                for b, i, shared, size in zip(column_list(batch, BENCHMARK), column_list(batch, ITEM),
+                                              column_list(batch, OVERLAP), sizes)]
+
+
+# ---- audit: contamination.count / .remaining, rows by benchmark, the card's contamination line ----------------
+
+def _measure(run: RunReader, name: str) -> Measure:
+    """Rows with ``decontam.overlap >= min_overlap`` of the last decontam.ngram step: in the output and in rejected
+    rows (``contamination.count``) or in the output only (``contamination.remaining``)."""
+    if run.last_step(NgramDecontam.name) is None:
+        return Measure(None, note=f"no {NgramDecontam.name} step ran")
+    threshold = int(recorded_param(run, NgramDecontam.name, "min_overlap"))
+    if name == "contamination.count":
+        table, where = output_and_rejected(run)
+    else:
+        table = audit_output(run)
+        where = [OUTPUT] * table.num_rows
+    overlap = floats(table, OVERLAP)
+    with np.errstate(invalid="ignore"):
+        flagged = overlap >= threshold
+    return Measure(int(flagged.sum()), worst_rows(table, flagged, overlap, where, [BENCHMARK, ITEM]),
+                   f"{OVERLAP} >= {threshold}")
+
+
+def _figures(run: RunReader) -> dict[str, Any]:
+    bench = Counter(v for v in strings(output_and_rejected(run)[0], BENCHMARK) if v is not None)
+    return {"matched_rows_by_benchmark": dict(bench.most_common())}
+
+
+def _card(summary: dict[str, Any] | None, run: RunReader) -> CardText:
+    if not summary:
+        return None, ["Not checked for overlap with evaluation benchmarks."]
+    by_benchmark = summary.get("matched_rows_by_benchmark")
+    return (f"- Benchmark contamination (`{NgramDecontam.name}`): rows matching a benchmark: "
+            f"{num(summary.get('contamination.count'))}, of them in the output: "
+            f"{num(summary.get('contamination.remaining'))}."
+            + (" By benchmark: " + ", ".join(f"{k} {num(v)}" for k, v in by_benchmark.items()) if by_benchmark
+               else "")), []
+
+
+CONTAMINATION_AUDIT = AuditSection(
+    "contamination",
+    metrics=(AuditMetric("contamination.count", "rows flagged by decontam.ngram (decontam.overlap >= its "
+                         "min_overlap), in the output and in rejected rows", _measure),
+             AuditMetric("contamination.remaining", "flagged rows still in the output (drop: false)", _measure)),
+    figures=_figures, order=40, card_title="Contamination and copyright", card=_card,
+    card_empty="No contamination or copyright check ran.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -9,10 +10,10 @@ from pydantic import Field
 
 from gristmill.llm.tasks import judge
 from gristmill.llm.types import Decoding, Prompt
-from gristmill.ops.base import StepResult, split_by_mask
-from gristmill.ops.generate.base import LLMAnnotator, LLMParams
+from gristmill.ops.base import Filter
+from gristmill.ops.generate.base import LLMColumns, LLMParams
 from gristmill.ops.text.scoring import Rule
-from gristmill.records import set_column
+from gristmill.records import Reason, column_list
 
 
 class _JudgeTask:
@@ -28,7 +29,7 @@ class _JudgeTask:
         return judge.parse(text)
 
 
-class JudgeScore(LLMAnnotator):
+class JudgeScore(LLMColumns, Filter):
     """LLM-as-judge: score each (instruction, input, response) 1-10 with a rubric, keep the best if asked.
 
     Writes ``judge.score`` (1-10) and ``judge.rationale``, plus ``judge.error`` / ``judge.raw``
@@ -38,7 +39,6 @@ class JudgeScore(LLMAnnotator):
     """
 
     name = "judge.score"
-    kind = "filter"
     version = "1"
     columns = ("judge.score", "judge.rationale")
     namespace = "judge"
@@ -70,24 +70,17 @@ class JudgeScore(LLMAnnotator):
     def rules(self) -> list[Rule]:
         return [Rule("judge_score", "judge.score", min=self.params.min_score)] if self.params.min_score else []
 
-    def process(self, batch: pa.Table) -> StepResult:
-        if batch.num_rows == 0:
-            for col in self.writes():
-                if col not in batch.column_names:
-                    batch = set_column(batch, col, pa.array([], pa.float64() if col == "judge.score" else pa.string()))
-            return StepResult(batch)
-        result = super().process(batch)
+    def scores(self, batch: pa.Table) -> dict[str, Sequence[Any]]:
+        return self.llm_columns(batch)
+
+    def empty_columns(self) -> dict[str, pa.DataType]:
+        return {c: pa.float64() if c == "judge.score" else pa.string() for c in self.writes()}
+
+    def reasons(self, batch: pa.Table) -> list[Reason | None]:
+        """Below ``min_score``: the rule's reason; no score: ``judge_unscored: <error>`` if ``drop_unscored``."""
         p = self.params
-        if p.min_score is None or not p.drop:
-            return result
-        scored = result.kept
-        scores = scored.column("judge.score").to_pylist()
-        errors = scored.column("judge.error").to_pylist()
+        if p.min_score is None:
+            return [None] * batch.num_rows
         rule = self.rules()[0]
-        reasons = []
-        for s, e in zip(scores, errors):
-            if s is None:
-                reasons.append(f"judge_unscored: {e}" if p.drop_unscored else None)
-            else:
-                reasons.append(rule.check(s))
-        return split_by_mask(scored, [r is None for r in reasons], reasons)
+        return [(Reason("judge_unscored", e or "") if p.drop_unscored else None) if s is None else rule.check(s)
+                for s, e in zip(column_list(batch, "judge.score"), column_list(batch, "judge.error"))]

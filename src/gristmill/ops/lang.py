@@ -72,11 +72,6 @@ def identify(texts: Sequence[str | None]) -> tuple[list[str | None], list[float 
     return codes, scores
 
 
-def _check_column(op: str, batch: pa.Table, column: str) -> None:
-    if column not in batch.column_names:
-        raise KeyError(f"{op}: column {column!r} not in batch (has {', '.join(batch.column_names)})")
-
-
 class LanguageIdentify(Annotator):
     """Write the most likely language of each row and its probability; drops nothing.
 
@@ -103,6 +98,5 @@ class LanguageIdentify(Annotator):
         _model()
 
     def annotate(self, batch: pa.Table) -> dict[str, pa.Array]:
-        _check_column(self.name, batch, self.params.column)
         codes, scores = identify(column_list(batch, self.params.column))
         return {LANG_CODE: pa.array(codes, pa.string()), LANG_SCORE: pa.array(scores, pa.float64())}

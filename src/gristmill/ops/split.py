@@ -66,8 +66,6 @@ class TrainTestSplit(GlobalOp):
         return [SPLIT]
 
     def _groups(self, batch: pa.Table) -> list[Any]:
-        if ID not in batch.column_names:
-            raise KeyError(f"{self.name}: column 'id' not in batch (has {', '.join(batch.column_names)})")
         ids = column_list(batch, ID)
         column = self.params.group_column
         if not column or column not in batch.column_names:
@@ -77,8 +75,6 @@ class TrainTestSplit(GlobalOp):
     def summarize(self, batch: pa.Table) -> dict[Any, Counter]:
         """Rows per label for each group of the shard."""
         label_column = self.params.label_column
-        if label_column and label_column not in batch.column_names:
-            raise KeyError(f"{self.name}: label column {label_column!r} not in batch")
         labels = [_hashable(v) for v in column_list(batch, label_column)] if label_column else [None] * batch.num_rows
         out: dict[Any, Counter] = {}
         for group, label in zip(self._groups(batch), labels):

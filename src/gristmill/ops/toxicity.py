@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from gristmill.ops.base import ScoreFilter, ScoreParams
+from gristmill.ops.base import Filter, FilterParams
 from gristmill.ops.text.bad_words import BAD_WORDS_FILE
 from gristmill.ops.text.phrases import PhraseMatcher, data_lines, segments, tokenize
 from gristmill.ops.text.scoring import Rule
@@ -58,7 +58,7 @@ def word_matcher(paths: tuple[str, ...] | None = None) -> PhraseMatcher:
     return matcher
 
 
-class ToxicityScore(ScoreFilter):
+class ToxicityScore(Filter):
     """Offensive-language probability per row (alt-profanity-check) and bad-word counts; drop above a bound.
 
     The classifier is alt-profanity-check's (MIT): a linear SVM over TF-IDF word and
@@ -95,7 +95,7 @@ class ToxicityScore(ScoreFilter):
     version = "1"
     idempotent: ClassVar[bool] = True
 
-    class Params(ScoreParams):
+    class Params(FilterParams):
         column: str = Field("text", description="String column to score.")
         max_score: float | None = Field(0.9, ge=0, le=1, description="Drop rows whose highest segment "
                                         "probability is above this (None: no bound).")

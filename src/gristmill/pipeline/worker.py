@@ -245,4 +245,6 @@ def check_llm_failures(step_stats: list[dict[str, Any]]) -> str | None:
 def run_summary(task: SummaryTask) -> Any:
     """A global step's summary of one shard (computed in a worker)."""
     op = load_op(task.step)
-    return op.summarize(store.read_table(task.input_dir / "data.parquet"))
+    batch = store.read_table(task.input_dir / "data.parquet")
+    op.check_columns(batch)
+    return op.summarize(batch)

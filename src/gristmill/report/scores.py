@@ -1,6 +1,6 @@
 """Report section for score-then-decide steps: each score's distribution, and what other thresholds would keep.
 
-A step that scores rows (a :class:`~gristmill.ops.scoring.ScoreFilter`) has
+A step that scores rows (a :class:`~gristmill.ops.base.Filter`) has
 ``score_columns`` and ``rules`` in ``stats.json``, and ``scores/<step>.parquet`` holds
 its score columns and ``_kept`` for every row it saw. For each such step the section
 shows a histogram per score column with its rules' thresholds marked, and per rule (per

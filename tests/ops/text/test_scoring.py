@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from gristmill.ops.base import ScoreFilter, ScoreParams
+from gristmill.ops.base import Filter, FilterParams
 from gristmill.ops.text.scoring import Rule
 
 
-class WordCount(ScoreFilter):
+class WordCount(Filter):
     """Test operator: scores words and letters, keeps 3..5 words."""
 
     name = "test.words"
 
-    class Params(ScoreParams):
+    class Params(FilterParams):
         pass
 
     def writes(self) -> list[str]:

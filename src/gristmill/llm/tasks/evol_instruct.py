@@ -32,6 +32,7 @@ from typing import Any
 from gristmill.llm.rouge import rouge_l_f1, tokenize
 from gristmill.llm.types import Completion, Decoding, ParseError, Prompt
 from gristmill.records import REASON
+from gristmill.records import reason as reason_text
 
 __all__ = ["BREADTH", "DEPTH_METHODS", "METHODS", "STOP_WORDS", "copied_prompt_words", "elimination_reason",
            "equality_prompt", "evolve_prompt", "information_gain_reason", "parse_equality", "parse_evolved",
@@ -161,10 +162,10 @@ def information_gain_reason(original: str, evolved: str, *, min_new_words: int =
     old = set(tokenize(original))
     new = [t for t in dict.fromkeys(tokenize(evolved)) if t not in old and t not in STOP_WORDS]
     if len(new) < min_new_words:
-        return f"no_information_gain: {len(new)} new words < {min_new_words}"
+        return reason_text("no_information_gain", f"{len(new)} new words < {min_new_words}")
     f1 = rouge_l_f1(original, evolved)
     if f1 >= max_rouge:
-        return f"no_information_gain: rouge_l {f1:.3f} >= {max_rouge}"
+        return reason_text("no_information_gain", f"rouge_l {f1:.3f} >= {max_rouge}")
     return None
 
 
@@ -180,7 +181,7 @@ def response_reason(response: str) -> str | None:
     """Rules 2 and 3 on the model's response to the evolved instruction."""
     words = response.split()
     if "sorry" in response.lower() and len(words) < _SORRY_MAX_WORDS:
-        return f"sorry_response: 'sorry' in a {len(words)}-word response"
+        return reason_text("sorry_response", f"'sorry' in a {len(words)}-word response")
     content = [w for w in _WORD_RE.findall(response.lower().replace("\u2019", "'")) if w.strip("'")]
     if all(w.strip("'") in STOP_WORDS for w in content):
         return "empty_response: only punctuation and stop words"
@@ -197,7 +198,7 @@ def elimination_reason(original: str, evolved: str, response: str | None, *, equ
     """
     copied = copied_prompt_words(evolved)
     if copied:
-        return f"copied_prompt_words: {copied!r}"
+        return reason_text("copied_prompt_words", f"{copied!r}")
     if equal is not None:
         if equal:
             return "no_information_gain: judged equal to the original"
@@ -268,7 +269,7 @@ def run_evolution(rows: Sequence[dict[str, Any]], instructions: Sequence[str | N
             meta = {"id": f"{parent}-{path}", "gen.parent": parent, "evol.method": method, "evol.round": rnd,
                     "evol.original": inst, "evol.lineage": path}
             if c.finish_reason == "error":
-                rejects.append(_charge({**rows[i], **meta, "gen.raw": None, REASON: f"backend: {c.error}"}, c))
+                rejects.append(_charge({**rows[i], **meta, "gen.raw": None, REASON: reason_text("backend", str(c.error))}, c))
                 continue
             try:
                 evolved = parse_evolved(c.text)
@@ -297,7 +298,7 @@ def run_evolution(rows: Sequence[dict[str, Any]], instructions: Sequence[str | N
                 cs.append(r)
             row = {**rows[i], **meta, "instruction": evolved, "text": evolved}
             if r is not None and r.finish_reason == "error":
-                rejects.append(_charge({**row, "gen.raw": None, REASON: f"backend: {r.error}"}, *cs))
+                rejects.append(_charge({**row, "gen.raw": None, REASON: reason_text("backend", str(r.error))}, *cs))
                 continue
             reason = elimination_reason(inst, evolved, r.text if r is not None else None,
                                         equal=equal[k] if cfg.equality_check == "llm" else None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from gristmill.llm.types import ParseError
+from gristmill.records import reason as reason_text
 
 __all__ = ["STYLES", "format_prompt", "parse", "similarity_reason"]
 
@@ -56,7 +57,7 @@ def parse(text: str, original: str) -> str:
 def similarity_reason(cos: float, min_cos: float = 0.8, max_cos: float | None = None) -> str | None:
     """Why a rewrite with cosine ``cos`` to its input is rejected, or ``None``."""
     if cos < min_cos:
-        return f"drift: cos {cos:.2f} < {min_cos:g}"
+        return reason_text("drift", f"cos {cos:.2f} < {min_cos:g}")
     if max_cos is not None and cos > max_cos:
-        return f"copy: cos {cos:.3f} > {max_cos:g}"
+        return reason_text("copy", f"cos {cos:.3f} > {max_cos:g}")
     return None

@@ -40,6 +40,7 @@ from typing import Any
 from gristmill.llm.tasks.self_instruct_templates import CLF_TEMPLATE, INPUT_FIRST_TEMPLATE, OUTPUT_FIRST_TEMPLATE
 from gristmill.llm.types import Completion, Decoding, ParseError, Prompt
 from gristmill.records import REASON
+from gristmill.records import reason as reason_text
 
 __all__ = [
     "BLACKLIST", "Instance", "bootstrap_decoding", "classify_decoding", "encode_prompt", "format_clf_prompt",
@@ -113,18 +114,18 @@ def instruction_reject_reason(inst: str) -> str | None:
     """Why the paper's filter drops ``inst`` (``None``: kept). The ROUGE-L gate is separate."""
     n = len(inst.split())
     if n <= MIN_WORDS:
-        return f"min_words: {n} <= {MIN_WORDS}"
+        return reason_text("min_words", f"{n} <= {MIN_WORDS}")
     if n > MAX_WORDS:
-        return f"max_words: {n} > {MAX_WORDS}"
+        return reason_text("max_words", f"{n} > {MAX_WORDS}")
     m = _BLACKLIST_RE.search(inst)
     if m:
-        return f"blacklist: {m.group(1).lower()!r}"
+        return reason_text("blacklist", f"{m.group(1).lower()!r}")
     if inst.startswith("Write a program"):
         return "write_a_program: starts with 'Write a program'"
     if inst[0] in string.punctuation:
-        return f"leading_punctuation: {inst[0]!r}"
+        return reason_text("leading_punctuation", f"{inst[0]!r}")
     if not inst[0].isascii():
-        return f"non_ascii_start: {inst[0]!r}"
+        return reason_text("non_ascii_start", f"{inst[0]!r}")
     return None
 
 
@@ -362,7 +363,7 @@ def run_self_instruct(seeds: Sequence[str], complete: Complete, decoding: Decodi
         candidates: list[tuple[str, Completion]] = []
         for c in completions:
             if c.finish_reason == "error":
-                rejects.append(ledger.charge({"gen.raw": None, REASON: f"backend: {c.error}"}, c))
+                rejects.append(ledger.charge({"gen.raw": None, REASON: reason_text("backend", str(c.error))}, c))
                 continue
             try:
                 parsed = parse_bootstrap(c.text, c.finish_reason)
@@ -385,7 +386,7 @@ def run_self_instruct(seeds: Sequence[str], complete: Complete, decoding: Decodi
                 tasks.append(_Task(inst, meta, c))
             else:
                 rejects.append(ledger.charge({"instruction": inst, **meta,
-                                              REASON: f"rouge_l: {v.max_score:.3f} > {cfg.rouge_threshold:g}"}, c))
+                                              REASON: reason_text("rouge_l", f"{v.max_score:.3f} > {cfg.rouge_threshold:g}")}, c))
     rows, rejects = _classify_and_instantiate(tasks, complete, decoding, cfg, rng, ledger, rejects)
     ledger.settle(sent, rows or rejects)
     return rows, rejects
@@ -426,7 +427,7 @@ def _classify_and_instantiate(tasks: list[_Task], complete: Complete, decoding: 
         c = completions[i]
         charge = (t.bootstrap, t.classify, c)
         if c.finish_reason == "error":
-            rejects.append(ledger.charge({**row, "gen.raw": None, REASON: f"backend: {c.error}"}, *charge))
+            rejects.append(ledger.charge({**row, "gen.raw": None, REASON: reason_text("backend", str(c.error))}, *charge))
             continue
         try:
             instances, dropped = parse_instances(c.text, t.is_classification, c.finish_reason)

@@ -34,9 +34,9 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import Field
 
-from gristmill.ops.base import Generator, Params, StepResult
+from gristmill.ops.base import Generator, Params
 from gristmill.ops.text.phrases import data_lines
-from gristmill.records import ID, from_rows
+from gristmill.records import ID
 
 __all__ = ["GenderCounterfactual", "swap_gender", "word_pairs", "name_pairs", "COUNTERFACTUAL_OF", "SWAPS"]
 
@@ -247,7 +247,7 @@ class GenderCounterfactual(Generator):
     example_params: ClassVar[dict[str, Any]] = {}
 
     def reads(self) -> list[str]:
-        return [ID, *self.params.columns]
+        return [ID]  # the columns to rewrite are optional: a batch without one skips it
 
     def writes(self) -> list[str]:
         return [COUNTERFACTUAL_OF, SWAPS]
@@ -270,8 +270,8 @@ class GenderCounterfactual(Generator):
                 rows.append({**copy, COUNTERFACTUAL_OF: row.get(ID), SWAPS: swaps})
         return rows, []
 
-    def process(self, batch: pa.Table) -> StepResult:
-        rows, _ = self.generate(batch)
-        schema = pa.schema([*batch.schema, pa.field(COUNTERFACTUAL_OF, pa.string()), pa.field(SWAPS, pa.int64())]) \
-            if COUNTERFACTUAL_OF not in batch.column_names else batch.schema
-        return StepResult(from_rows(rows, schema=schema) if rows else schema.empty_table())
+    def output_schema(self, batch: pa.Table) -> pa.Schema:
+        """The input's columns (types kept) plus the two provenance columns."""
+        if COUNTERFACTUAL_OF in batch.column_names:
+            return batch.schema
+        return pa.schema([*batch.schema, pa.field(COUNTERFACTUAL_OF, pa.string()), pa.field(SWAPS, pa.int64())])

@@ -12,7 +12,7 @@ import xxhash
 from pydantic import Field
 
 from gristmill.ops.base import GlobalOp, Params, StepResult, split_by_mask
-from gristmill.records import ID, column_list, set_column
+from gristmill.records import ID, Reason, column_list, set_column
 
 __all__ = ["ExactDedup", "CLUSTER", "DUPLICATE_OF"]
 
@@ -69,10 +69,7 @@ class ExactDedup(GlobalOp):
         return xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
 
     def _keys(self, batch: pa.Table) -> list[str | None]:
-        for column in self.reads():
-            if column not in batch.column_names:
-                raise KeyError(f"{self.name}: column {column!r} not in batch (has {', '.join(batch.column_names)})")
-        return [None if t is None else self.key(t) for t in column_list(batch, column)]
+        return [None if t is None else self.key(t) for t in column_list(batch, self.params.column)]
 
     def summarize(self, batch: pa.Table) -> list[tuple[str, Any]]:
         """``(hash, id)`` for every row with text, in row order."""
@@ -95,14 +92,14 @@ class ExactDedup(GlobalOp):
         ids = column_list(batch, ID)
         cluster: list[Any] = []
         mask: list[bool] = []
-        reasons: list[str | None] = []
+        reasons: list[Reason | None] = []
         duplicate_of: list[Any] = []
         for rid, h in zip(ids, keys):
             kept = self.kept_for.get(h, rid) if h is not None else rid
             cluster.append(kept)
             is_first = kept == rid
             mask.append(is_first)
-            reasons.append(None if is_first else f"duplicate: of {kept}")
+            reasons.append(None if is_first else Reason("duplicate", f"of {kept}"))
             duplicate_of.append(None if is_first else kept)
         batch = set_column(batch, CLUSTER, pa.array(cluster, batch.schema.field(ID).type))
         return split_by_mask(batch, mask, reasons, extra={DUPLICATE_OF: duplicate_of})

@@ -13,7 +13,7 @@ import xxhash
 from pydantic import Field
 
 from gristmill.ops.base import GlobalOp, Params, StepResult, split_by_mask
-from gristmill.records import ID, column_list, set_column
+from gristmill.records import ID, Reason, column_list, set_column
 
 __all__ = ["LineDedup", "REMOVED_LINES", "REMOVED_CHARS", "line_keys", "frequent_hashes"]
 
@@ -126,9 +126,6 @@ class LineDedup(GlobalOp):
         return {"_frequent": None}
 
     def _texts(self, batch: pa.Table) -> list[str | None]:
-        if self.params.column not in batch.column_names:
-            raise KeyError(f"{self.name}: column {self.params.column!r} not in batch "
-                           f"(has {', '.join(batch.column_names)})")
         return column_list(batch, self.params.column)
 
     # ---- summarize / fit -------------------------------------------------------------
@@ -217,7 +214,7 @@ class LineDedup(GlobalOp):
         new_texts: list[str | None] = []
         lines_out: list[int] = []
         chars_out: list[int] = []
-        reasons: list[str | None] = []
+        reasons: list[Reason | None] = []
         for text in texts:
             if text is None:
                 new, n = None, 0
@@ -227,7 +224,7 @@ class LineDedup(GlobalOp):
             lines_out.append(n)
             chars_out.append(0 if text is None else len(text) - len(new))
             empty = n > 0 and not new.strip()
-            reasons.append(f"empty_after_line_dedup: {n} lines removed" if empty else None)
+            reasons.append(Reason("empty_after_line_dedup", f"{n} lines removed") if empty else None)
         col = batch.column(self.params.column)
         typ = col.type if not pa.types.is_null(col.type) else pa.string()
         batch = set_column(batch, self.params.column, pa.array(new_texts, typ))

@@ -16,7 +16,7 @@ from gristmill.ops.dedup.exact import CLUSTER, DUPLICATE_OF
 from gristmill.ops.text.minhash_lsh import cluster
 from gristmill.ops.text.minhash_signature import MinHasher, ShingleSets, band_keys
 from gristmill.ops.text.minhash_state import ShardState, content_key, write_state
-from gristmill.records import ID, column_list, set_column
+from gristmill.records import ID, Reason, column_list, set_column
 
 __all__ = ["MinHashDedup", "flag_probability", "probability_table"]
 
@@ -126,14 +126,8 @@ class MinHashDedup(GlobalOp):
         """The probability of being flagged at Jaccard 0.5-0.9 for this operator's bands and rows."""
         return flag_table_text(self.params.bands, self.params.rows)
 
-    def _check(self, batch: pa.Table) -> None:
-        for column in self.reads():
-            if column not in batch.column_names:
-                raise KeyError(f"{self.name}: column {column!r} not in batch (has {', '.join(batch.column_names)})")
-
     def summarize(self, batch: pa.Table) -> ShardState:
         """Sign every row, write the band keys (and shingle sets) of rows with a signature."""
-        self._check(batch)
         self.ensure_setup()
         p = self.params
         texts = column_list(batch, p.column)
@@ -169,11 +163,10 @@ class MinHashDedup(GlobalOp):
     def apply(self, batch: pa.Table) -> StepResult:
         if self.duplicate_of is None:
             raise RuntimeError(f"{self.name}: fit() must run before apply()")
-        self._check(batch)
         ids = column_list(batch, ID)
         kept_for = [self.duplicate_of.get(rid, rid) for rid in ids]
         mask = [k == rid for k, rid in zip(kept_for, ids)]
-        reasons = [None if m else f"near_duplicate: of {k} (cluster of {self.cluster_size.get(k, 2)})"
+        reasons = [None if m else Reason("near_duplicate", f"of {k} (cluster of {self.cluster_size.get(k, 2)})")
                    for m, k in zip(mask, kept_for)]
         batch = set_column(batch, CLUSTER, pa.array(kept_for, batch.schema.field(ID).type))
         return split_by_mask(batch, mask, reasons,

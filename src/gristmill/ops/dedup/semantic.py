@@ -13,7 +13,7 @@ import xxhash
 from pydantic import Field
 
 from gristmill.ops.base import GlobalOp, Params, StepResult, split_by_mask
-from gristmill.records import ID, column_list, set_column
+from gristmill.records import ID, Reason, column_list, set_column
 
 __all__ = ["SemanticDedup", "CLUSTER", "DUPLICATE_OF", "similar_pairs", "components"]
 
@@ -104,9 +104,6 @@ class SemanticDedup(GlobalOp):
 
     # ---- summarize: embed one shard ------------------------------------------------
     def _texts(self, batch: pa.Table) -> tuple[list[Any], list[str]]:
-        for column in self.reads():
-            if column not in batch.column_names:
-                raise KeyError(f"{self.name}: column {column!r} not in batch (has {', '.join(batch.column_names)})")
         pairs = [(rid, t) for rid, t in zip(column_list(batch, ID), column_list(batch, self.params.column))
                  if t is not None and t.strip()]
         return [p[0] for p in pairs], [p[1] for p in pairs]
@@ -169,15 +166,13 @@ class SemanticDedup(GlobalOp):
     def apply(self, batch: pa.Table) -> StepResult:
         if self.members is None:
             raise RuntimeError(f"{self.name}: fit() must run before apply()")
-        if ID not in batch.column_names:
-            raise KeyError(f"{self.name}: column {ID!r} not in batch (has {', '.join(batch.column_names)})")
         ids = column_list(batch, ID)
         cluster, mask, reasons, duplicate_of = [], [], [], []
         for rid in ids:
             kept, cos = self.members.get(rid, (rid, 1.0))
             cluster.append(kept)
             mask.append(kept == rid)
-            reasons.append(None if kept == rid else f"semantic_duplicate: of {kept} (cos {cos:.3f})")
+            reasons.append(None if kept == rid else Reason("semantic_duplicate", f"of {kept} (cos {cos:.3f})"))
             duplicate_of.append(None if kept == rid else kept)
         batch = set_column(batch, CLUSTER, pa.array(cluster, batch.schema.field(ID).type))
         return split_by_mask(batch, mask, reasons, extra={DUPLICATE_OF: duplicate_of})

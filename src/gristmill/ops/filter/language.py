@@ -8,15 +8,15 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import Field
 
-from gristmill.ops.base import ScoreFilter, ScoreParams, StepResult, split_by_mask
-from gristmill.ops.lang import LANG_CODE, LANG_SCORE, _check_column, identify
+from gristmill.ops.base import Filter, FilterParams
+from gristmill.ops.lang import LANG_CODE, LANG_SCORE, identify
 from gristmill.ops.text.scoring import Rule
-from gristmill.records import column_list, set_column
+from gristmill.records import Reason, column_list
 
 __all__ = ["LanguageFilter"]
 
 
-class LanguageFilter(ScoreFilter):
+class LanguageFilter(Filter):
     """Keep rows in the given languages whose language probability reaches ``min_confidence``.
 
     Reads ``lang.code`` / ``lang.score`` when an earlier ``lang.identify`` wrote them
@@ -38,7 +38,7 @@ class LanguageFilter(ScoreFilter):
     idempotent = True
     example_params: ClassVar[dict[str, Any]] = {"languages": ["en", "zh"], "min_confidence": 0.5}
 
-    class Params(ScoreParams):
+    class Params(FilterParams):
         languages: list[str] | None = Field(["en"], description="Language codes to keep (lid.176 labels, e.g. en, "
                                                                 "de, zh); null keeps any language.")
         min_confidence: float = Field(0.65, ge=0, le=1,
@@ -60,31 +60,23 @@ class LanguageFilter(ScoreFilter):
     def scores(self, batch: pa.Table) -> dict[str, pa.Array]:
         if LANG_CODE in batch.column_names and LANG_SCORE in batch.column_names:
             return {}
-        _check_column(self.name, batch, self.params.column)
         codes, scores = identify(column_list(batch, self.params.column))
         return {LANG_CODE: pa.array(codes, pa.string()), LANG_SCORE: pa.array(scores, pa.float64())}
 
-    def reason(self, code: str | None, score: float | None) -> str | None:
+    def empty_columns(self) -> dict[str, pa.DataType]:
+        return {LANG_CODE: pa.string(), LANG_SCORE: pa.float64()}
+
+    def reason(self, code: str | None, score: float | None) -> Reason | None:
         """Why a row with top language ``code`` at probability ``score`` is dropped, or ``None``."""
         wanted = self.params.languages
         if wanted is not None and code not in wanted:
             shown = "none" if code is None else code if score is None else f"{code} ({score:.2f})"
-            return f"language: {shown} not in [{', '.join(wanted)}]"
+            return Reason("language", f"{shown} not in [{', '.join(wanted)}]")
         for rule in self.rules():
             why = rule.check(score)
             if why:
                 return why
         return None
 
-    def process(self, batch: pa.Table) -> StepResult:
-        if batch.num_rows == 0:
-            for col, typ in ((LANG_CODE, pa.string()), (LANG_SCORE, pa.float64())):
-                if col not in batch.column_names:
-                    batch = set_column(batch, col, pa.array([], typ))
-            return StepResult(batch)
-        for col, values in self.scores(batch).items():
-            batch = set_column(batch, col, values)
-        if not self.params.drop:
-            return StepResult(batch)
-        reasons = [self.reason(c, s) for c, s in zip(column_list(batch, LANG_CODE), column_list(batch, LANG_SCORE))]
-        return split_by_mask(batch, [r is None for r in reasons], reasons)
+    def reasons(self, batch: pa.Table) -> list[Reason | None]:
+        return [self.reason(c, s) for c, s in zip(column_list(batch, LANG_CODE), column_list(batch, LANG_SCORE))]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from gristmill.ops.base import Filter, Params
-from gristmill.records import column_list
+from gristmill.ops.base import Filter, FilterParams
+from gristmill.records import Reason, column_list
 
 __all__ = ["LengthFilter"]
 
@@ -24,6 +23,8 @@ class LengthFilter(Filter):
     * ``min_chars: 3 < 20`` / ``max_chars: 120000 > 100000``
     * ``min_words: 12 < 50`` / ``max_words: 2100 > 2000``
     * ``missing_text: null`` when the column is null.
+
+    ``drop: false`` keeps every row (the filter writes no columns).
     """
 
     name = "filter.length"
@@ -31,7 +32,7 @@ class LengthFilter(Filter):
     example_params: ClassVar[dict[str, Any]] = {"min_chars": 2, "max_chars": 10_000, "min_words": 1,
                                                 "max_words": 1_000}
 
-    class Params(Params):
+    class Params(FilterParams):
         column: str = Field("text", description="String column whose length is checked.")
         min_chars: int | None = Field(None, ge=0, description="Fewest characters a kept row has (None: no bound).")
         max_chars: int | None = Field(None, ge=0, description="Most characters a kept row has (None: no bound).")
@@ -49,29 +50,23 @@ class LengthFilter(Filter):
     def reads(self) -> list[str]:
         return [self.params.column]
 
-    def keep(self, batch: pa.Table) -> tuple[Sequence[bool], Sequence[str | None]]:
+    def reasons(self, batch: pa.Table) -> list[Reason | None]:
         p = self.params
-        if p.column not in batch.column_names:
-            raise KeyError(f"{self.name}: column {p.column!r} not in batch (has {', '.join(batch.column_names)})")
-        texts = column_list(batch, p.column)
         count_words = p.min_words is not None or p.max_words is not None
-        mask: list[bool] = []
-        reasons: list[str | None] = []
-        for text in texts:
-            reason = None
-            n_chars = 0 if text is None else len(text)
+        out: list[Reason | None] = []
+        for text in column_list(batch, p.column):
+            why = None
             if text is None:
-                reason = "missing_text: null"
-            elif p.min_chars is not None and n_chars < p.min_chars:
-                reason = f"min_chars: {n_chars} < {p.min_chars}"
-            elif p.max_chars is not None and n_chars > p.max_chars:
-                reason = f"max_chars: {n_chars} > {p.max_chars}"
+                why = Reason("missing_text", "null")
+            elif p.min_chars is not None and len(text) < p.min_chars:
+                why = Reason("min_chars", f"{len(text)} < {p.min_chars}")
+            elif p.max_chars is not None and len(text) > p.max_chars:
+                why = Reason("max_chars", f"{len(text)} > {p.max_chars}")
             elif count_words:
                 n_words = len(text.split())
                 if p.min_words is not None and n_words < p.min_words:
-                    reason = f"min_words: {n_words} < {p.min_words}"
+                    why = Reason("min_words", f"{n_words} < {p.min_words}")
                 elif p.max_words is not None and n_words > p.max_words:
-                    reason = f"max_words: {n_words} > {p.max_words}"
-            mask.append(reason is None)
-            reasons.append(reason)
-        return mask, reasons
+                    why = Reason("max_words", f"{n_words} > {p.max_words}")
+            out.append(why)
+        return out

@@ -39,6 +39,7 @@ from gristmill.llm.backends.base import BackendSpec, backend_modules, create_bac
 from gristmill.llm.types import Completion, Decoding, ParseError, Prompt, TaskOutput
 from gristmill.ops.base import Annotator, Generator, Params
 from gristmill.records import ID, LICENSE, REASON, SOURCE
+from gristmill.records import reason as reason_text
 
 CACHE_FILE = "llm-cache.sqlite"
 RAW = "gen.raw"
@@ -131,7 +132,7 @@ class _LLMMixin:
                     raise ParseError("no prompt for this row")
             except ParseError as exc:
                 prompts.append(None)
-                errors.append(f"prompt: {exc}")
+                errors.append(reason_text("prompt", str(exc)))
             else:
                 prompts.append(prompt)
                 errors.append(None)
@@ -185,17 +186,17 @@ class LLMGenerator(_LLMMixin, Generator):
                 continue
             gen = self._gen_columns(c)
             if c.finish_reason == "error":
-                failures.append({**row, **gen, RAW: None, REASON: f"backend: {c.error}"})
+                failures.append({**row, **gen, RAW: None, REASON: reason_text("backend", c.error)})
                 continue
             try:
                 new, reason = _as_rows(self.task.parse(c.text, row))
             except ParseError as exc:
-                new, reason = [], f"parse: {exc}"
+                new, reason = [], reason_text("parse", str(exc))
             if reason is None and not new:
                 reason = "parse: no rows"
             if reason is not None:
                 failures.append({**row, **gen, RAW: c.text,
-                                 REASON: reason if ":" in reason else f"parse: {reason}"})
+                                 REASON: reason if ":" in reason else reason_text("parse", reason)})
             parent = row.get(ID) if row.get(ID) is not None else f"row{n}"
             if reason is not None:  # the reject carries the completion's tokens
                 gen = {**gen, "gen.tokens_in": 0, "gen.tokens_out": 0}
@@ -211,8 +212,8 @@ class LLMGenerator(_LLMMixin, Generator):
         return out, failures
 
 
-class LLMAnnotator(_LLMMixin, Annotator):
-    """Base of LLM annotators (judges): each row gets the columns its completion parses into.
+class LLMColumns(_LLMMixin):
+    """Columns from an LLM for each row (judges): what :class:`LLMAnnotator` and ``judge.score`` share.
 
     ``parse`` returns a dict of column values (a subset of ``columns``). Rows whose prompt,
     request or parse failed get nulls in every column and the reason (``prompt: ...``,
@@ -221,7 +222,6 @@ class LLMAnnotator(_LLMMixin, Annotator):
     ``namespace`` (default: the part of the operator name before the dot).
     """
 
-    Params: ClassVar[type[LLMParams]] = LLMParams
     columns: ClassVar[tuple[str, ...]] = ()
     namespace: ClassVar[str] = ""
 
@@ -232,7 +232,8 @@ class LLMAnnotator(_LLMMixin, Annotator):
     def writes(self) -> list[str]:
         return [*self.columns, *(f"{self.ns}.{c}" for c in ("error", "raw", "tokens_in", "tokens_out", "cached"))]
 
-    def annotate(self, batch: pa.Table) -> dict[str, Sequence[Any]]:
+    def llm_columns(self, batch: pa.Table) -> dict[str, Sequence[Any]]:
+        """The completion of each row's prompt, parsed into :meth:`writes`' columns."""
         rows = batch.to_pylist()
         prompts, errors = self._prompts(rows)
         completions = self._complete_some(prompts)
@@ -243,12 +244,12 @@ class LLMAnnotator(_LLMMixin, Annotator):
             reason = err
             if reason is None and c is not None:
                 if c.finish_reason == "error":
-                    reason = f"backend: {c.error}"
+                    reason = reason_text("backend", c.error)
                 else:
                     try:
                         values = dict(self.task.parse(c.text, row))
                     except ParseError as exc:
-                        reason = f"parse: {exc}"
+                        reason = reason_text("parse", str(exc))
             for col in self.columns:
                 cols[col].append(None if reason else values.get(col))
             cols[f"{ns}.error"].append(reason)
@@ -257,3 +258,12 @@ class LLMAnnotator(_LLMMixin, Annotator):
             cols[f"{ns}.tokens_out"].append(c.tokens_out if c else 0)
             cols[f"{ns}.cached"].append(bool(c.cached) if c else False)
         return cols
+
+
+class LLMAnnotator(LLMColumns, Annotator):
+    """Base of LLM annotators: adds :meth:`~LLMColumns.llm_columns` to every row, drops nothing."""
+
+    Params: ClassVar[type[LLMParams]] = LLMParams
+
+    def annotate(self, batch: pa.Table) -> dict[str, Sequence[Any]]:
+        return self.llm_columns(batch)

@@ -14,7 +14,7 @@ from gristmill.llm.tasks import random_walk
 from gristmill.llm.types import ParseError
 from gristmill.ops.generate.base import RAW, LLMGenerator, LLMParams
 from gristmill.ops.generate.common import _EXAMPLE_KG, _inherit, _parent_id, example_text
-from gristmill.records import ID, REASON
+from gristmill.records import ID, REASON, Reason
 
 
 class RandomWalkQA(LLMGenerator):
@@ -105,7 +105,7 @@ class RandomWalkQA(LLMGenerator):
                 wid = f"{parent}-w{j}"
                 walk = random_walk.random_walk(self.graph, start, hops, rng) if start else None
                 if walk is None:
-                    failures.append({**row, ID: wid, REASON: f"dead_end: no {hops}-hop walk from {start!r}"})
+                    failures.append({**row, ID: wid, REASON: Reason("dead_end", f"no {hops}-hop walk from {start!r}")})
                     continue
                 try:
                     random_walk.check_answer(self.graph, walk.start, walk.relations, walk.end)
@@ -114,7 +114,7 @@ class RandomWalkQA(LLMGenerator):
                     continue
                 if p.dedupe and walk.triples in seen:
                     failures.append({**row, ID: wid, "walk.path": json.dumps(walk.triples),
-                                     REASON: f"duplicate_walk: {walk.start!r} over {len(walk.triples)} hops"})
+                                     REASON: Reason("duplicate_walk", f"{walk.start!r} over {len(walk.triples)} hops")})
                     continue
                 seen.add(walk.triples)
                 question = random_walk.question_for(walk)
@@ -137,7 +137,7 @@ class RandomWalkQA(LLMGenerator):
             gen = self._gen_columns(c)
             walk = random_walk.Walk(tuple(tuple(t) for t in json.loads(r["walk.path"])))
             if c.finish_reason == "error":
-                failures.append({**r, **gen, RAW: None, REASON: f"backend: {c.error}"})
+                failures.append({**r, **gen, RAW: None, REASON: Reason("backend", c.error or "")})
                 continue
             try:
                 q = random_walk.parse_rephrase(c.text, walk)

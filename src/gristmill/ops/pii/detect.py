@@ -266,11 +266,6 @@ def _span_rows(spans: list[Span], text: str, with_text: bool) -> list[dict[str, 
              "score": float(s.score), "detector": s.detector} for s in spans]
 
 
-def _check_column(op: str, batch: pa.Table, column: str) -> None:
-    if column not in batch.column_names:
-        raise KeyError(f"{op}: column {column!r} not in batch (has {', '.join(batch.column_names)})")
-
-
 class PiiDetect(Annotator):
     """Find PII and secrets: typed character spans with scores in ``pii.spans``, their number in ``pii.count``.
 
@@ -316,7 +311,6 @@ class PiiDetect(Annotator):
             truecase("warm up")
 
     def annotate(self, batch: pa.Table) -> dict[str, pa.Array]:
-        _check_column(self.name, batch, self.params.column)
         texts = column_list(batch, self.params.column)
         found = Detector(self.params).spans(texts)
         rows = [_span_rows(sp, t or "", self.params.include_text) for sp, t in zip(found, texts)]

@@ -14,7 +14,7 @@ from gristmill.ops.base import Mapper
 from gristmill.ops.pii.address import CONTINUATION
 from gristmill.ops.pii.detect import (DEFAULT_REDACT_TYPES, DetectParams, Detector, PII_COUNT, PII_INVISIBLE,
                                       PII_REDACTED, PII_REMAINING, PII_SPANS, PiiType, SALT_ENV, SPAN_TYPE,
-                                      _check_column, _span_rows)
+                                      _span_rows)
 from gristmill.ops.pii.fake import hash_tag, protected_ranges, pseudonym, tag
 from gristmill.ops.pii.normalise import INVISIBLE, count_invisible
 from gristmill.ops.pii.spans import TYPES, Span, resolve_overlaps
@@ -141,7 +141,6 @@ class PiiRedact(Mapper):
             load_nlp()
 
     def map(self, batch: pa.Table) -> pa.Table:
-        _check_column(self.name, batch, self.params.column)
         salt = self._salt()
         selected = set(self.params.types or TYPES)
         # Detect every type, so that pii.remaining also counts the types not redacted.

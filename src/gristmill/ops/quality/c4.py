@@ -16,11 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from gristmill.ops.base import ScoreFilter, ScoreParams, StepResult
+from gristmill.ops.base import Filter, FilterParams
 from gristmill.ops.quality.fineweb import WHITESPACE_CLASS, string_array, text_slices
 from gristmill.ops.text.bad_words import bad_words
 from gristmill.ops.text.scoring import Rule
-from gristmill.records import set_column
 
 __all__ = ["C4Quality", "POLICY_SUBSTRINGS", "count_sentences"]
 
@@ -35,10 +34,9 @@ _LINE_BREAK = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
 _RARE_LINE_BREAK = r"\r[^\n]|[\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
 _CITATION = r"\[\pN*\]|\[edit\]|\[citation needed\]"
 _END = "[.?!\"']$"
-_ROW = "__c4_row"
 
 
-class C4Quality(ScoreFilter):
+class C4Quality(Filter):
     """C4 rules: terminal punctuation, words per line, sentences, javascript, policies, lorem ipsum, braces, bad words.
 
     C4 works line by line (``str.splitlines``, each line stripped). As in datatrove's
@@ -79,10 +77,11 @@ class C4Quality(ScoreFilter):
     """
 
     name = "quality.c4"
+    _rewritten: pa.Array | None = None  # the rewritten text of the batch being processed
     version = "1"
     idempotent: ClassVar[bool] = True
 
-    class Params(ScoreParams):
+    class Params(FilterParams):
         column: str = Field("text", description="String column to score.")
         remove_citations: bool = Field(True, description="Cut wiki citations ([1], [edit], [citation needed]) "
                                        "out of lines before the checks.")
@@ -163,16 +162,12 @@ class C4Quality(ScoreFilter):
             self._rewritten = pa.concat_arrays([p[6] for p in parts]) if parts else pa.array([], pa.string())
         return out
 
-    def process(self, batch: pa.Table) -> StepResult:
-        if not self.params.filter_lines or batch.num_rows == 0:
-            return super().process(batch)
-        result = super().process(batch.append_column(_ROW, pa.array(np.arange(batch.num_rows))))
-        rows = result.kept.column(_ROW).to_numpy()
-        result.kept = set_column(result.kept.drop_columns([_ROW]), self.params.column, self._rewritten.take(rows))
-        if result.rejected is not None:
-            result.rejected = result.rejected.drop_columns([_ROW])
-        self._rewritten = None
-        return result
+    def kept_values(self, batch: pa.Table) -> dict[str, pa.Array]:
+        """With ``filter_lines``, the kept rows' text without the lines the line rules removed."""
+        if not self.params.filter_lines or self._rewritten is None:
+            return {}
+        rewritten, self._rewritten = self._rewritten, None
+        return {self.params.column: rewritten}
 
 
 def _score_slice(texts: pa.Array, p: C4Quality.Params, bad: str | None) -> tuple[Any, ...]:

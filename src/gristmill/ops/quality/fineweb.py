@@ -15,8 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from gristmill.ops.base import ScoreFilter, ScoreParams
+from gristmill.ops.base import Filter, FilterParams
 from gristmill.ops.text.scoring import Rule
+from gristmill.records import Reason
 
 __all__ = ["FineWebQuality", "TERMINAL_PUNCTUATION", "count_words", "string_array", "text_slices"]
 
@@ -49,7 +50,7 @@ SLICE_BYTES = 64 << 20
 WORD_SLICE_BYTES = 1 << 20
 
 
-class FineWebQuality(ScoreFilter):
+class FineWebQuality(Filter):
     """FineWeb quality rules: line punctuation, short lines, duplicated lines, newlines per word.
 
     The rules of the FineWeb dataset (Penedo et al. 2024) with the definitions and
@@ -81,7 +82,7 @@ class FineWebQuality(ScoreFilter):
     version = "1"
     idempotent: ClassVar[bool] = True
 
-    class Params(ScoreParams):
+    class Params(FilterParams):
         column: str = Field("text", description="String column to score.")
         line_punct_thr: float | None = Field(0.12, ge=0, le=1, description="Smallest share of lines ending with "
                                              "a stop character (None: no bound).")
@@ -134,7 +135,7 @@ class FineWebQuality(ScoreFilter):
 class ZeroPassesRule(Rule):
     """A rule whose score passes when it is exactly 0 (datatrove's ``line_punct_exclude_zero``)."""
 
-    def check(self, value: Any) -> str | None:
+    def check(self, value: Any) -> Reason | None:
         return None if value == 0 else super().check(value)
 
     def to_json(self) -> dict[str, Any]:
@@ -143,8 +144,6 @@ class ZeroPassesRule(Rule):
 
 def string_array(batch: pa.Table, column: str) -> pa.Array:
     """The column as one string array with nulls as empty strings."""
-    if column not in batch.column_names:
-        raise KeyError(f"column {column!r} not in batch (has {', '.join(batch.column_names)})")
     col = batch.column(column)
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if pa.types.is_large_string(col.type):

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from gristmill.ops.base import ScoreFilter, ScoreParams
+from gristmill.ops.base import Filter, FilterParams
 from gristmill.ops.text.scoring import Rule
 from gristmill.ops.text.words import Lexicon, lexicon
 from gristmill.records import column_list
@@ -19,7 +19,7 @@ STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 NS = "quality.gopher."
 
 
-class GopherQuality(ScoreFilter):
+class GopherQuality(Filter):
     """Gopher quality rules: word count, mean word length, symbols, bullets, ellipses, letters, stop words.
 
     The rules of Rae et al. 2021 (MassiveText, appendix A), with the definitions and
@@ -50,7 +50,7 @@ class GopherQuality(ScoreFilter):
     idempotent: ClassVar[bool] = True
     example_params: ClassVar[dict[str, Any]] = {"min_doc_words": 5, "min_stop_words": 1}
 
-    class Params(ScoreParams):
+    class Params(FilterParams):
         column: str = Field("text", description="String column to score.")
         min_doc_words: int | None = Field(50, ge=0, description="Fewest non-symbol words (None: no bound).")
         max_doc_words: int | None = Field(100_000, ge=0, description="Most non-symbol words (None: no bound).")

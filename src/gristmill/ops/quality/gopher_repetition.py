@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from gristmill.ops.base import ScoreFilter, ScoreParams
+from gristmill.ops.base import Filter, FilterParams
 from gristmill.ops.text.scoring import Rule
 from gristmill.ops.text.words import ConcatHashes, Lexicon, lexicon
 from gristmill.records import column_list
@@ -23,7 +23,7 @@ _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
 
 
-class GopherRepetition(ScoreFilter):
+class GopherRepetition(Filter):
     """Gopher repetition rules: duplicate lines and paragraphs, top n-grams, duplicated n-grams.
 
     Rae et al. 2021 (MassiveText, table A1), with the definitions and defaults of
@@ -53,7 +53,7 @@ class GopherRepetition(ScoreFilter):
     idempotent: ClassVar[bool] = True
     example_params: ClassVar[dict[str, Any]] = {"top_n_grams": {2: 0.5, 3: 0.5, 4: 0.5}}
 
-    class Params(ScoreParams):
+    class Params(FilterParams):
         column: str = Field("text", description="String column to score.")
         dup_para_frac: float | None = Field(0.3, ge=0, description="Largest fraction of paragraphs that repeat "
                                             "an earlier one (None: no bound).")

