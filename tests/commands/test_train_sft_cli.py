@@ -47,7 +47,7 @@ def test_cli_end_to_end(tiny_model: Path, data: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "chat.jsonl:4" in res.output and "1 lines skipped" in res.output
     config = json.loads((out / "config.json").read_text())
-    assert config["kind"] == "train-sft" and config["method"] == "lora" and config["learning_rate"] == 2e-4
+    assert config["kind"] == "train-sft" and config["method"] == "lora" and config["lr"] == 2e-4
     results = json.loads((out / "results.json").read_text())
     assert results["steps"] == 3 and results["train_rows"] == 9 and results["skipped_lines"] == 1
     assert results["train_tokens"] > 0 and results["tokens_per_s"] > 0 and results["dev_perplexity"] > 1

@@ -4,7 +4,8 @@ The model is :class:`gristmill.train.gpt.TransformerLM` (GPT-2 shaped, about 1M 
 default). :func:`train_lm` tokenizes the documents, joins them with ``<|endoftext|>`` into one
 stream and trains on random windows of ``context + 1`` tokens (cross-entropy) through
 :class:`gristmill.train.loop.Loop`: AdamW (betas 0.9/0.95; no decay on biases and norm gains),
-linear warmup then cosine decay to ``lr * min_lr_ratio``, gradient clipping. The windows of step
+linear warmup then cosine decay (``schedule``) to ``lr * min_lr_ratio``, gradient clipping; the
+settings are an :class:`~gristmill.train.config.LMConfig`. The windows of step
 ``s`` depend only on ``(seed, s)``, and a checkpoint holds model, optimizer, step and the torch
 RNG state (dropout), so a resumed run repeats and skips no step and ends with the same weights as
 an uninterrupted one (same thread count).
@@ -23,7 +24,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 
 from gristmill.evaluate.perplexity import TrainedLMScorer, effective_window, score_segments, token_segment
 from gristmill.train.checkpoint import complete_checkpoints
+from gristmill.train.config import LMConfig
 from gristmill.train.gpt import TransformerLM
 from gristmill.train.loop import Loop, LoopConfig
 from gristmill.train.tokenizer import load_tokenizer, save_tokenizer, separator_id, train_tokenizer
@@ -47,67 +49,7 @@ MODEL_FORMAT = "gristmill-lm"
 _WEIGHTS = "model.pt"
 _CONFIG = "config.json"
 _CHECKPOINTS = "checkpoints"
-_KEEP_CHECKPOINTS = 2
 _TRAIN_LOG_EVERY = 10
-_SHAPE = ("vocab_size", "context", "n_layer", "n_head", "d_model")
-
-
-@dataclass
-class LMConfig:
-    """Size and training schedule of a from-scratch LM.
-
-    The defaults (about 1M parameters) train in minutes on 2 CPU cores. ``vocab_size`` is
-    the BPE size asked for when the tokenizer is trained here; the model always uses the
-    tokenizer's actual size. ``steps`` counts optimizer steps of ``batch_size`` windows of
-    ``context`` tokens. ``threads``: torch threads (None: see
-    :func:`gristmill.models.runtime.set_torch_threads`). ``bf16``: run the training
-    forward pass under bfloat16 autocast (about 2x faster on CPUs with bf16 support;
-    weights, optimizer and every evaluation stay float32). ``eval_batches``: the dev points
-    score at most ``eval_batches * batch_size * context`` dev tokens (whole texts, in order).
-    """
-
-    vocab_size: int = 2048
-    context: int = 128
-    n_layer: int = 4
-    n_head: int = 4
-    d_model: int = 128
-    dropout: float = 0.1
-    steps: int = 1500
-    batch_size: int = 32
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.1
-    warmup: int = 100
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    eval_every: int = 250
-    eval_batches: int = 20
-    checkpoint_every: int = 500
-    seed: int = 0
-    threads: int | None = None
-    bf16: bool = False
-
-    def __post_init__(self) -> None:
-        positive = ("vocab_size", "context", "n_layer", "n_head", "d_model", "steps", "batch_size",
-                    "eval_every", "eval_batches", "checkpoint_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"LMConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.d_model % self.n_head:
-            raise ValueError(f"LMConfig.d_model ({self.d_model}) must be a multiple of n_head ({self.n_head})")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"LMConfig.dropout must be in [0, 1), got {self.dropout}")
-        if self.lr <= 0:
-            raise ValueError(f"LMConfig.lr must be > 0, got {self.lr}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"LMConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
-        if self.warmup < 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("LMConfig.warmup, weight_decay and grad_clip must be >= 0")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LMConfig":
-        """The config in ``d`` (unknown keys ignored)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 # -- trained model --------------------------------------------------------------------------------
@@ -275,14 +217,11 @@ def _dev_ids(tok: tokenizers.Tokenizer, texts: Sequence[str], budget: int) -> li
 
 
 def _identity(cfg: LMConfig) -> dict[str, Any]:
-    return {k: getattr(cfg, k) for k in _SHAPE}
+    return {k: getattr(cfg, k) for k in LMConfig.SHAPE}
 
 
 def _loop_config(cfg: LMConfig) -> LoopConfig:
-    return LoopConfig(lr=cfg.lr, total_steps=cfg.steps, warmup=cfg.warmup, schedule="cosine",
-                      min_lr_ratio=cfg.min_lr_ratio, weight_decay=cfg.weight_decay, betas=(0.9, 0.95),
-                      max_grad_norm=cfg.grad_clip, bf16=cfg.bf16, checkpoint_every=cfg.checkpoint_every,
-                      keep_checkpoints=_KEEP_CHECKPOINTS, checkpoint_last=True)
+    return LoopConfig.of(cfg, cfg.steps, betas=(0.9, 0.95), checkpoint_last=True)
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -344,9 +283,14 @@ def _train(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config: 
 
     def loss_fn(batch: torch.Tensor) -> torch.Tensor:
         logits = model(batch[:, :-1])
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        return loss / cfg.grad_accum if cfg.grad_accum > 1 else loss
 
-    tokens_per_step = cfg.batch_size * cfg.context
+    def batches(step: int) -> list[torch.Tensor]:  # micro-batch k of step s: the windows of draw s * grad_accum + k
+        return [_batch(stream, cfg.context, cfg.batch_size, cfg.seed, step * cfg.grad_accum + k)
+                for k in range(cfg.grad_accum)]
+
+    tokens_per_step = cfg.batch_size * cfg.context * cfg.grad_accum
     window = {"loss": 0.0, "steps": 0, "seconds": 0.0}
     with progress_bars(progress) as bars:
         task = bars.add_task("train", total=cfg.steps * tokens_per_step, unit="tok",
@@ -363,12 +307,12 @@ def _train(train_texts: Sequence[str], dev_texts: Sequence[str] | None, config: 
                 run.log("train", done, loss=window["loss"] / window["steps"], lr=loop.lr,
                         tokens_per_s=window["steps"] * tokens_per_step / max(window["seconds"], 1e-9))
                 window.update(loss=0.0, steps=0, seconds=0.0)
-            if dev_ids and (done % cfg.eval_every == 0 or done == cfg.steps):
+            if dev_ids and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
                 sums, counts = _ids_nll(lm, dev_ids, cfg.batch_size)
                 dev_loss = sum(sums) / max(1, sum(counts))
                 run.log("dev", done, loss=dev_loss, perplexity=math.exp(dev_loss))
 
-        loop.run(lambda step: [_batch(stream, cfg.context, cfg.batch_size, cfg.seed, step)], loss_fn, on_step,
+        loop.run(batches, loss_fn, on_step,
                  state=lambda: {"config": asdict(cfg)})
     model.eval()
     return lm

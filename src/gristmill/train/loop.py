@@ -47,10 +47,10 @@ from typing import Any
 
 from gristmill.train.checkpoint import (ResumeMismatch, check_compatible, clear_checkpoints, resume_point,
                                         save_checkpoint, tensor_shapes)
+from gristmill.train.config import SCHEDULES, TrainConfig
 
 __all__ = ["SCHEDULES", "Loop", "LoopConfig", "decays", "lr_factor", "param_groups"]
 
-SCHEDULES = ("cosine", "linear", "constant")
 LAYOUT = 1  # the checkpoint layout written by Loop.save; a checkpoint without it is refused on resume
 
 
@@ -103,6 +103,21 @@ class LoopConfig:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, not {self.lr}")
+
+    @classmethod
+    def of(cls, config: TrainConfig, total_steps: int, **own: Any) -> "LoopConfig":
+        """The loop settings of a trainer's ``config`` (:mod:`gristmill.train.config`) for a run of
+        ``total_steps`` steps; ``own``: what the trainer decides itself (``betas``, ``checkpoint_last``,
+        ``bf16`` when its precision is not autocast alone)."""
+        if config.lr is None:
+            raise ValueError("the config has no learning rate")
+        settings: dict[str, Any] = dict(
+            lr=config.lr, total_steps=total_steps, warmup=config.warmup_steps(total_steps), schedule=config.schedule,
+            min_lr_ratio=config.min_lr_ratio, weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
+            checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints)
+        if "bf16" not in own:
+            settings["bf16"] = config.uses_bf16()
+        return cls(**{**settings, **own})
 
 
 class Loop:

@@ -71,7 +71,7 @@ def train_sequence_classifier(model: Any, tokenizer: Any, train: Sequence[Labell
 
     def evaluate() -> tuple[float, dict[str, Any]]:
         scores = evaluate_labelled(model, tokenizer, dev, id2label, config.max_length, config.eval_batch_size,
-                                   config.bf16)
+                                   config.uses_bf16())
         return scores["macro_f1"], scores
 
     return fit(model, ids, targets, tokenizer.pad_token_id, evaluate, config, on_step, on_epoch, **checkpointing)

@@ -31,80 +31,15 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gristmill.train.chat_data import IGNORE, Messages, TokenizedChat, tokenize_chat
-from gristmill.train.loop import SCHEDULES, Loop, LoopConfig
+from gristmill.train.config import SFTConfig, resolve_dtype
+from gristmill.train.loop import Loop, LoopConfig
 
 __all__ = ["SFTConfig", "SFTResult", "load_model_and_tokenizer", "resolve_dtype", "split_dev", "train_sft"]
-
-DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
-METHODS = ("lora", "full")
-DTYPES = ("auto", "bfloat16", "float32")
-
-
-@dataclass
-class SFTConfig:
-    """Everything a run of :func:`train_sft` depends on (saved as the run's config)."""
-
-    model: str | None = None          # HF directory or .gguf file; None: the packaged SmolLM2-135M-Instruct
-    method: str = "lora"
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = DEFAULT_TARGETS
-    dtype: str = "auto"
-    learning_rate: float | None = None  # None: 2e-4 for LoRA, 2e-5 for full fine-tuning
-    weight_decay: float = 0.0
-    epochs: float = 1.0
-    max_steps: int | None = None      # optimizer steps; overrides epochs
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 512
-    warmup_ratio: float = 0.05
-    schedule: str = "cosine"          # cosine | linear | constant (after warmup; see gristmill.train.loop)
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    eval_every: int = 0               # optimizer steps between dev evaluations; 0: at the end only
-    checkpoint_every: int = 0         # optimizer steps between checkpoints; 0: none
-    keep_checkpoints: int = 2
-    log_every: int = 1
-    threads: int | None = None
-    save_merged: bool = True
-
-    def __post_init__(self) -> None:
-        self.target_modules = tuple(self.target_modules)
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
-        for name in ("batch_size", "grad_accum", "max_length", "lora_r"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.max_length < 2:
-            raise ValueError("max_length must be at least 2")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1, not {self.max_steps}")
-        if self.epochs <= 0:
-            raise ValueError(f"epochs must be positive, not {self.epochs}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
-
-    @property
-    def lr(self) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return 2e-4 if self.method == "lora" else 2e-5
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["target_modules"] = list(self.target_modules)
-        d["learning_rate"] = self.lr
-        return d
 
 
 @dataclass
@@ -136,18 +71,6 @@ class SFTResult:
         skip = {"losses", "lengths", "model", "tokenizer"}
         return {k: (str(getattr(self, k)) if isinstance(getattr(self, k), Path) else getattr(self, k))
                 for k in self.__dataclass_fields__ if k not in skip}
-
-
-def resolve_dtype(dtype: str) -> str:
-    """``bfloat16`` or ``float32``; ``auto`` is bf16 when this CPU computes in bf16 natively."""
-    if dtype != "auto":
-        return dtype
-    import torch
-
-    try:
-        return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
-    except (AttributeError, RuntimeError):  # pragma: no cover - torch built without mkldnn
-        return "float32"
 
 
 def load_model_and_tokenizer(model: str | Path | None, dtype: str = "float32") -> tuple[Any, Any]:
@@ -331,7 +254,6 @@ def train_sft(train_rows: Sequence[Messages], dev_rows: Sequence[Messages], conf
     batches_per_epoch = math.ceil(len(train) / config.batch_size)
     steps_per_epoch = max(1, batches_per_epoch // config.grad_accum)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
-    warmup = int(config.warmup_ratio * total_steps)
 
     def micro_batches(step: int) -> list[list[int]]:
         """Row indices of the micro-batches of optimizer step ``step`` (0-based)."""
@@ -345,10 +267,7 @@ def train_sft(train_rows: Sequence[Messages], dev_rows: Sequence[Messages], conf
         return out
 
     _epoch_cache: dict[int, list[list[int]]] = {}
-    loop = Loop(model, LoopConfig(lr=config.lr, total_steps=total_steps, warmup=warmup, schedule=config.schedule,
-                                  weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
-                                  bf16=autocast, checkpoint_every=config.checkpoint_every,
-                                  keep_checkpoints=config.keep_checkpoints),
+    loop = Loop(model, LoopConfig.of(config, total_steps, bf16=autocast),
                 checkpoints=run.path / "checkpoints" if run is not None else None, identity=_identity(config))
     losses: list[tuple[int, float]] = []
     tokens = label_tokens = 0

@@ -9,8 +9,8 @@ those words as misses.
 
 :func:`fit` trains both this and :mod:`gristmill.train.seq_classify` on
 :class:`gristmill.train.loop.Loop` (AdamW with no decay on biases and norm gains, linear warmup
-then linear decay, gradient clipping): length-grouped batches, evaluation on dev after each
-epoch, early stopping after ``patience`` epochs without improvement, and the best epoch's
+then linear decay, gradient clipping; the settings are a :class:`~gristmill.train.config.FitConfig`):
+length-grouped batches, evaluation on dev after each epoch, early stopping after ``patience`` epochs without improvement, and the best epoch's
 weights restored at the end; checkpoints every ``checkpoint_every`` steps, from which a killed
 run resumes and ends as an uninterrupted one would.
 """
@@ -26,34 +26,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gristmill.train.config import FitConfig
 from gristmill.train.labels import TaggedSentence, entity_report, token_report
 
 __all__ = ["FitConfig", "FitResult", "EpochRecord", "Encoded", "encode_tagged", "word_labels", "length_batches",
            "fit", "predict_tags", "evaluate_tagged", "train_token_classifier", "load_token_model", "collate"]
 
 IGNORE = -100
-
-
-@dataclass
-class FitConfig:
-    """Hyper-parameters of :func:`fit`."""
-
-    epochs: int = 3
-    lr: float = 5e-5
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    max_length: int = 128
-    patience: int = 2
-    seed: int = 0
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    bf16: bool = False
-    checkpoint_every: int = 0         # optimizer steps between checkpoints; 0: none
-    keep_checkpoints: int = 2
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -199,12 +178,13 @@ def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[A
         on_resume: Callable[[int, int], None] | None = None,
         notify: Callable[[str], None] | None = None) -> FitResult:
     """Train ``model`` on encoded examples, evaluating with ``evaluate()`` -> ``(score, figures)``
-    after each epoch; stop after ``config.patience`` epochs without a better score and load the
+    after each epoch (a fractional ``config.epochs`` ends with a part of an epoch, evaluated at its
+    end); stop after ``config.patience`` epochs without a better score and load the
     best epoch's weights back into ``model``. ``on_step(step, loss, examples)`` follows each update.
 
     The steps run through :class:`gristmill.train.loop.Loop` (AdamW without decay on biases and
-    norm gains, linear warmup over ``warmup_ratio`` of the steps then linear decay to 0, clipping
-    at ``max_grad_norm``). With ``checkpoints`` (a directory), a checkpoint is written every
+    norm gains, warmup over ``warmup_ratio`` of the steps then ``schedule`` decay, clipping at
+    ``max_grad_norm``); a step is ``grad_accum`` batches, its loss the mean over their examples. With ``checkpoints`` (a directory), a checkpoint is written every
     ``config.checkpoint_every`` steps (after that step's epoch evaluation, when it ends an epoch):
     weights, optimizer, torch RNG state, the epochs so far and the best epoch's weights. With
     ``resume``, training goes on from the newest complete one at the same step with the same
@@ -220,15 +200,12 @@ def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[A
 
     torch.manual_seed(config.seed)
     lengths = [len(x) for x in train_ids]
-    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
-    if not steps_per_epoch:
+    batches_per_epoch = math.ceil(len(train_ids) / config.batch_size)
+    if not batches_per_epoch:
         raise ValueError("no training examples")
-    total = max(1, steps_per_epoch * config.epochs)
-    loop = Loop(model, LoopConfig(lr=config.lr, total_steps=total, warmup=int(config.warmup_ratio * total),
-                                  schedule="linear", weight_decay=config.weight_decay,
-                                  max_grad_norm=config.max_grad_norm, bf16=config.bf16,
-                                  checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints),
-                checkpoints, _identity(model))
+    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
+    total = max(1, math.ceil(steps_per_epoch * config.epochs))
+    loop = Loop(model, LoopConfig.of(config, total), checkpoints, _identity(model))
     result = FitResult()
     st: dict[str, Any] = {"epoch_losses": [], "since_best": 0, "best_state": None}
     saved = loop.begin(resume, notify)
@@ -244,19 +221,28 @@ def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[A
     order = _epoch_order(lengths, config.batch_size, config.seed)
     current: dict[str, Any] = {"size": 0, "t0": time.perf_counter()}
 
-    def batches(step: int) -> list[dict[str, Any]]:
-        idx = order(step // steps_per_epoch)[step % steps_per_epoch]
-        current["size"] = len(idx)
-        return [collate([train_ids[i] for i in idx], pad_id, [train_labels[i] for i in idx])]
+    def batches(step: int) -> list[tuple[dict[str, Any], float]]:
+        """The step's micro-batches (up to ``grad_accum`` batches of its epoch), each with its share of the
+        step's examples (its loss is weighted by it, so the step's loss is the mean over the examples)."""
+        j = step % steps_per_epoch * config.grad_accum
+        micro = order(step // steps_per_epoch)[j:j + config.grad_accum]
+        current["size"] = size = sum(len(idx) for idx in micro)
+        return [(collate([train_ids[i] for i in idx], pad_id, [train_labels[i] for i in idx]), len(idx) / size)
+                for idx in micro]
+
+    def loss_fn(micro: tuple[dict[str, Any], float]) -> Any:
+        batch, share = micro
+        loss = model(**batch).loss
+        return loss if share == 1.0 else loss * share
 
     def after(step: int, value: float) -> bool:
         st["epoch_losses"].append(value)
         result.step_losses.append(value)
         if on_step is not None:
             on_step(step, value, current["size"])
-        if step % steps_per_epoch:
+        if step % steps_per_epoch and step != total:  # a fractional last epoch is evaluated at its end
             return False
-        epoch = step // steps_per_epoch
+        epoch = math.ceil(step / steps_per_epoch)
         score, dev = evaluate()
         losses = st["epoch_losses"]
         record = EpochRecord(epoch, sum(losses) / max(1, len(losses)), float(score), dev,
@@ -281,7 +267,7 @@ def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[A
 
     start = time.perf_counter()
     if not result.stopped_early:
-        loop.run(batches, loss_fn=lambda batch: model(**batch).loss, on_step=after, state=state)
+        loop.run(batches, loss_fn=loss_fn, on_step=after, state=state)
     if st["best_state"] is not None:
         model.load_state_dict(st["best_state"])
     result.seconds = time.perf_counter() - start
@@ -339,7 +325,7 @@ def train_token_classifier(model: Any, tokenizer: Any, train: Sequence[TaggedSen
 
     def evaluate() -> tuple[float, dict[str, Any]]:
         scores = evaluate_tagged(model, tokenizer, dev, id2label, config.max_length, config.eval_batch_size,
-                                 config.bf16)
+                                 config.uses_bf16())
         return scores["f1"], scores
 
     return fit(model, enc.input_ids, enc.labels, tokenizer.pad_token_id, evaluate, config, on_step, on_epoch,
