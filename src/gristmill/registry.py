@@ -74,6 +74,11 @@ def names() -> list[str]:
     return sorted(_all_targets())
 
 
+def registered() -> list[str]:
+    """All registered operator names in registration order: :data:`BUILTIN` as listed, then entry points."""
+    return list(_all_targets())
+
+
 def suggest(name: str, n: int = 3) -> list[str]:
     """The registered names closest to ``name``."""
     known = names()

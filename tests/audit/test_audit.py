@@ -235,8 +235,8 @@ def test_toxicity_fraction_uses_the_steps_threshold(tmp_path: Path) -> None:
     assert audit["gates"][0]["passed"] is False and audit["gates"][0]["worst"][0]["id"] == "t1"
     assert audit["summaries"]["toxicity"]["threshold"] == 0.9
     no_rule = build_audit(fake_run(tmp_path / "b", [{"op": "toxicity.score"}], rows))
-    assert no_rule["metrics"]["toxicity.count"]["value"] == 1  # default 0.5: 0.5 itself is not above
-    assert no_rule["metrics"]["toxicity.fraction"]["note"] == "toxicity.score > 0.5"
+    assert no_rule["metrics"]["toxicity.count"]["value"] == 1  # the operator's default max_score, 0.9
+    assert no_rule["metrics"]["toxicity.fraction"]["note"] == "toxicity.score > 0.9"
 
 
 def test_dropped_metrics_by_rule_and_by_operator_with_rejected_rows_as_worst(tmp_path: Path) -> None:

@@ -99,3 +99,24 @@ def test_phrase_matcher_longest_first_case_and_placeholders() -> None:
 def test_default_lists_load_once() -> None:
     assert word_matcher() is word_matcher()
     assert len(word_matcher()) > 500
+
+
+@pytest.mark.parametrize("params, threshold", [
+    ({}, None),  # nothing recorded: the operator's own default
+    ({"max_score": None}, None),  # no bound to drop by: still the default for the audit
+    ({"max_score": 0.3}, 0.3),  # a recipe.yaml without the rule in stats.json
+])
+def test_the_audit_threshold_comes_from_the_step_else_the_operators_default(tmp_path: Path, params: dict,
+                                                                            threshold: float | None) -> None:
+    """Issue 17: the audit had its own default threshold (0.5) while toxicity.score's max_score defaults to 0.9."""
+    from gristmill.audit import build_audit
+    from tests.audit.conftest import fake_run
+
+    default = ToxicityScore.Params.model_fields["max_score"].default
+    expected = default if threshold is None else threshold
+    scores = [0.25, default - 0.05, min(1.0, default + 0.05)]
+    rows = [{"id": f"t{i}", SCORE: s} for i, s in enumerate(scores)]
+    audit = build_audit(fake_run(tmp_path / "r", [{"op": "toxicity.score", "params": params}], rows))
+    assert audit["summaries"]["toxicity"]["threshold"] == expected
+    assert audit["metrics"]["toxicity.count"]["value"] == sum(s > expected for s in scores)
+    assert audit["metrics"]["toxicity.fraction"]["note"] == f"{SCORE} > {expected:g}"

@@ -5,24 +5,17 @@ per step, the rules of scoring steps), ``recipe.yaml`` (steps with their paramet
 gates), ``quarantine.jsonl``, ``rejected/*.parquet`` and the output rows. The output rows
 are read from the last step's committed shards in ``cache/`` (Parquet with every column,
 whatever the output format); a run directory without them falls back to ``data/*.parquet``
-or JSON Lines (:class:`gristmill.pipeline.run_reader.RunReader`). Only generic things are read: columns by their namespaced names
-(``pii.*``, ``toxicity.*``, ``decontam.*``, ``copyright.*``, ``bias.*``), ``source`` and
-``license``, and the steps' names and parameters, never an operator's code.
+or JSON Lines (:class:`gristmill.pipeline.run_reader.RunReader`). Only generic things are
+read: columns by their namespaced names (the families of the operators that contribute audit
+sections: ``pii.*``, ``toxicity.*``, ...), ``source`` and ``license``, and the steps' names and
+parameters.
 
-Metric definitions are in :data:`gristmill.audit.gates.METRICS`; in detail:
-
-* ``pii.remaining``: for each output row, the spans in ``pii.spans`` whose type the last
-  ``pii.redact`` step redacts (its ``types``; every type when no redact step ran). pii.redact
-  replaces ``pii.spans`` by the spans it still detects after redacting (a redacted value,
-  tag or pseudonym, is not detected again), so this counts PII the pipeline meant to remove
-  and did not; types it keeps on purpose (by default dates and plain URLs) do not count.
-  Without ``pii.spans`` the row's ``pii.remaining`` (all types), else ``pii.count``.
-* ``toxicity.fraction``: output rows with ``toxicity.score`` strictly above the
-  ``toxicity.score`` step's rule maximum (stats.json), else 0.5, over ``rows.out``.
-* ``contamination.*``: rows with ``decontam.overlap >= min_overlap`` of the last
-  ``decontam.ngram`` step (recipe.yaml; default 1).
-* ``copyright.*``: rows whose ``copyright.*`` scores exceed a rule of the last
-  ``copyright.overlap`` step (stats.json).
+The audit's own metrics (rows, quarantine, ``dropped.*``, license) are measured in
+:mod:`gristmill.audit.metrics`; every other metric, its summary figures and its dataset card
+text come from the operator that contributes it (its ``audit_section()`` hook, see
+:mod:`gristmill.audit.metric`: ``toxicity.fraction`` in :mod:`gristmill.ops.toxicity`,
+``pii.remaining`` in :mod:`gristmill.ops.pii.audit_metrics`, ...). The catalogue of them all:
+:func:`gristmill.audit.gates.catalogue`.
 
 Each gate gets the measured value, whether it passed, and its worst records (up to 5:
 id, the value, where the row is, its source and the start of its text).

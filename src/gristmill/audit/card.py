@@ -4,26 +4,31 @@ Sections follow "Datasheets for Datasets" (Gebru et al. 2021) and Hugging Face d
 cards, cut to what a run can know about itself: summary; sources and licenses with
 attribution (from the output's ``source`` / ``license`` columns, and for files of
 ``../shared/data`` from :data:`KNOWN_SOURCES`); the processing steps with their counts
-(``stats.json``); PII handling; toxicity; bias figures (whatever ``bias.*`` columns and
-bias steps left); contamination and copyright; the gates; known limitations; intended
-use (the recipe's ``card:`` section, else a default). Like the report it is a pure
-function of the run directory: :func:`write_card` can rebuild it at any time.
+(``stats.json``); one section per heading the registered operators' audit sections write
+under (:attr:`gristmill.audit.metric.AuditSection.card`: PII handling, toxicity, bias,
+contamination and copyright, each saying so when the run did not check it); the gates; known
+limitations; intended use (the recipe's ``card:`` section, else a default). Like the report it
+is a pure function of the run directory: :func:`write_card` can rebuild it at any time.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
 from gristmill.audit.audit import load_audit
-from gristmill.audit.columns import mask_secrets
+from gristmill.audit.catalogue import contributions
+from gristmill.audit.markdown import compact, params_text, summary_markdown
+from gristmill.audit.markdown import md as _md
+from gristmill.audit.markdown import num as _n
+from gristmill.audit.markdown import table as _table
 from gristmill.io.writers import DECODES_JSON_TEXT
 from gristmill.pipeline.run_reader import RunReader
 
-__all__ = ["CARD_NAME", "KNOWN_SOURCES", "KnownSource", "known_source", "build_card", "write_card"]
+__all__ = ["CARD_NAME", "KNOWN_SOURCES", "KnownSource", "known_source", "build_card", "write_card", "compact",
+           "params_text", "summary_markdown"]
 
 CARD_NAME = "DATASET_CARD.md"
 
@@ -90,47 +95,11 @@ def known_source(source: str | None) -> KnownSource | None:
     return KNOWN_SOURCES.get(PurePath(str(source)).name)
 
 
-def _md(value: Any) -> str:
-    """A value for a Markdown table cell."""
-    s = "—" if value is None or value == "" else str(value)
-    return s.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _n(x: Any) -> str:
-    if isinstance(x, bool) or x is None:
-        return _md(x)
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float):
-        return f"{x:.4g}"
-    return str(x)
-
-
 def _short_source(source: Any) -> str:
     if source is None:
         return "(none)"
     p = PurePath(str(source))
     return p.name or str(source)
-
-
-def compact(value: Any, limit: int = 40) -> str:
-    """A parameter value in a few characters: lists of named things by their names, long text cut."""
-    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
-        return "[" + ", ".join(str(v["name"]) for v in value) + "]"
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def params_text(params: dict[str, Any], keep: int = 8) -> str:
-    """``k=v, ...`` of the parameters that are set (not null), each value compacted."""
-    items = [f"{k}={compact(v)}" for k, v in mask_secrets(params).items() if v is not None]
-    return ", ".join(items[:keep]) + (", …" if len(items) > keep else "")
 
 
 def _sources(audit: dict[str, Any]) -> tuple[str, list[str]]:
@@ -185,156 +154,24 @@ def _steps(run: RunReader) -> str:
     return head + "\n\n" + _table(["step", "kind", "rows in", "rows out", "dropped (by rule)", "parameters"], rows)
 
 
-def _pii(audit: dict[str, Any]) -> tuple[str, list[str]]:
-    pii = (audit.get("summaries") or {}).get("pii")
-    if not pii or not pii.get("steps"):
-        return ("No PII step ran: the output was not checked for personal information (names, contact details, "
-                "identifiers, secrets) and may contain it."), ["Not checked for personal information."]
-    lines = ["Steps:"]
-    for s in pii["steps"]:
-        lines.append(f"- `{s['op']}` (step {s['index']}): {params_text(s['params'], 10) or 'defaults'}")
-    modes = [s["params"].get("mode") for s in pii["steps"] if s["op"] == "pii.redact" and s["params"].get("mode")]
-    if modes:
-        lines.append(f"\nRedaction mode: {', '.join(map(str, modes))}.")
-    elif not any(s["op"] == "pii.redact" for s in pii["steps"]):
-        lines.append("\nPII was detected but not redacted.")
-    counted = pii.get("types_counted")
-    counted = "all types" if counted in (None, "all") else ", ".join(counted)
-    lines.append(f"\nPII spans remaining in the output: **{_n(pii.get('pii.remaining'))}** in "
-                 f"{_n(pii.get('pii.rows'))} rows (still detected in the output text; types counted: {counted}).")
-    if pii.get("spans_redacted") is not None:
-        lines.append(f"Spans redacted: {_n(pii['spans_redacted'])}.")
-    spans = (pii.get("columns") or {}).get("pii.spans") or {}
-    if spans.get("top"):
-        lines.append("\nSpans still detected in the output, by type: "
-                     + ", ".join(f"{k} {_n(v)}" for k, v in spans["top"].items()) + ".")
-    limits = ["PII detection misses what its patterns and NER model do not cover (unusual formats, names in "
-              "other languages, indirect identifiers); a zero count is not proof of absence."]
-    if pii.get("pii.remaining"):
-        limits.append(f"{_n(pii['pii.remaining'])} detected PII spans remain in the output.")
-    return "\n".join(lines), limits
-
-
-def _toxicity(audit: dict[str, Any]) -> tuple[str, list[str]]:
-    tox = (audit.get("summaries") or {}).get("toxicity")
-    if not tox:
-        return "No toxicity step ran.", ["Not checked for toxic or offensive language."]
-    score = (tox.get("columns") or {}).get("toxicity.score") or {}
-    lines = [f"Share of output rows with `toxicity.score` above {_n(tox.get('threshold'))}: "
-             f"**{_n(tox.get('toxicity.fraction'))}** ({_n(tox.get('toxicity.count'))} rows)."]
-    if score.get("mean") is not None:
-        lines.append(f"Score over the output: mean {_n(score['mean'])}, median {_n(score.get('p50'))}, "
-                     f"p99 {_n(score.get('p99'))}, max {_n(score.get('max'))}.")
-    if tox.get("dropped"):
-        lines.append("Dropped: " + ", ".join(f"{k} {_n(v)}" for k, v in tox["dropped"].items()) + ".")
-    return " ".join(lines), ["Toxicity scores come from a lexical classifier and word lists: they miss implicit "
-                             "or context-dependent toxicity and over-flag reclaimed or quoted words."]
-
-
-def _bias(audit: dict[str, Any], run: RunReader) -> tuple[str, list[str]]:
-    bias = (audit.get("summaries") or {}).get("bias")
-    if not bias:
-        return "No bias step ran.", ["Representation of demographic groups was not measured."]
-    lines = []
-    for s in bias.get("steps") or []:
-        lines.append(f"- `{s['op']}` (step {s['index']}): {params_text(s['params']) or 'defaults'}")
-    rows = []
-    for col, summ in (bias.get("columns") or {}).items():
-        if "top" in summ and summ["top"]:
-            figure = ", ".join(f"{k} {_n(v)}" for k, v in list(summ["top"].items())[:8])
-        elif summ.get("mean") is not None:
-            figure = f"mean {_n(summ['mean'])}, rows > 0: {_n(summ.get('nonzero'))}"
-        elif "true" in summ:
-            figure = f"true in {_n(summ['true'])} rows"
-        else:
-            figure = "—"
-        rows.append([f"`{col}`", figure])
-    if rows:
-        lines.append("\n" + _table(["column (output rows)", "figures"], rows))
-    for s in bias.get("steps") or []:
-        label = f"{s['index']:02d}-{s['op']}"
-        summary = run.summary(label)
-        if summary is not None:
-            lines.append(f"\n### {s['op']} (step {s['index']}): `summaries/{label}.json`\n")
-            lines += summary_markdown(summary)
-    extra = sorted(p.relative_to(run.run_dir).as_posix() for p in run.run_dir.glob("bias*/**/*") if p.is_file())
-    if extra:
-        lines.append("\nBias step outputs in the run directory: " + ", ".join(f"`{e}`" for e in extra[:10]) + ".")
-    return "\n".join(lines), ["Bias figures count group terms from fixed lists: they measure mentions and "
-                              "co-occurrence, not how groups are portrayed, and miss groups the lists lack."]
-
-
-def _scalar(v: Any) -> bool:
-    return v is None or isinstance(v, (str, int, float, bool))
-
-
-def _label(item: dict[str, Any]) -> str:
-    """An entry of a list as ``name value``: its first text field and its share (else first number)."""
-    name = next((v for v in item.values() if isinstance(v, str)), "?")
-    value = item.get("share", next((v for v in item.values() if isinstance(v, (int, float))
-                                    and not isinstance(v, bool)), None))
-    return f"{name} {_n(value)}" if value is not None else str(name)
-
-
-def _records_table(records: list[dict[str, Any]], keys: list[str] | None = None, rows: int = 8) -> str:
-    cols = list(dict.fromkeys(k for r in records[:rows] for k, v in r.items() if _scalar(v)))[:9]
-    lists = list(dict.fromkeys(k for r in records[:rows] for k, v in r.items()
-                               if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)))[:1]
-    headers = (["key"] if keys else []) + cols + [f"{k} (first 3)" for k in lists]
-    body = []
-    for i, r in enumerate(records[:rows]):
-        cells = [keys[i]] if keys else []
-        cells += [_n(r.get(c)) for c in cols]
-        cells += ["; ".join(_label(x) for x in (r.get(k) or [])[:3]) for k in lists]
-        body.append(cells)
-    return _table(headers, body)
-
-
-def summary_markdown(obj: dict[str, Any], path: str = "", depth: int = 0) -> list[str]:
-    """A step's JSON run summary as Markdown, read generically: scalars on one line, lists of
-    records and mappings of records as tables (first rows only), nested mappings one level deep."""
-    out = []
-    scalars = [(k, v) for k, v in obj.items() if _scalar(v)]
-    if scalars:
-        out.append(f"- {path or 'totals'}: " + ", ".join(f"{k} {_n(v)}" for k, v in scalars))
-    for k, v in obj.items():
-        key = f"{path}.{k}" if path else k
-        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            out.append(f"\n{key} (first {min(len(v), 8)} of {len(v)}):\n\n{_records_table(v)}\n")
-        elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
-            out.append(f"\n{key}:\n\n{_records_table(list(v.values()), list(map(str, v)))}\n")
-        elif isinstance(v, dict) and depth < 1:
-            out += summary_markdown(v, key, depth + 1)
-    return out
-
-
-def _checks(audit: dict[str, Any]) -> tuple[str, list[str]]:
-    summ = audit.get("summaries") or {}
-    lines, limits = [], []
-    con = summ.get("contamination")
-    if con:
-        lines.append(f"- Benchmark contamination (`decontam.ngram`): rows matching a benchmark: "
-                     f"{_n(con.get('contamination.count'))}, of them in the output: "
-                     f"{_n(con.get('contamination.remaining'))}."
-                     + (" By benchmark: " + ", ".join(f"{k} {_n(v)}" for k, v in
-                                                       con["matched_rows_by_benchmark"].items())
-                        if con.get("matched_rows_by_benchmark") else ""))
-    else:
-        limits.append("Not checked for overlap with evaluation benchmarks.")
-    cop = summ.get("copyright")
-    if cop:
-        refs = [r.get("name") for s in cop.get("steps") or [] for r in s["params"].get("references") or []
-                if isinstance(r, dict)]
-        lines.append(f"- Verbatim overlap with protected references (`copyright.overlap`, references: "
-                     f"{', '.join(map(str, refs)) or '—'}): rows over the thresholds: "
-                     f"{_n(cop.get('copyright.count'))}, "
-                     f"of them in the output: {_n(cop.get('copyright.remaining'))}; longest verbatim span in the "
-                     f"output: {_n(cop.get('copyright.max_span'))} words.")
-        limits.append("Copyright overlap is checked only against the listed references, and only for verbatim "
-                      "word sequences (paraphrase is not detected).")
-    else:
-        limits.append("Not checked for verbatim copying from protected texts.")
-    return ("\n".join(lines) if lines else "No contamination or copyright check ran."), limits
+def _operator_sections(audit: dict[str, Any], run: RunReader) -> tuple[list[str], list[str]]:
+    """The card sections of the registered operators' audit sections, under their headings, and their limitations."""
+    summaries = audit.get("summaries") or {}
+    texts: dict[str, list[str]] = {}
+    empty: dict[str, str] = {}
+    limitations: list[str] = []
+    for c in contributions():
+        section = c.section
+        if section.card_title is None or section.card is None:
+            continue
+        text, limits = section.card(summaries.get(section.name), run)
+        texts.setdefault(section.card_title, [])
+        if text:
+            texts[section.card_title].append(text)
+        empty.setdefault(section.card_title, section.card_empty)
+        limitations += limits
+    sections = [f"## {title}\n\n" + ("\n".join(parts) if parts else empty[title]) for title, parts in texts.items()]
+    return sections, limitations
 
 
 def _gates(audit: dict[str, Any]) -> str:
@@ -383,11 +220,8 @@ def build_card(run_dir: Path | RunReader, audit: dict[str, Any] | None = None) -
     name = stats.get("run", run.run_dir.name)
     desc = run.recipe.get("description")
     sources, l_src = _sources(audit)
-    pii, l_pii = _pii(audit)
-    tox, l_tox = _toxicity(audit)
-    bias, l_bias = _bias(audit, run)
-    checks, l_checks = _checks(audit)
-    limitations = [*map(str, card.get("limitations") or []), *l_src, *l_pii, *l_tox, *l_bias, *l_checks]
+    checks, l_checks = _operator_sections(audit, run)
+    limitations = [*map(str, card.get("limitations") or []), *l_src, *l_checks]
     quarantined = (stats.get("input") or {}).get("quarantined") or 0
     if quarantined:
         limitations.append(f"{quarantined:,} input records could not be read or had a field of another type than "
@@ -414,10 +248,7 @@ def build_card(run_dir: Path | RunReader, audit: dict[str, Any] | None = None) -
         "## Summary\n\n" + "\n".join(summary),
         "## Sources and licenses\n\n" + sources,
         "## Processing steps\n\n" + _steps(run),
-        "## Personal information\n\n" + pii,
-        "## Toxicity\n\n" + tox,
-        "## Bias\n\n" + bias,
-        "## Contamination and copyright\n\n" + checks,
+        *checks,
         "## Audit gates\n\n" + _gates(audit),
         "## Known limitations\n\n" + "\n".join(f"- {x}" for x in dict.fromkeys(limitations)),
         "## Intended use\n\n" + str(intended).strip()

@@ -2,28 +2,30 @@
 
 Rows come from :class:`gristmill.pipeline.run_reader.RunReader`, the one reader of a run
 directory. The audit reads only ``id``, ``source``, ``license``, ``_reason`` and the audit
-namespaces (:data:`AUDIT_PREFIXES`) of the output and rejected rows, never the text, except
-for the few worst records shown (:func:`snippets`).
+namespaces (:func:`gristmill.audit.catalogue.audit_prefixes`: the families of the operators that
+contribute audit sections) of the output and rejected rows, never the text, except for the few
+worst records shown (:func:`snippets`). Operators' measure functions use these helpers too.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from gristmill.audit.catalogue import audit_prefixes
 from gristmill.pipeline.run_reader import UNREADABLE, WHERE, RunReader, concat_tables
 from gristmill.records import ID, LICENSE, REASON, SOURCE
 
-__all__ = ["AUDIT_PREFIXES", "OUTPUT", "WHERE", "WORST", "audit_output", "audit_rejected", "cut", "floats",
-           "is_audit_column", "mask_secrets", "number", "output_and_rejected", "quarantine_first", "snippets",
-           "strings", "worst_rows"]
+__all__ = ["OUTPUT", "WHERE", "WORST", "audit_output", "audit_rejected", "cut", "floats", "is_audit_column",
+           "mask_secrets", "number", "output_and_rejected", "quarantine_first", "snippets", "span_type", "strings",
+           "worst_rows"]
 
-AUDIT_PREFIXES = ("pii.", "toxicity.", "bias.", "decontam.", "copyright.")
 WORST = 5
 SNIPPET = 200
 OUTPUT = "output"
@@ -38,17 +40,24 @@ def mask_secrets(params: dict[str, Any]) -> dict[str, Any]:
 
 def is_audit_column(name: str) -> bool:
     """The columns the audit reads: ids, sources, licenses, drop reasons and the audit namespaces."""
-    return name in (ID, SOURCE, LICENSE, REASON) or name.startswith(AUDIT_PREFIXES)
+    return _audit_columns(audit_prefixes())(name)
+
+
+@lru_cache(maxsize=8)
+def _audit_columns(prefixes: tuple[str, ...]) -> Callable[[str], bool]:
+    """One test of a column name per set of namespaces (the same object each time, so the run reader's
+    tables cached under it are read once)."""
+    return lambda name: name in (ID, SOURCE, LICENSE, REASON) or name.startswith(prefixes)
 
 
 def audit_output(run: RunReader) -> pa.Table:
     """``id``, ``source``, ``license`` and the audit columns of every output row (no text)."""
-    return run.output_table(is_audit_column)
+    return run.output_table(_audit_columns(audit_prefixes()))
 
 
 def audit_rejected(run: RunReader) -> pa.Table:
     """The audit columns of every rejected row, with ``_where`` = the step that dropped it."""
-    return run.rejected_table(is_audit_column)
+    return run.rejected_table(_audit_columns(audit_prefixes()))
 
 
 def quarantine_first(run: RunReader, k: int) -> list[dict[str, Any]]:
@@ -83,6 +92,15 @@ def floats(table: pa.Table, column: str) -> np.ndarray:
 
 def strings(table: pa.Table, column: str) -> list[Any]:
     return table.column(column).to_pylist() if column in table.column_names else [None] * table.num_rows
+
+
+def span_type(span: Any) -> str:
+    """The type of a span or labelled item (its ``type``, ``entity_type``, ``label`` or ``entity``); ``?``: none."""
+    if isinstance(span, dict):
+        for key in ("type", "entity_type", "label", "entity"):
+            if span.get(key) is not None:
+                return str(span[key])
+    return "?"
 
 
 def number(x: float) -> int | float:

@@ -13,18 +13,24 @@ compare as numbers (``in`` is list membership). The ``license`` metric is the *s
 license values in the output: ``in [...]`` passes when every value is listed, ``not in
 [...]`` when none is, ``== v`` when all rows have ``v``, ``!= v`` when no row has ``v``; a
 row without a license is ``null``.
-The metrics are measured by :mod:`gristmill.audit.audit`.
+The metrics are the audit's core metrics (:data:`CORE_METRICS`: rows, quarantine, license, and
+``dropped.<rule or operator>``) and the metrics registered operators contribute through their
+``audit_section()`` hook (:mod:`gristmill.audit.catalogue`); :func:`catalogue` lists them all.
+The metrics are measured by :mod:`gristmill.audit.metrics`.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Gate", "GateError", "MetricInfo", "METRICS", "DROPPED", "OPS", "parse_gate", "check_gate",
-           "validate_gates", "compare", "known_metric_names", "metric_info"]
+from gristmill.audit.catalogue import operator_metrics
+
+__all__ = ["Gate", "GateError", "MetricInfo", "METRICS", "CORE_METRICS", "DROPPED", "OPS", "parse_gate",
+           "check_gate", "validate_gates", "compare", "catalogue", "known_metric_names", "metric_info"]
 
 OPS = ("==", "!=", "<=", ">=", "<", ">", "in", "not in")
 DROPPED = "dropped."
@@ -44,43 +50,61 @@ class MetricInfo:
     needs: tuple[str, ...] = ()  # the recipe must run one of these operators
 
 
-METRICS: dict[str, MetricInfo] = {m.name: m for m in [
+# The audit's own metrics: the run's counts (listed before the operators' metrics) and the output's licenses (after).
+_COUNTS = [
     MetricInfo("rows.in", "number", "rows read from the input (quarantined records not included)"),
     MetricInfo("rows.out", "number", "rows in the output"),
     MetricInfo("rows.dropped", "number", "rows dropped by all steps together"),
     MetricInfo("quarantine.count", "number", "input records quarantined (unreadable, damaged file, field type conflict)"),
-    MetricInfo("contamination.count", "number", "rows flagged by decontam.ngram (decontam.overlap >= its "
-               "min_overlap), in the output and in rejected rows", ("decontam.ngram",)),
-    MetricInfo("contamination.remaining", "number", "flagged rows still in the output (drop: false)",
-               ("decontam.ngram",)),
-    MetricInfo("pii.remaining", "number", "PII spans still detected in the output, of the types the last "
-               "pii.redact step redacts (all types when none ran)", ("pii.detect", "pii.redact")),
-    MetricInfo("pii.rows", "number", "output rows with at least one remaining PII span", ("pii.detect", "pii.redact")),
-    MetricInfo("toxicity.fraction", "number", "share of output rows whose toxicity.score is above the "
-               "toxicity.score step's threshold (its rule's max; 0.5 when it has none)", ("toxicity.score",)),
-    MetricInfo("toxicity.count", "number", "output rows above that threshold", ("toxicity.score",)),
-    MetricInfo("copyright.count", "number", "rows over a copyright.overlap threshold, in the output and in "
-               "rejected rows", ("copyright.overlap",)),
-    MetricInfo("copyright.remaining", "number", "rows over a copyright.overlap threshold still in the output",
-               ("copyright.overlap",)),
-    MetricInfo("copyright.max_span", "number", "the longest verbatim span (words) any output row shares with "
-               "the references", ("copyright.overlap",)),
+]
+_SETS = [
     MetricInfo("license", "set", "the set of license values in the output (null for rows without one)"),
-]}
+]
+CORE_METRICS: dict[str, MetricInfo] = {m.name: m for m in [*_COUNTS, *_SETS]}
+
+
+def catalogue() -> dict[str, MetricInfo]:
+    """Every metric gates can name, in the order the audit lists them: the run's counts, the metrics of the
+    registered operators (registration order; ``needs`` names the operators contributing each), ``license``."""
+    ops = {}
+    for name, (m, owners) in operator_metrics().items():
+        if name in CORE_METRICS or name.startswith(DROPPED):
+            raise GateError(f"{', '.join(owners)}: audit metric {name!r} is one of the audit's own names")
+        ops[name] = MetricInfo(name, m.kind, m.doc, owners)
+    return {**{m.name: m for m in _COUNTS}, **ops, **{m.name: m for m in _SETS}}
+
+
+class _Catalogue(Mapping[str, MetricInfo]):
+    """:func:`catalogue` as a mapping, read when used (so importing this module imports no operator)."""
+
+    def __getitem__(self, name: str) -> MetricInfo:
+        return catalogue()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(catalogue())
+
+    def __len__(self) -> int:
+        return len(catalogue())
+
+
+METRICS: Mapping[str, MetricInfo] = _Catalogue()
 
 
 def known_metric_names() -> list[str]:
     """Every metric name, with the ``dropped.<rule>`` pattern last."""
-    return [*METRICS, f"{DROPPED}<rule or operator>"]
+    return [*catalogue(), f"{DROPPED}<rule or operator>"]
 
 
 def metric_info(name: str) -> MetricInfo:
     """The metric ``name`` (``dropped.*`` included); raises :class:`GateError` for an unknown one."""
-    if name in METRICS:
-        return METRICS[name]
+    if name in CORE_METRICS:
+        return CORE_METRICS[name]
     if name.startswith(DROPPED) and len(name) > len(DROPPED):
         return MetricInfo(name, "number", f"rows dropped under rule or by operator {name[len(DROPPED):]!r}")
-    close = difflib.get_close_matches(name, list(METRICS), n=3, cutoff=0.6)
+    known = catalogue()
+    if name in known:
+        return known[name]
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise GateError(f"unknown metric {name!r}; {hint}known: {', '.join(known_metric_names())}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,10 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from gristmill.audit.columns import OUTPUT, audit_output, floats, output_and_rejected, strings, worst_rows
+from gristmill.audit.markdown import num
+from gristmill.audit.metric import AuditMetric, AuditSection, CardText, Measure, recorded_param
+from gristmill.pipeline.run_reader import RunReader
 from gristmill.ops.base import Filter, FilterParams
 from gristmill.ops.text.ngrams import positional_ngrams, tokenize
 from gristmill.ops.text.scoring import Rule
@@ -133,6 +138,11 @@ class CopyrightOverlap(Filter):
 
     def input_files(self) -> list[Path]:
         return [self.resolve_path(r.path) for r in self.params.references if r.path]
+
+    @classmethod
+    def audit_section(cls) -> AuditSection:
+        """``copyright.count``, ``.remaining`` and ``.max_span``, rows by document, and the card's copyright line."""
+        return COPYRIGHT_AUDIT
 
     def reads(self) -> list[str]:
         return [self.params.column]
@@ -258,3 +268,79 @@ class CopyrightOverlap(Filter):
         sources = batch.column(SOURCE_DOC).to_pylist()
         return [Reason(r.rule, f"{r.detail} ({s})") if r is not None and s else r
                 for r, s in zip(super().reasons(batch), sources)]
+
+
+# ---- audit: copyright.count / .remaining / .max_span, rows by document, the card's copyright line -------------
+
+def _bounds(run: RunReader) -> list[dict[str, Any]]:
+    """The last copyright.overlap step's thresholds: its rules in stats.json, else (a run that recorded none)
+    ``max_longest_span`` and ``max_overlap_ratio`` as recipe.yaml has them, else their defaults."""
+    steps = [s for s in run.steps if s.get("op") == CopyrightOverlap.name]
+    if steps and isinstance(steps[-1].get("rules"), list):
+        return run.step_rules(CopyrightOverlap.name)
+    bounds = [{"column": column, "max": recorded_param(run, CopyrightOverlap.name, key)}
+              for column, key in ((LONGEST_SPAN, "max_longest_span"), (OVERLAP_RATIO, "max_overlap_ratio"))]
+    return [b for b in bounds if b["max"] is not None]
+
+
+def _over(run: RunReader, table: pa.Table) -> np.ndarray:
+    """Rows of ``table`` over any max (or under any min) of the step's thresholds."""
+    over = np.zeros(table.num_rows, bool)
+    for r in _bounds(run):
+        v = floats(table, str(r.get("column")))
+        with np.errstate(invalid="ignore"):
+            if isinstance(r.get("max"), (int, float)):
+                over |= v > r["max"]
+            if isinstance(r.get("min"), (int, float)):
+                over |= v < r["min"]
+    return over
+
+
+def _measure(run: RunReader, name: str) -> Measure:
+    if run.last_step(CopyrightOverlap.name) is None:
+        return Measure(None, note=f"no {CopyrightOverlap.name} step ran")
+    if name == "copyright.max_span":
+        out = audit_output(run)
+        span = floats(out, LONGEST_SPAN)
+        finite = span[~np.isnan(span)]
+        value = int(finite.max()) if finite.size else 0
+        return Measure(value, worst_rows(out, span > 0, span, [OUTPUT] * out.num_rows, [SOURCE_DOC]))
+    if name == "copyright.count":
+        table, where = output_and_rejected(run)
+    else:
+        table = audit_output(run)
+        where = [OUTPUT] * table.num_rows
+    over = _over(run, table)
+    span = floats(table, LONGEST_SPAN)
+    return Measure(int(over.sum()), worst_rows(table, over, span, where, [SOURCE_DOC, OVERLAP_RATIO]))
+
+
+def _figures(run: RunReader) -> dict[str, Any]:
+    docs = Counter(v for v in strings(output_and_rejected(run)[0], SOURCE_DOC) if v is not None)
+    return {"matched_rows_by_document": dict(docs.most_common(20))}
+
+
+def _card(summary: dict[str, Any] | None, run: RunReader) -> CardText:
+    if not summary:
+        return None, ["Not checked for verbatim copying from protected texts."]
+    refs = [r.get("name") for s in summary.get("steps") or [] for r in s["params"].get("references") or []
+            if isinstance(r, dict)]
+    return (f"- Verbatim overlap with protected references (`{CopyrightOverlap.name}`, references: "
+            f"{', '.join(map(str, refs)) or '—'}): rows over the thresholds: "
+            f"{num(summary.get('copyright.count'))}, "
+            f"of them in the output: {num(summary.get('copyright.remaining'))}; longest verbatim span in the "
+            f"output: {num(summary.get('copyright.max_span'))} words."), [
+        "Copyright overlap is checked only against the listed references, and only for verbatim word sequences "
+        "(paraphrase is not detected)."]
+
+
+COPYRIGHT_AUDIT = AuditSection(
+    "copyright",
+    metrics=(AuditMetric("copyright.count", "rows over a copyright.overlap threshold, in the output and in "
+                         "rejected rows", _measure),
+             AuditMetric("copyright.remaining", "rows over a copyright.overlap threshold still in the output",
+                         _measure),
+             AuditMetric("copyright.max_span", "the longest verbatim span (words) any output row shares with "
+                         "the references", _measure)),
+    figures=_figures, order=41, card_title="Contamination and copyright", card=_card,
+    card_empty="No contamination or copyright check ran.")

@@ -11,6 +11,10 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from gristmill.audit.columns import OUTPUT, audit_output, floats, worst_rows
+from gristmill.audit.markdown import num
+from gristmill.audit.metric import AuditMetric, AuditSection, CardText, Measure, recorded_param
+from gristmill.pipeline.run_reader import RunReader
 from gristmill.ops.base import Filter, FilterParams
 from gristmill.ops.text.bad_words import BAD_WORDS_FILE
 from gristmill.ops.text.phrases import PhraseMatcher, data_lines, segments, tokenize
@@ -106,6 +110,11 @@ class ToxicityScore(Filter):
         max_segment_words: int = Field(64, ge=1, description="Longest segment, in words, given to the "
                                        "classifier; longer sentences are cut.")
 
+    @classmethod
+    def audit_section(cls) -> AuditSection:
+        """``toxicity.fraction`` and ``toxicity.count``, the threshold, and the card's Toxicity section."""
+        return TOXICITY_AUDIT
+
     def reads(self) -> list[str]:
         return [self.params.column]
 
@@ -164,3 +173,56 @@ class ToxicityScore(Filter):
             counts.append(len(matches))
             found.append(sorted({m.label for m in matches}))
         return {BADWORD_COUNT: pa.array(counts, pa.int64()), BADWORDS: pa.array(found, pa.list_(pa.string()))}
+
+
+# ---- audit: toxicity.fraction / toxicity.count, the summary's threshold, the card's Toxicity section ----------
+
+def toxicity_threshold(run: RunReader) -> float:
+    """The score above which an output row counts as toxic: the max of the last toxicity.score step's rule
+    (stats.json), else its ``max_score`` (recipe.yaml), else the default of :class:`ToxicityScore`'s ``max_score``."""
+    for r in run.step_rules(ToxicityScore.name):
+        if r.get("column") == SCORE and isinstance(r.get("max"), (int, float)):
+            return float(r["max"])
+    recorded = recorded_param(run, ToxicityScore.name, "max_score")
+    if isinstance(recorded, (int, float)):
+        return float(recorded)
+    return float(ToxicityScore.Params.model_fields["max_score"].default)
+
+
+def _measure(run: RunReader, name: str) -> Measure:
+    if run.last_step(ToxicityScore.name) is None:
+        return Measure(None, note=f"no {ToxicityScore.name} step ran")
+    out = audit_output(run)
+    rows_out = int(run.output.get("rows", out.num_rows))
+    threshold = toxicity_threshold(run)
+    score = floats(out, SCORE)
+    with np.errstate(invalid="ignore"):
+        above = score > threshold
+    count = int(above.sum())
+    value = count if name == "toxicity.count" else (round(count / rows_out, 6) if rows_out else 0.0)
+    return Measure(value, worst_rows(out, above, score, [OUTPUT] * out.num_rows), f"{SCORE} > {threshold:g}")
+
+
+def _card(summary: dict[str, Any] | None, run: RunReader) -> CardText:
+    if not summary:
+        return None, ["Not checked for toxic or offensive language."]
+    score = (summary.get("columns") or {}).get(SCORE) or {}
+    lines = [f"Share of output rows with `{SCORE}` above {num(summary.get('threshold'))}: "
+             f"**{num(summary.get('toxicity.fraction'))}** ({num(summary.get('toxicity.count'))} rows)."]
+    if score.get("mean") is not None:
+        lines.append(f"Score over the output: mean {num(score['mean'])}, median {num(score.get('p50'))}, "
+                     f"p99 {num(score.get('p99'))}, max {num(score.get('max'))}.")
+    if summary.get("dropped"):
+        lines.append("Dropped: " + ", ".join(f"{k} {num(v)}" for k, v in summary["dropped"].items()) + ".")
+    return " ".join(lines), ["Toxicity scores come from a lexical classifier and word lists: they miss implicit "
+                             "or context-dependent toxicity and over-flag reclaimed or quoted words."]
+
+
+TOXICITY_AUDIT = AuditSection(
+    "toxicity",
+    metrics=(AuditMetric("toxicity.fraction", "share of output rows whose toxicity.score is above the toxicity.score "
+                         "step's threshold (its rule's max, else its max_score, else that parameter's default)",
+                         _measure),
+             AuditMetric("toxicity.count", "output rows above that threshold", _measure)),
+    figures=lambda run: {"threshold": toxicity_threshold(run)},
+    order=20, card_title="Toxicity", card=_card, card_empty="No toxicity step ran.")

@@ -26,7 +26,9 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
+from gristmill.audit.metric import AuditSection
 from gristmill.ops.base import GlobalOp, Params, StepResult
+from gristmill.ops.bias.audit_metrics import BIAS_AUDIT
 from gristmill.ops.text.phrases import PhraseMatcher, data_lines, segments, tokenize
 from gristmill.records import column_list, set_column
 
@@ -260,6 +262,11 @@ class BiasAudit(GlobalOp):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.result: dict[str, Any] | None = None
+
+    @classmethod
+    def audit_section(cls) -> AuditSection:
+        """The ``bias`` audit summary and the card's Bias section (:mod:`gristmill.ops.bias.audit_metrics`)."""
+        return BIAS_AUDIT
 
     def reads(self) -> list[str]:
         return [self.params.column]

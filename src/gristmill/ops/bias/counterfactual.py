@@ -34,7 +34,9 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import Field
 
+from gristmill.audit.metric import AuditSection
 from gristmill.ops.base import Generator, Params
+from gristmill.ops.bias.audit_metrics import BIAS_AUDIT
 from gristmill.ops.text.phrases import data_lines
 from gristmill.records import ID
 
@@ -245,6 +247,11 @@ class GenderCounterfactual(Generator):
         keep_original: bool = Field(True, description="Output the input rows as well as their copies.")
 
     example_params: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def audit_section(cls) -> AuditSection:
+        """The ``bias`` audit summary and the card's Bias section, shared with ``bias.audit``."""
+        return BIAS_AUDIT
 
     def reads(self) -> list[str]:
         return [ID]  # the columns to rewrite are optional: a batch without one skips it

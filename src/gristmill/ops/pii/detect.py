@@ -36,9 +36,11 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
+from gristmill.audit.metric import AuditSection
 from gristmill.ops.base import Annotator, Params
 from gristmill.ops.pii.address import detect_addresses
 from gristmill.ops.pii.fake import protected_ranges
+from gristmill.ops.pii.audit_metrics import pii_audit_section
 from gristmill.ops.pii.normalise import View, count_invisible, views
 from gristmill.ops.pii.patterns import PATTERN_DETECTORS
 from gristmill.ops.pii.phones import DEFAULT_REGIONS, detect_phones
@@ -58,6 +60,8 @@ NER_TYPES = ("PERSON", "ORGANIZATION", "LOCATION", "NRP")
 # detected but are not personal by themselves; redacting them would gut ordinary text.
 DEFAULT_REDACT_TYPES = tuple(t for t in TYPES if t not in ("DATE_TIME", "URL", "NRP"))
 SALT_ENV = "GRISTMILL_PII_SALT"
+# The audit's pii section (pii.remaining, pii.rows, the card's Personal information); pii.redact returns it too.
+PII_AUDIT = pii_audit_section(spans=PII_SPANS, count=PII_COUNT, remaining=PII_REMAINING, redacted=PII_REDACTED)
 
 SPAN_TYPE = pa.list_(pa.struct([
     ("type", pa.string()), ("start", pa.int32()), ("end", pa.int32()), ("text", pa.string()),
@@ -292,6 +296,11 @@ class PiiDetect(Annotator):
 
     class Params(DetectParams):
         include_text: bool = Field(False, description="Copy each detected value into the span's text field.")
+
+    @classmethod
+    def audit_section(cls) -> AuditSection:
+        """``pii.remaining`` and ``pii.rows`` (:mod:`gristmill.ops.pii.audit_metrics`)."""
+        return PII_AUDIT
 
     def reads(self) -> list[str]:
         return [self.params.column]

@@ -10,11 +10,13 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 from pydantic import Field, model_validator
 
+from gristmill.audit.metric import AuditSection
 from gristmill.ops.base import Mapper
 from gristmill.ops.pii.address import CONTINUATION
 from gristmill.ops.pii.detect import (DEFAULT_REDACT_TYPES, DetectParams, Detector, PII_COUNT, PII_INVISIBLE,
                                       PII_REDACTED, PII_REMAINING, PII_SPANS, PiiType, SALT_ENV, SPAN_TYPE,
                                       _span_rows)
+from gristmill.ops.pii.detect import PII_AUDIT
 from gristmill.ops.pii.fake import hash_tag, protected_ranges, pseudonym, tag
 from gristmill.ops.pii.normalise import INVISIBLE, count_invisible
 from gristmill.ops.pii.spans import TYPES, Span, resolve_overlaps
@@ -113,6 +115,11 @@ class PiiRedact(Mapper):
             if self.types is not None and not self.types:
                 raise ValueError("types is empty: nothing would be redacted")
             return self
+
+    @classmethod
+    def audit_section(cls) -> AuditSection:
+        """The same section as ``pii.detect``'s: its ``types`` decide which remaining spans count."""
+        return PII_AUDIT
 
     def reads(self) -> list[str]:
         return [self.params.column]
