@@ -63,7 +63,8 @@ class AuditSection:
     * ``name``: its key under ``summaries`` in ``audit.json`` (``pii``, ``contamination``); the
       summary lists the steps, drops and columns of the contributing operators' families
       (``pii.*``, ``decontam.*``), the values of ``metrics``, and whatever ``figures(run)`` adds.
-    * ``metrics``: the metrics gates can name.
+    * ``metrics``: the metrics gates can name, each ``<name>.<what>`` (``pii.remaining``); a name
+      must not be the audit's own (``rows.*``, ``license``, ``dropped.*``) nor another section's.
     * ``order``: where the section goes among the others (summaries and card).
     * ``card_title``: the dataset card heading it writes under (sections may share one: their
       texts are joined); ``card(summary, run)`` writes its text from its summary (None when the
