@@ -131,7 +131,7 @@ def build(base: list[dict], distractors: list[dict], rate: float, seed: int,
 def clusters_of_op(op: GlobalOp, shards: list[list[dict]], scratch: Path) -> dict[str, str]:
     """id -> cluster (the kept id) from a dedup operator run over ``shards`` with ``scratch`` as its state dir."""
     tables = [from_rows(rows) for rows in shards]
-    op.scratch = scratch
+    op.bind(scratch=scratch)
     op.ensure_setup()
     op.fit([op.summarize(t) for t in tables])
     out = {}

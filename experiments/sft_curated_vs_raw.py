@@ -120,7 +120,7 @@ def judge(tasks, judge_ids: list[int], answers: list[str]) -> list[float | None]
     from gristmill.records import from_rows
 
     op = registry.get("judge.score")(backend={"type": "llama_cpp", "batch_size": 8, "threads": 1}, cache=False)
-    op.setup()
+    op.ensure_setup()
     rows = [{"id": f"{tasks[i]['id']}-{k}", "instruction": tasks[i]["instruction"], "input": tasks[i]["input"],
              "output": a} for k, (i, a) in enumerate(zip(judge_ids, answers))]
     kept = op.process(from_rows(rows)).kept.to_pylist()

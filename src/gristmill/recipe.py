@@ -358,7 +358,7 @@ def validate(data: dict[str, Any], base: Path, name: str = "recipe") -> Recipe:
             continue
         try:
             op = cls(**s.params)
-            op.base_dir = base
+            op.bind(base_dir=base)
             steps.append(Step(i, op))
         except ValidationError as exc:
             errors += pydantic_messages(exc, f"steps[{i}].params", list(cls.Params.model_fields))

@@ -132,8 +132,8 @@ def _note_computed(seg: list[PlannedStep], results: dict[Any, Any], computed: se
 def _fit_global(p: PlannedStep, inputs: list[Path], rows: list[int], executor: Executor, bars: Any) -> float:
     """Summarise every shard, fit the operator, pickle it fitted; return fit seconds."""
     unfitted = p.dir / "op.unfitted.pkl"
-    p.step.op.scratch = p.dir / "scratch"
-    p.step.op.scratch.mkdir(exist_ok=True)
+    p.step.op.bind(scratch=p.dir / "scratch")
+    (p.dir / "scratch").mkdir(exist_ok=True)
     store.write_bytes_atomic(unfitted, pickle.dumps(p.step.op))
     ref = StepRef(p.fingerprint + "-unfitted", unfitted, p.dir)
     tid = bars.add_task(f"{p.step.label} scan", total=sum(rows), unit="rows")
@@ -187,8 +187,7 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
     input_fp, planned = plan(recipe, cache)
     for p in planned:
         p.dir.mkdir(exist_ok=True)
-        if hasattr(p.step.op, "cache_dir"):  # LLM operators keep their response cache in the run directory
-            p.step.op.cache_dir = run_dir
+        p.step.op.bind(cache_dir=run_dir, workers=workers)  # LLM operators keep their response cache there
         if not isinstance(p.step.op, GlobalOp):
             store.write_bytes_atomic(p.dir / "op.pkl", pickle.dumps(p.step.op))
     prepare_retries(planned)  # shards with transient LLM failures are redone: later global fits are stale

@@ -141,10 +141,10 @@ def test_operator_params_and_graph_path(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="min_hops"):
         RandomWalkQA(graph=str(KG), min_hops=3, max_hops=2)
     missing = RandomWalkQA(graph="missing.csv")
-    missing.base_dir = tmp_path
+    missing.bind(base_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match=f"graph file not found: {tmp_path / 'missing.csv'}"):
         missing.ensure_setup()
     relative = RandomWalkQA(graph="data/kg_triples.csv")
-    relative.base_dir = REPO / "recipes"  # what the recipe loader sets for recipes/*.yaml
+    relative.bind(base_dir=REPO / "recipes")  # what the recipe loader sets for recipes/*.yaml
     relative.ensure_setup()
     assert relative.graph is not None and len(relative.graph) > 100

@@ -49,9 +49,6 @@ def test_offline_sets_the_hub_variables(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_threads_per_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "cores", lambda: 8)
-    monkeypatch.setenv("GRISTMILL_WORKERS", "2")
-    assert runtime.default_threads() == 4
-    monkeypatch.setenv("GRISTMILL_WORKERS", "16")
-    assert runtime.default_threads() == 1
-    monkeypatch.delenv("GRISTMILL_WORKERS")
-    assert runtime.default_threads() == 8  # the main process: workers: 1 runs inline
+    assert runtime.default_threads(2) == 4
+    assert runtime.default_threads(16) == 1
+    assert runtime.default_threads() == 8  # the main process, workers not known: all cores

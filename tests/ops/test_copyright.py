@@ -131,7 +131,7 @@ def test_reference_files_in_any_reader_format_with_fields_and_ids(tmp_path: Path
         f.write(json.dumps({"book": "pp", "title": "Pride and Prejudice", "body": PASSAGE}) + "\n")
     op = CopyrightOverlap(drop=False, references=[{"name": "novels", "path": "books.jsonl.gz",
                                                    "fields": ["body", "title"], "id_field": "book"}])
-    op.base_dir = tmp_path
+    op.bind(base_dir=tmp_path)
     assert op.input_files() == [ref]
     row = op.process(batch(PASSAGE + " Pride and Prejudice")).kept.to_pylist()[0]
     assert row[SOURCE_DOC] == "novels:pp" and row[LONGEST_SPAN] == len(words(PASSAGE)) + 3

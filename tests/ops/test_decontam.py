@@ -130,7 +130,7 @@ def test_relative_paths_resolve_against_base_dir(tmp_path: Path) -> None:
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "b.jsonl").write_text(json.dumps({"q": "one two three four five six"}) + "\n")
     op = NgramDecontam(benchmarks=[{"name": "b", "path": "bench/b.jsonl", "fields": ["q"]}], n=3)
-    op.base_dir = tmp_path
+    op.bind(base_dir=tmp_path)
     assert op.process(batch("x one two three y")).rejected.column(ITEM).to_pylist() == ["0"]
 
 

@@ -60,7 +60,6 @@ class LocalExecutor(Executor):
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalExecutor:
-        os.environ["GRISTMILL_WORKERS"] = str(self.workers)  # models size their thread pools by it
         if self.workers > 1:
             ctx = multiprocessing.get_context("forkserver")
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,

@@ -3,7 +3,8 @@
 torch uses every core by default, so two worker processes on two cores would each run
 two threads and fight over the cores. :func:`set_torch_threads` picks, unless told:
 
-* ``cores // $GRISTMILL_WORKERS`` when the executor exports its worker count;
+* ``cores // workers`` when the caller knows how many worker processes share the machine
+  (an operator's ``setup(ctx)`` gets it from the run: ``ctx.workers``);
 * 1 in any other child process (a process-pool worker, assumed one per core);
 * all cores in the main process (``workers: 1`` runs operators inline).
 """
@@ -24,21 +25,21 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_threads() -> int:
-    """Threads for one model in this process (see the module docstring)."""
-    workers = os.environ.get("GRISTMILL_WORKERS", "")
-    if workers.isdigit() and int(workers) > 0:
-        return max(1, cores() // int(workers))
+def default_threads(workers: int | None = None) -> int:
+    """Threads for one model in this process when ``workers`` processes share the machine
+    (None: not known; see the module docstring)."""
+    if workers:
+        return max(1, cores() // workers)
     if multiprocessing.parent_process() is not None:
         return 1
     return cores()
 
 
-def set_torch_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op threads to ``threads`` (default :func:`default_threads`); return it."""
+def set_torch_threads(threads: int | None = None, workers: int | None = None) -> int:
+    """Set torch's intra-op threads to ``threads`` (default :func:`default_threads` of ``workers``); return it."""
     import torch
 
-    n = threads or default_threads()
+    n = threads or default_threads(workers)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -45,6 +45,16 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a run tells an operator about where it runs; the defaults are "outside a run"."""
+
+    base_dir: Path | None = None  # relative paths in parameters resolve against it (the recipe's folder)
+    scratch: Path | None = None  # a directory of the step's own (global steps), kept until its cache is pruned
+    cache_dir: Path | None = None  # the run directory: caches that outlive a step (LLM responses)
+    workers: int | None = None  # processes sharing the machine; None: not known (see models.runtime)
+
+
 @dataclass
 class StepResult:
     """What one operator made of one batch: kept rows and rejected rows (with ``_reason``)."""
@@ -64,8 +74,9 @@ class Operator:
     # with when the defaults are not valid or skip the interesting path, and whether
     # processing twice must equal processing once.
     example_params: ClassVar[dict[str, Any]] = {}
-    # The folder relative paths in parameters resolve against (the recipe's folder); set by the recipe loader.
-    base_dir: Path | None = None
+    # Where it runs (the recipe's folder, the step's scratch and cache directories, the worker
+    # count); the recipe loader and the runner set it with bind(), setup() receives it.
+    context: Context = Context()
     idempotent: ClassVar[bool] = False
     # Modules it needs beyond the base install (``("torch", "transformers")``); gristmill.extras maps
     # them to the extra that installs them, and recipe validation refuses the step when one is missing.
@@ -91,6 +102,25 @@ class Operator:
         return []
 
     # ---- lifecycle ---------------------------------------------------------------
+    def bind(self, **changes: Any) -> None:
+        """Set fields of :attr:`context` (``base_dir``, ``scratch``, ``cache_dir``, ``workers``)."""
+        self.context = replace(self.context, **changes)
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The folder relative paths in parameters resolve against (the recipe's folder)."""
+        return self.context.base_dir
+
+    @property
+    def scratch(self) -> Path | None:
+        """The step's own directory for state too large for memory; None outside a run."""
+        return self.context.scratch
+
+    @property
+    def cache_dir(self) -> Path | None:
+        """Where caches that outlive the step live (the LLM response cache); None outside a run."""
+        return self.context.cache_dir
+
     def resolve_path(self, path: str | Path) -> Path:
         """``path`` from a parameter, made absolute against the recipe's folder (or the working directory)."""
         p = Path(path)
@@ -101,12 +131,14 @@ class Operator:
         modification time join the step's fingerprint, so editing one reruns the step."""
         return []
 
-    def setup(self) -> None:
-        """Load heavy state (models, indexes). Called once per worker before processing."""
+    def setup(self, ctx: Context) -> None:
+        """Load heavy state (models, indexes). Called once per worker before processing, with
+        :attr:`context` (e.g. ``ctx.workers`` to size a model's threads)."""
 
     def ensure_setup(self) -> None:
+        """Call :meth:`setup` unless it ran in this process."""
         if not self._is_setup:
-            self.setup()
+            self.setup(self.context)
             self._is_setup = True
 
     def process(self, batch: pa.Table) -> StepResult:  # pragma: no cover - abstract
@@ -233,14 +265,13 @@ class GlobalOp(Operator):
     ``fit`` receives the summaries in shard order and stores its state on ``self`` (it
     is pickled into the run's cache, so a resumed run does not fit again).
 
-    ``scratch`` is a directory of the step's own, set by the executor before
+    ``self.scratch`` (``context.scratch``) is a directory of the step's own, bound by the runner before
     ``summarize``: state too large for memory (signatures, index files, embeddings)
     goes there, one file per shard written atomically, and ``summarize`` returns its path.
     It stays until the step's cache entry is pruned. ``None`` outside a run.
     """
 
     kind = "global"
-    scratch: Path | None = None
 
     def summarize(self, batch: pa.Table) -> Any:
         return None

@@ -16,7 +16,7 @@ from gristmill.audit.columns import OUTPUT, audit_output, floats, output_and_rej
 from gristmill.audit.markdown import num
 from gristmill.audit.metric import AuditMetric, AuditSection, CardText, Measure, recorded_param
 from gristmill.pipeline.run_reader import RunReader
-from gristmill.ops.base import Filter, FilterParams
+from gristmill.ops.base import Context, Filter, FilterParams
 from gristmill.ops.text.ngrams import positional_ngrams, tokenize
 from gristmill.ops.text.scoring import Rule
 from gristmill.ops.text.text_sources import TextSource, iter_texts
@@ -208,7 +208,7 @@ class CopyrightOverlap(Filter):
         first[1:] = all_keys[1:] != all_keys[:-1]
         return _Index(all_keys[first], all_docs[first], labels, words)
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         self._index = self.build_index()
 
     @property

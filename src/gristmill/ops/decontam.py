@@ -16,7 +16,7 @@ from gristmill.audit.columns import OUTPUT, audit_output, floats, output_and_rej
 from gristmill.audit.markdown import num
 from gristmill.audit.metric import AuditMetric, AuditSection, CardText, Measure, recorded_param
 from gristmill.pipeline.run_reader import RunReader
-from gristmill.ops.base import Filter, FilterParams
+from gristmill.ops.base import Context, Filter, FilterParams
 from gristmill.ops.text.ngrams import ngram_hashes, tokenize
 from gristmill.ops.text.text_sources import TextSource, iter_texts
 from gristmill.records import Reason, column_list
@@ -162,7 +162,7 @@ class NgramDecontam(Filter):
         order = np.argsort(all_keys, kind="stable")
         return _Index(all_keys[order], all_codes[order], labels, sorted(short), skipped)
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         self._index = self.build_index()
 
     @property

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
-from gristmill.ops.base import Annotator, Params
+from gristmill.ops.base import Annotator, Context, Params
 from gristmill.records import column_list
 
 __all__ = ["LanguageIdentify", "LANG_CODE", "LANG_SCORE", "identify", "model_path"]
@@ -94,7 +94,7 @@ class LanguageIdentify(Annotator):
     def writes(self) -> list[str]:
         return [LANG_CODE, LANG_SCORE]
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         _model()
 
     def annotate(self, batch: pa.Table) -> dict[str, pa.Array]:

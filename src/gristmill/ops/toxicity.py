@@ -15,7 +15,7 @@ from gristmill.audit.columns import OUTPUT, audit_output, floats, worst_rows
 from gristmill.audit.markdown import num
 from gristmill.audit.metric import AuditMetric, AuditSection, CardText, Measure, recorded_param
 from gristmill.pipeline.run_reader import RunReader
-from gristmill.ops.base import Filter, FilterParams
+from gristmill.ops.base import Context, Filter, FilterParams
 from gristmill.ops.text.bad_words import BAD_WORDS_FILE
 from gristmill.ops.text.phrases import PhraseMatcher, data_lines, segments, tokenize
 from gristmill.ops.text.scoring import Rule
@@ -140,7 +140,7 @@ class ToxicityScore(Filter):
         lists = self.params.word_lists
         return word_matcher(tuple(str(self.resolve_path(p)) for p in lists) if lists is not None else None)
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         classifier()
         self._matcher()
 

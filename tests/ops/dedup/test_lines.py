@@ -145,7 +145,7 @@ def test_summaries_go_to_scratch_files_in_a_run(tmp_path: Path) -> None:
     docs = table([doc(i) for i in range(6)])
     memory = fitted(docs)
     op = LineDedup()
-    op.scratch = tmp_path
+    op.bind(scratch=tmp_path)
     summary = op.summarize(docs)
     assert Path(summary["path"]).parent == tmp_path and summary["rows"] > 0
     op.fit([summary])

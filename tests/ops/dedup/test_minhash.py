@@ -248,7 +248,7 @@ def test_state_on_disk_gives_the_same_result_as_in_memory(tmp_path: Path, book_d
     shards = [from_rows(rows(book_docs[:30], "a")),
               from_rows(rows([edit_words(d, 0.01, i) for i, d in enumerate(book_docs[:10])], "b"))]
     on_disk = MinHashDedup(jaccard_check=True)
-    on_disk.scratch = tmp_path
+    on_disk.bind(scratch=tmp_path)
     summaries = [on_disk.summarize(s) for s in shards]
     assert all(Path(s.path).parent == tmp_path for s in summaries)
     assert [s.path for s in summaries] == [on_disk.summarize(s).path for s in shards]  # same shard, same dir
@@ -323,11 +323,11 @@ def test_gutenberg_planted_copies_are_found_and_every_flag_is_similar() -> None:
 def test_state_of_a_changed_shard_is_never_reused(tmp_path: Path, book_docs: list[str]) -> None:
     """Same ids, other text (or other parameters): a new state directory, not the old one."""
     op = MinHashDedup()
-    op.scratch = tmp_path
+    op.bind(scratch=tmp_path)
     first = op.summarize(from_rows(rows(book_docs[:3], "s")))
     changed = op.summarize(from_rows(rows([book_docs[0], book_docs[1], book_docs[5]], "s")))
     other = MinHashDedup(seed=2)
-    other.scratch = tmp_path
+    other.bind(scratch=tmp_path)
     reseeded = other.summarize(from_rows(rows(book_docs[:3], "s")))
     assert len({first.path, changed.path, reseeded.path}) == 3
     assert not np.array_equal(first.band(0), changed.band(0))

@@ -130,7 +130,7 @@ def test_components_join_chains_at_their_first_member() -> None:
 def test_summaries_are_cached_in_scratch(tmp_path: Path, corpus) -> None:
     first, _, _ = corpus
     op = SemanticDedup(**FAST)
-    op.scratch = tmp_path
+    op.bind(scratch=tmp_path)
     batch = from_rows(first)
     ids, path = op.summarize(batch)
     assert ids == [r["id"] for r in first] and Path(path).parent == tmp_path
@@ -139,7 +139,7 @@ def test_summaries_are_cached_in_scratch(tmp_path: Path, corpus) -> None:
     assert np.load(path).shape == (len(first), 384)
     assert [p.name for p in tmp_path.iterdir()] == [Path(path).name]
     other = SemanticDedup(**FAST, max_tokens=128)
-    other.scratch = tmp_path
+    other.bind(scratch=tmp_path)
     assert other.summarize(batch)[1] != path  # other embedding parameters, another file
 
 

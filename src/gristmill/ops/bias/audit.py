@@ -27,7 +27,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from gristmill.audit.metric import AuditSection
-from gristmill.ops.base import GlobalOp, Params, StepResult
+from gristmill.ops.base import Context, GlobalOp, Params, StepResult
 from gristmill.ops.bias.audit_metrics import BIAS_AUDIT
 from gristmill.ops.text.phrases import PhraseMatcher, data_lines, segments, tokenize
 from gristmill.records import column_list, set_column
@@ -286,7 +286,7 @@ class BiasAudit(GlobalOp):
 
         return lexicon(path(p.groups_path), path(p.occupations_path), path(p.sentiment_path), p.min_valence)
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         self.lexicon()
 
     def summarize(self, batch: pa.Table) -> BiasCounts:

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from gristmill.ops.base import GlobalOp, Params, StepResult, split_by_mask
+from gristmill.ops.base import Context, GlobalOp, Params, StepResult, split_by_mask
 from gristmill.ops.dedup.exact import CLUSTER, DUPLICATE_OF
 from gristmill.ops.text.minhash_lsh import cluster
 from gristmill.ops.text.minhash_signature import MinHasher, ShingleSets, band_keys
@@ -115,7 +115,7 @@ class MinHashDedup(GlobalOp):
     def writes(self) -> list[str]:
         return [CLUSTER]
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         p = self.params
         self._hasher = MinHasher(p.num_perm, p.shingle, p.shingle_size, p.seed, p.lowercase, p.normalize)
 

@@ -114,7 +114,7 @@ class SemanticDedup(GlobalOp):
         from gristmill.models.runtime import set_torch_threads
 
         p = self.params
-        set_torch_threads(p.threads)
+        set_torch_threads(p.threads, self.context.workers)
         encoder = load_sentence_encoder(None, p.dtype)
         return encoder.encode(texts, batch_size=p.batch_size, max_tokens=p.max_tokens, long_text=p.long_text)
 

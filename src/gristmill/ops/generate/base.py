@@ -36,8 +36,9 @@ import pyarrow as pa
 from pydantic import Field
 
 from gristmill.llm.backends.base import BackendSpec, backend_modules, create_backend
+from gristmill.models.runtime import default_threads
 from gristmill.llm.types import Completion, Decoding, ParseError, Prompt, TaskOutput
-from gristmill.ops.base import Annotator, Generator, Params
+from gristmill.ops.base import Annotator, Context, Generator, Params
 from gristmill.records import ID, LICENSE, REASON, SOURCE
 from gristmill.records import reason as reason_text
 
@@ -67,8 +68,6 @@ class _LLMMixin:
     """Backend lifecycle shared by the generator and the annotator."""
 
     params: LLMParams
-    # Set by the runner to a directory of the run; None outside a run (no cache then).
-    cache_dir: Path | None = None
     backend: Any = None
     task: Any = None
 
@@ -79,20 +78,22 @@ class _LLMMixin:
         """What the parameters' backend type imports (llama.cpp, torch; nothing for ``mock``)."""
         return backend_modules(self.params.backend)
 
-    def make_backend(self) -> Any:
-        """The backend named by the parameters, behind the response cache when there is one."""
-        backend = create_backend(self.params.backend)
-        if self.params.cache and self.cache_dir is not None:
+    def make_backend(self, ctx: Context) -> Any:
+        """The backend named by the parameters (its threads sized by ``ctx.workers`` unless set),
+        behind the response cache in ``ctx.cache_dir`` when there is one (none outside a run)."""
+        spec = self.params.backend
+        if spec.threads is None and ctx.workers is not None:
+            spec = spec.model_copy(update={"threads": default_threads(ctx.workers)})
+        backend = create_backend(spec)
+        if self.params.cache and ctx.cache_dir is not None:
             from gristmill.llm.cache import CachedBackend
-            backend = CachedBackend(backend, Path(self.cache_dir) / CACHE_FILE)
+            backend = CachedBackend(backend, Path(ctx.cache_dir) / CACHE_FILE)
         return backend
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         self.task = self.make_task()
-        self.backend = self.make_backend()
-        check = getattr(self.backend, "check", None)
-        if check is not None:  # unsupported decoding settings fail here, before any request
-            check(self.params.decoding)
+        self.backend = self.make_backend(ctx)
+        self.backend.check(self.params.decoding)  # unsupported decoding settings fail here, before any request
 
     def _drop_on_pickle(self) -> dict[str, Any]:
         return {"backend": None, "task": None, "_usage": Counter()}

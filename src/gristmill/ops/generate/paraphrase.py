@@ -10,6 +10,7 @@ from pydantic import Field
 
 from gristmill.llm.tasks import paraphrase
 from gristmill.llm.types import Decoding, ParseError, Prompt, TaskOutput
+from gristmill.ops.base import Context
 from gristmill.ops.generate.base import LLMGenerator, LLMParams
 from gristmill.records import ID, REASON
 
@@ -76,8 +77,8 @@ class Paraphrase(LLMGenerator):
         checks = self.params.min_cos is not None or self.params.max_cos is not None
         return super().required_modules() + (["torch", "transformers"] if checks else [])
 
-    def setup(self) -> None:
-        super().setup()
+    def setup(self, ctx: Context) -> None:
+        super().setup(ctx)
         needs = self.params.min_cos is not None or self.params.max_cos is not None
         self._embed = _load_embedder() if needs else None
 

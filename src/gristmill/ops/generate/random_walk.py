@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from gristmill.llm.tasks import random_walk
 from gristmill.llm.types import ParseError
+from gristmill.ops.base import Context
 from gristmill.ops.generate.base import RAW, LLMGenerator, LLMParams
 from gristmill.ops.generate.common import _EXAMPLE_KG, _inherit, _parent_id, example_text
 from gristmill.records import ID, REASON, Reason
@@ -70,14 +71,14 @@ class RandomWalkQA(LLMGenerator):
         """The backend's modules only with ``rephrase`` (the walks themselves need no model)."""
         return super().required_modules() if self.params.rephrase else []
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         path = self.resolve_path(self.params.graph)
         if not path.is_file():
             raise FileNotFoundError(f"{self.name}: graph file not found: {path}")
         self.graph = random_walk.Graph.from_triples(random_walk.load_triples(path))
         self._starts = sorted(h for h, edges in self.graph.edges.items() if edges)
         self.task = None
-        self.backend = self.make_backend() if self.params.rephrase else None
+        self.backend = self.make_backend(ctx) if self.params.rephrase else None
 
     def _drop_on_pickle(self) -> dict[str, Any]:
         return {"backend": None, "task": None, "graph": None, "_starts": []}

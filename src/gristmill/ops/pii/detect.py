@@ -37,7 +37,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from gristmill.audit.metric import AuditSection
-from gristmill.ops.base import Annotator, Params
+from gristmill.ops.base import Annotator, Context, Params
 from gristmill.ops.pii.address import detect_addresses
 from gristmill.ops.pii.fake import protected_ranges
 from gristmill.ops.pii.audit_metrics import pii_audit_section
@@ -312,7 +312,7 @@ class PiiDetect(Annotator):
         """spaCy when ``ner`` is on (the rule-based types need nothing beyond the base install)."""
         return ["spacy"] if self.params.ner else []
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         if self.params.ner:
             from gristmill.ops.pii.ner import load_nlp, truecase
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from gristmill.audit.metric import AuditSection
-from gristmill.ops.base import Mapper
+from gristmill.ops.base import Context, Mapper
 from gristmill.ops.pii.address import CONTINUATION
 from gristmill.ops.pii.detect import (DEFAULT_REDACT_TYPES, DetectParams, Detector, PII_COUNT, PII_INVISIBLE,
                                       PII_REDACTED, PII_REMAINING, PII_SPANS, PiiType, SALT_ENV, SPAN_TYPE,
@@ -140,7 +140,7 @@ class PiiRedact(Mapper):
                              "environment variable (or the salt parameter)")
         return salt
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         self._salt()
         if self.params.ner:
             from gristmill.ops.pii.ner import load_nlp

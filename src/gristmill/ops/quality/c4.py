@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from gristmill.ops.base import Filter, FilterParams
+from gristmill.ops.base import Context, Filter, FilterParams
 from gristmill.ops.quality.fineweb import WHITESPACE_CLASS, string_array, text_slices
 from gristmill.ops.text.bad_words import bad_words
 from gristmill.ops.text.scoring import Rule
@@ -131,7 +131,7 @@ class C4Quality(Filter):
             rules.append(Rule("kept_line_frac", NS + "kept_line_frac", min=p.min_kept_line_frac))
         return rules
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         self._bad_words_regex()
 
     def _bad_words_regex(self) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from gristmill.ops.base import Filter, FilterParams
+from gristmill.ops.base import Context, Filter, FilterParams
 from gristmill.ops.text.scoring import Rule
 from gristmill.records import column_list
 
@@ -100,11 +100,11 @@ class Perplexity(Filter):
             return []
         return [Rule("max_perplexity", SCORE, max=self.params.max_perplexity)]
 
-    def setup(self) -> None:
+    def setup(self, ctx: Context) -> None:
         from gristmill.models.causal_lm import load_causal_lm
         from gristmill.models.runtime import set_torch_threads
 
-        set_torch_threads(self.params.threads)
+        set_torch_threads(self.params.threads, ctx.workers)
         self._lm = load_causal_lm(self.params.model, self.params.dtype)
 
     def _drop_on_pickle(self) -> dict[str, Any]:
