@@ -1,5 +1,5 @@
 """``filter.language``: keep rows in the given languages (the model of ``lang.identify``,
-:mod:`gristmill.ops.lang`)."""
+:mod:`gristmill.ops.text.language_id`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from gristmill.ops.base import Filter, FilterParams
-from gristmill.ops.lang import LANG_CODE, LANG_SCORE, identify
+from gristmill.ops.text.language_id import LANG_CODE, LANG_SCORE, identify
 from gristmill.ops.text.scoring import Rule
 from gristmill.records import Reason, column_list
 
