@@ -59,7 +59,7 @@ def test_train_lm_then_generate_end_to_end(tmp_path: Path, data: Path) -> None:
 
     gen = tmp_path / "gen.jsonl"
     res = runner.invoke(app, ["generate", "--model", str(out), "--prompt", "Anna", "--prompt", "", "--n", "3",
-                              "--top-k", "5", "--max-new-tokens", "6", "--seed", "1", "--out", str(gen)])
+                              "--top-k", "5", "--max-new-tokens", "6", "--seed", "1", "--out-file", str(gen)])
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in gen.read_text().splitlines()]
     assert [(r["prompt"], r["sample"]) for r in rows] == [("Anna", 0), ("Anna", 1), ("Anna", 2), ("", 0), ("", 1),

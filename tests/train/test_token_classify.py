@@ -176,6 +176,47 @@ def test_early_stopping_stops_and_restores_the_best_weights() -> None:
     assert not torch.equal(model.weight, snapshots[-1])
 
 
+
+def _toy_fit(config: FitConfig, n: int = 5) -> tuple[object, list[int], list[EpochRecord], torch.nn.Linear]:
+    """fit() of a linear model on ``n`` one-number examples; the steps (and examples in each) and epochs seen."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1)
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, input_ids, attention_mask, labels):  # noqa: ANN001
+            from types import SimpleNamespace
+
+            return SimpleNamespace(loss=(self.inner(input_ids.float()) - 1).pow(2).mean())
+
+    sizes: list[int] = []
+    seen: list[EpochRecord] = []
+    result = fit(Wrapped(), [[i + 1] for i in range(n)], [0] * n, 0, lambda: (0.0, {}), config,
+                 on_step=lambda step, loss, k: sizes.append(k), on_epoch=seen.append)
+    return result, sizes, seen, model
+
+
+def test_fractional_epochs_end_with_part_of_an_epoch_evaluated_at_its_end() -> None:
+    result, sizes, seen, _ = _toy_fit(FitConfig(epochs=1.5, batch_size=2, patience=5, lr=0.01))
+    assert sizes == [2, 2, 1, 2, 2]  # 3 steps an epoch, ceil(1.5 * 3) = 5 steps
+    assert [r.epoch for r in seen] == [1, 2] and [r.steps for r in seen] == [3, 5]
+    assert not result.stopped_early
+
+
+def test_grad_accum_steps_once_per_group_of_batches_with_the_mean_loss() -> None:
+    settings = dict(epochs=1, lr=0.1, max_grad_norm=0.0, warmup_ratio=0.0, schedule="constant")
+    _, sizes, seen, _ = _toy_fit(FitConfig(batch_size=1, grad_accum=4, **settings))
+    assert sizes == [4, 1] and [r.steps for r in seen] == [2]  # 5 batches of 1: steps of 4 and of 1
+    # one step over 4 examples: 4 accumulated batches of 1 give the update of one batch of 4
+    _, sizes, _, accumulated = _toy_fit(FitConfig(batch_size=1, grad_accum=4, **settings), n=4)
+    _, whole_sizes, _, whole = _toy_fit(FitConfig(batch_size=4, **settings), n=4)
+    assert sizes == whole_sizes == [4]
+    assert torch.allclose(accumulated.weight, whole.weight, atol=1e-6)
+    assert torch.allclose(accumulated.bias, whole.bias, atol=1e-6)
+
 def test_read_tagged_quarantines_bad_records(tmp_path: Path) -> None:
     conll = tmp_path / "a.conll"
     conll.write_text("hi\tO\nBob\tB-person\n\nbad line with\tthree\tcols\nx\tO\n\nok\tO\nthere\tBOGUS\n\n",

@@ -6,7 +6,8 @@ computes the figures with :mod:`gristmill.evaluate`, writes a run directory (``-
 only the figures as JSON with ``--json``. A malformed input record is skipped and counted
 (its file, line and reason are printed and kept in the report); no usable record at all,
 a missing file or a bad option exits with code 2 before any scoring. ``eval bias`` scores
-a causal LM on CrowS-Pairs and prints a table (``--out FILE``: the figures as JSON).
+a causal LM on CrowS-Pairs and prints a table (``--out-file FILE``: the figures as JSON; ``--out FILE``,
+the old spelling, still works with a note).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from gristmill import extras
-from gristmill.commands.common import (BatchSize, Json, Limit, Out, OutFile, Quiet, Seed, Threads, described, fail,
-                                       out)
+from gristmill.commands.common import (BatchSize, Data, Dtype, Field, Json, Limit, MaxLength, Model, Out, OutFile,
+                                       OutFileAsOut, Quiet, Seed, Threads, deprecated, described, fail, out)
 from gristmill.commands.eval_input import Loaded, read_pairs, read_texts, require, warn_skipped
 
 __all__ = ["register"]
@@ -85,28 +86,40 @@ def _fmt(v: float | None, digits: int = 3) -> str:
 
 EvalOut = described(Out, "Run directory (default: runs/eval-<what>-<data name>); a non-empty directory gristmill "
                            "did not make is refused untouched.")
-WindowBatch = described(BatchSize, "Windows per forward pass.")
+WindowBatch = described(BatchSize, "Examples per batch: windows per forward pass.")
 EachLimit = described(Limit, "Read only the first N records of each dataset.")
 PairLimit = described(Limit, "Score only the first N pairs.")
-SentenceBatch = described(BatchSize, "Sentences per forward pass.")
-FiguresFile = described(OutFile, "Write the figures as JSON to this file.")
+SentenceBatch = described(BatchSize, "Examples per batch: sentences per forward pass.")
+FiguresFile = described(OutFile, "Output file: the figures as JSON.")
+ScoredModel = described(Model, "Model to start from: a transformers directory, a .gguf file, or a `gristmill train "
+                                "lm` model or run directory (default: the packaged SmolLM2-135M-Instruct).")
+CausalLM = described(Model, "Model to start from: a causal LM, a transformers directory or .gguf file (default: the "
+                            "packaged SmolLM2-135M-Instruct).")
+ChatField = described(Field, "Field holding the text of each JSONL / CSV record; with --chat the conversation "
+                             "(messages or conversations, default messages).")
+TextField = described(Field, "Field holding the text of each JSONL / CSV record.")
+WindowLength = described(MaxLength, "Tokens per sequence the model sees at once: the window (cut to the model's "
+                                    "context).")
+Dataset = described(Data, "Input data: a dataset, JSONL (.gz/.zst), Parquet, CSV or text files.")
+DatasetA = described(Data, "Input data: dataset A.")
+FieldOfA = described(Field, "Field holding the text of each JSONL / CSV record of A (and of B unless --other-field).")
+CrowsPairs = described(Data, "Input data: the CrowS-Pairs CSV (default: ../shared/data/crows_pairs_anonymized.csv).")
+EvalDtype = described(Dtype, "Precision: bfloat16 (about 2x faster on CPUs that compute in bf16), float32, or auto "
+                             "(bfloat16 where the CPU supports it).")
 
 
 def eval_perplexity(
-        data: Annotated[Path, typer.Option(help="Dataset: JSONL (.gz/.zst), Parquet, CSV or text files.")],
-        model: Annotated[Optional[str], typer.Option(help="A transformers directory, a .gguf file, or a `gristmill "
-                                                     "train lm` model or run directory (default: the packaged "
-                                                     "SmolLM2-135M-Instruct).")] = None,
-        text_field: Annotated[str, typer.Option("--field", help="Text field; with --chat the conversation field "
-                                                "(messages or conversations, default messages).")] = "text",
+        data: Dataset,
+        model: ScoredModel = None,
+        text_field: ChatField = "text",
         chat: Annotated[Optional[str], typer.Option(
             help="Rows are chats: score only the 'assistant' turns (given the conversation before them) or the "
                  "'whole' conversation.")] = None,
-        max_length: Annotated[int, typer.Option(min=2, help="Tokens per window (cut to the model's context).")] = 512,
+        max_length: WindowLength = 512,
         stride: Annotated[int, typer.Option(min=1, help="New tokens scored per window after the first; the "
                                             "max-length - stride tokens before them are context.")] = 256,
         batch_size: WindowBatch = 8,
-        dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (about 2x faster on CPU).")] = "float32",
+        dtype: EvalDtype = "float32",
         limit: Limit = None, threads: Threads = None, seed: Seed = 0,
         out_dir: EvalOut = None, as_json: Json = False, quiet: Quiet = False) -> None:
     """Perplexity of a causal LM on a dataset: token-weighted corpus figure with a 95% bootstrap interval,
@@ -114,9 +127,9 @@ def eval_perplexity(
     extras.require("eval perplexity", "torch", "transformers", "tokenizers", "gguf")
     from gristmill.evaluate import perplexity as ppl
     from gristmill.evaluate.scorers import load_model
+    from gristmill.train.config import resolve_dtype
 
-    if dtype not in ("float32", "bfloat16"):
-        fail(f"--dtype must be float32 or bfloat16, not {dtype!r}")
+    dtype = resolve_dtype(dtype)
     if chat is not None and chat not in ("assistant", "whole"):
         fail(f"--chat must be 'assistant' or 'whole', not {chat!r}")
     if stride >= max_length:
@@ -235,8 +248,8 @@ def eval_generation(
 
 
 def eval_diversity(
-        data: Annotated[Path, typer.Option(help="Dataset: JSONL (.gz/.zst), Parquet, CSV or text files.")],
-        text_field: Annotated[str, typer.Option("--field", help="Text field.")] = "text",
+        data: Dataset,
+        text_field: TextField = "text",
         sample_size: Annotated[int, typer.Option(min=2, help="Texts sampled for self-BLEU, embeddings and "
                                                  "Vendi.")] = 500,
         seed: Seed = 0,
@@ -289,10 +302,9 @@ _ORDER_NAMES = {1: "unigram", 2: "bigram", 3: "trigram"}
 
 
 def eval_divergence(
-        data: Annotated[Path, typer.Option(help="Dataset A.")],
+        data: DatasetA,
         other: Annotated[Path, typer.Option(help="Dataset B.")],
-        text_field: Annotated[str, typer.Option("--field", help="Text field of A (and of B unless "
-                                                "--other-field).")] = "text",
+        text_field: FieldOfA = "text",
         other_field: Annotated[Optional[str], typer.Option(help="Text field of B.")] = None,
         max_n: Annotated[int, typer.Option(min=1, max=5, help="Compare 1-grams up to these n-grams.")] = 2,
         alpha: Annotated[float, typer.Option(help="Additive smoothing of the KL figures (JS is unsmoothed).")] = 0.01,
@@ -353,23 +365,25 @@ def eval_divergence(
 
 
 def eval_bias(
-        model: Annotated[Optional[str], typer.Option(help="Transformers directory or .gguf file of a causal LM "
-                                                     "(default: the packaged SmolLM2-135M-Instruct).")] = None,
-        data: Annotated[Optional[Path], typer.Option(help="CrowS-Pairs CSV (default: "
-                                                     "../shared/data/crows_pairs_anonymized.csv).")] = None,
+        model: CausalLM = None,
+        data: CrowsPairs = None,  # type: ignore[assignment]
         limit: PairLimit = None,
         batch_size: SentenceBatch = 32,
-        dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
+        dtype: EvalDtype = "float32",
         out_path: FiguresFile = None,
+        old_out: OutFileAsOut = None,
         threads: Threads = None, quiet: Quiet = False) -> None:
     """Score a causal LM on CrowS-Pairs: the share of pairs whose more stereotyping sentence is more likely."""
     extras.require("eval bias", "torch", "transformers", "gguf", "scipy")
     from rich.table import Table
 
     from gristmill.evaluate import crows_pairs
+    from gristmill.train.config import resolve_dtype
 
-    if dtype not in ("float32", "bfloat16"):
-        fail(f"--dtype must be float32 or bfloat16, not {dtype!r}")
+    dtype = resolve_dtype(dtype)
+    if old_out is not None:
+        deprecated("--out FILE", "--out-file FILE (--out names a run directory in every command)")
+        out_path = out_path or old_out
     if model and not Path(model).exists():
         fail(f"--model {model}: no such file or directory")
     from gristmill.models.runtime import set_torch_threads

@@ -8,8 +8,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 from gristmill import extras
-from gristmill.commands.common import (EXIT_FAILED, EXIT_INTERRUPTED, BatchSize, Lr, Out, Quiet, Resume, Threads,
-                                       described, fail, out)
+from gristmill.commands.common import (EXIT_FAILED, EXIT_INTERRUPTED, BatchSize, Beams, Data, Lr, MaxNewTokens, Out,
+                                       Quiet, Resume, Strategy, Temperature, Threads, TopK, TopP, described, fail, out,
+                                       setting_option)
+from gristmill.train import config as cfg
 from gristmill.rundir import NotARunDirectory
 
 DEFAULT_DATA = Path("../shared/data/tinyshakespeare.txt")
@@ -18,7 +20,7 @@ STRATEGIES = ("sample", "greedy", "beam")
 EXPERIMENT_MODULES = ("torch", "tokenizers", "scipy")
 
 # Options shared by both commands (typer reads them from the signatures).
-DataOpt = Annotated[Path, typer.Option(help="Real text: a .txt file, or .jsonl / .jsonl.gz with a 'text' field.")]
+DataOpt = described(Data, "Input data: real text, a .txt file, or .jsonl / .jsonl.gz with a 'text' field.")
 PresetOpt = Annotated[str, typer.Option(help="Model and data size: tiny (a few minutes on 2 cores) or small; "
                                         "the options below override it.")]
 GenerationsOpt = Annotated[Optional[int], typer.Option(min=1, help="Generations including generation 0 "
@@ -28,21 +30,23 @@ DocCharsOpt = Annotated[Optional[int], typer.Option(min=50, help="Characters per
 MaxDocsOpt = Annotated[Optional[int], typer.Option(min=3, help="Use only this many real documents (train + "
                                                    "validation), after shuffling.")]
 ValOpt = Annotated[float, typer.Option(min=0.01, max=0.5, help="Share of real documents held out for perplexity.")]
-TempOpt = Annotated[Optional[float], typer.Option(min=0.0, help="Sampling temperature.")]
-TopKOpt = Annotated[Optional[int], typer.Option(min=0, help="Sample from the k most likely tokens (0: all).")]
-TopPOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Nucleus sampling mass (1: off).")]
-BeamsOpt = Annotated[Optional[int], typer.Option(min=1, help="Beams for --strategy beam.")]
-MaxNewOpt = Annotated[Optional[int], typer.Option(min=1, help="Tokens generated per document (default: the preset's).")]
-StepsOpt = Annotated[Optional[int], typer.Option(min=1, help="Optimizer steps per generation.")]
-LayerOpt = Annotated[Optional[int], typer.Option(min=1, help="Transformer layers.")]
-DModelOpt = Annotated[Optional[int], typer.Option(min=8, help="Model width.")]
-HeadOpt = Annotated[Optional[int], typer.Option(min=1, help="Attention heads.")]
-ContextOpt = Annotated[Optional[int], typer.Option(min=8, help="Context length in tokens.")]
-BatchOpt = described(BatchSize, "Training batch size (windows; default: the preset's).")
+TempOpt = described(Temperature, "Sampling temperature (default: the preset's).")
+TopKOpt = described(TopK, "Sample from the k most likely tokens (0: all).")
+TopPOpt = described(TopP, "Nucleus sampling mass in (0, 1] (1: off).")
+BeamsOpt = described(Beams, "Beams for --strategy beam.")
+MaxNewOpt = described(MaxNewTokens, "Most tokens generated per prompt: per document (default: the preset's).")
+# The LM's shape and length: train lm's settings (gristmill.train.config.LMConfig), default the preset's.
+StepsOpt = setting_option(cfg.STEPS, Optional[int], "steps", help="Optimizer steps: per generation.")
+LayerOpt = setting_option(cfg.N_LAYER, Optional[int], "n_layer")
+DModelOpt = setting_option(cfg.D_MODEL, Optional[int], "d_model")
+HeadOpt = setting_option(cfg.N_HEAD, Optional[int], "n_head")
+ContextOpt = setting_option(cfg.CONTEXT, Optional[int], "context")
+BatchOpt = described(BatchSize, "Examples per batch: windows per training step (default: the preset's).")
 LrOpt = described(Lr, "Peak learning rate (default: the preset's).")
-VocabOpt = Annotated[Optional[int], typer.Option(min=258, help="BPE vocabulary size (tokenizer trained once on "
-                                                 "the real training documents and kept fixed).")]
-ThreadsOpt = described(Threads, "torch CPU threads.")
+VocabOpt = setting_option(cfg.VOCAB_SIZE, Optional[int], "vocab_size",
+                          help="BPE vocabulary size (the tokenizer is trained once on the real training documents "
+                               "and kept fixed).")
+ThreadsOpt = described(Threads, "torch CPU threads (default: 1).")
 ResumeOpt = described(Resume, "Continue the run in --out: skip the (condition, seed, generation) cells already "
                               "finished there (with the same settings).")
 CollapseOut = described(Out, "Run directory (default: runs/experiment-collapse-<preset>); a non-empty directory "
@@ -151,11 +155,12 @@ def register(app: typer.Typer) -> None:
                                                       "(a share of real + newest synthetic).")] = "replace,accumulate,keep-real",
                  keep_real: Annotated[float, typer.Option(min=0.0, max=1.0, help="keep-real: share of the real "
                                                           "documents kept in each generation's training set.")] = 0.1,
-                 strategy: Annotated[str, typer.Option(help="Decoding: sample, greedy or beam.")] = "sample",
+                 strategy: Strategy = "sample",
                  temperature: TempOpt = None, top_k: TopKOpt = None, top_p: TopPOpt = None, num_beams: BeamsOpt = None,
                  max_new_tokens: MaxNewOpt = None,
-                 prompt_words: Annotated[int, typer.Option(min=0, help="Prompt each sampled document with the "
-                                                           "first k words of a real one (0: empty prompt).")] = 0,
+                 prompt_words: Annotated[int, typer.Option(min=0, help="Prompt words: each sampled document "
+                                                           "starts from the first k words of a real one (0: empty "
+                                                           "prompt).")] = 0,
                  doc_chars: DocCharsOpt = None, max_docs: MaxDocsOpt = None, val_fraction: ValOpt = 0.1,
                  steps: StepsOpt = None, n_layer: LayerOpt = None, d_model: DModelOpt = None, n_head: HeadOpt = None,
                  context: ContextOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None, vocab_size: VocabOpt = None,
@@ -206,8 +211,9 @@ def register(app: typer.Typer) -> None:
                                                                     "real documents kept.")] = 0.1,
                            temperature: TempOpt = None, top_k: TopKOpt = None, top_p: TopPOpt = None,
                            num_beams: BeamsOpt = None, max_new_tokens: MaxNewOpt = None,
-                           prompt_words: Annotated[int, typer.Option(min=1, help="Prompts: the first k words of "
-                                                                     "real documents (same for every strategy).")] = 8,
+                           prompt_words: Annotated[int, typer.Option(min=1, help="Prompt words: each sampled "
+                                                                     "document starts from the first k words of a "
+                                                                     "real one (the same for every strategy).")] = 8,
                            doc_chars: DocCharsOpt = None, max_docs: MaxDocsOpt = None, val_fraction: ValOpt = 0.1,
                            steps: StepsOpt = None, n_layer: LayerOpt = None, d_model: DModelOpt = None,
                            n_head: HeadOpt = None, context: ContextOpt = None, batch_size: BatchOpt = None,

@@ -5,7 +5,8 @@ holds ``model/``), a transformers causal-LM directory, or a ``.gguf`` file (conv
 once to a transformers directory in the model cache). Prompts come from ``--prompt``
 (repeatable) and ``--prompts FILE`` (one per line, or JSONL with the prompt in
 ``--field``); with none, one empty prompt (an unconditional sample). Writes one JSON line
-per generation: ``{"prompt", "sample", "text", "strategy", ...}`` to ``--out`` or stdout.
+per generation: ``{"prompt", "sample", "text", "strategy", ...}`` to ``--out-file`` or stdout
+(``--out FILE``, the old spelling, still works with a note).
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ from typing import Annotated, Optional
 import typer
 
 from gristmill import extras
-from gristmill.commands.common import BatchSize, OutFile, Quiet, Seed, Threads, described, fail, out
+from gristmill.commands.common import (BatchSize, Beams, Field, MaxNewTokens, Model, OutFile, OutFileAsOut, Quiet,
+                                       Seed, Strategy, Temperature, Threads, TopK, TopP, deprecated, described, fail,
+                                       out)
 
-GenerationsFile = described(OutFile, "Output JSONL, one line per generation (default: stdout).")
-Sequences = described(BatchSize, "Sequences generated at once.")
+GenerationsFile = described(OutFile, "Output file: JSONL, one line per generation (default: stdout).")
+Sequences = described(BatchSize, "Examples per batch: sequences generated at once.")
+GenerateModel = described(Model, "Model to start from: a train-lm model or run directory, a transformers directory, "
+                                 "or a .gguf file.")
+PromptField = described(Field, "Field holding the text of each JSONL record of --prompts: the prompt.")
 
 __all__ = ["register"]
 
@@ -83,24 +89,24 @@ def _model_kind(model: Path) -> tuple[str, Path]:
 
 
 def generate_cmd(
-    model: Annotated[Path, typer.Option("--model", help="train-lm model/run directory, transformers directory, "
-                                        "or .gguf file.")],
+    model: GenerateModel,
     prompt: Annotated[Optional[list[str]], typer.Option("--prompt", help="A prompt (repeatable).")] = None,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts", help="Prompts: one per line, or JSONL.")] = None,
-    field: Annotated[str, typer.Option("--field", help="JSONL field of --prompts holding the prompt.")] = "prompt",
-    strategy: Annotated[str, typer.Option(help="greedy, sample or beam.")] = "sample",
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (> 0).")] = 1.0,
-    top_k: Annotated[int, typer.Option("--top-k", help="Sample from the k most likely tokens (0: all).")] = 0,
-    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass in (0, 1] (1: off).")] = 1.0,
-    beams: Annotated[int, typer.Option("--beams", help="Beams for --strategy beam.")] = 4,
+    field: PromptField = "prompt",
+    strategy: Strategy = "sample",
+    temperature: Temperature = 1.0,
+    top_k: TopK = 0,
+    top_p: TopP = 1.0,
+    beams: Beams = 4,
     length_penalty: Annotated[float, typer.Option("--length-penalty", help="Beam score = logprob / "
                                                   "length**penalty.")] = 1.0,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Most tokens generated.")] = 128,
+    max_new_tokens: MaxNewTokens = 128,
     n: Annotated[int, typer.Option("--n", help="Samples per prompt (sample strategy).")] = 1,
     seed: Seed = 0,
     batch_size: Sequences = 64,
     threads: Threads = None,
     out_file: GenerationsFile = None,
+    old_out: OutFileAsOut = None,
     quiet: Quiet = False,
 ) -> None:
     """Continue prompts with a model; one JSON line per generation."""
@@ -118,9 +124,12 @@ def generate_cmd(
         fail(f"--n must be >= 1, got {n}")
     if n > 1 and strategy != "sample":
         fail(f"--n {n} needs --strategy sample ({strategy} gives one output per prompt)")
+    if old_out is not None:
+        deprecated("--out FILE", "--out-file FILE (--out names a run directory in every command)")
+        out_file = out_file or old_out
     if out_file is not None and out_file.is_dir():
-        fail(f"--out: {out_file} is a directory; give a .jsonl file")
-    kind, path = _model_kind(model)
+        fail(f"--out-file: {out_file} is a directory; give a .jsonl file")
+    kind, path = _model_kind(Path(model))
     prompts = list(prompt or [])
     if prompts_file is not None:
         prompts += _read_prompts(prompts_file, field)

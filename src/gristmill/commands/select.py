@@ -9,11 +9,15 @@ from typing import Annotated, Optional
 import typer
 
 from gristmill import extras
-from gristmill.commands.common import BatchSize, Out, Quiet, Seed, Threads, described, err, fail, out
+from gristmill.commands.common import (BatchSize, Data, Dev, InputFormat, MaxLength, Out, Quiet, Seed, Threads,
+                                       deprecated, described, err, fail, out)
 
-SelectOut = described(Out, "Run directory (default runs/select-<strategy>); a non-empty directory gristmill did not "
+SelectOut = described(Out, "Run directory (default runs/select-<selector>); a non-empty directory gristmill did not "
                            "make is refused untouched.")
-PullRows = described(BatchSize, "bandit: rows per pull.")
+PullRows = described(BatchSize, "Examples per batch: bandit, rows per pull.")
+Candidates = described(Data, "Input data: the candidate rows (jsonl, csv, parquet, alpaca, self_instruct, ...).")
+RewardDev = described(Dev, "Dev data: bandit, dev rows for the reward (default: held out).")
+ExampleTokens = described(MaxLength, "Tokens per sequence the model sees at once: ifd/bandit, tokens per example.")
 
 
 class Reward(str, Enum):
@@ -32,11 +36,11 @@ class Strategy(str, Enum):
 
 
 def select(
-    data: Annotated[Path, typer.Option("--data", help="Candidate rows (jsonl, csv, parquet, alpaca, self_instruct, ...).")],
+    data: Candidates,
     budget: Annotated[int, typer.Option("--budget", min=1, help="Rows to select.")],
-    strategy: Annotated[Strategy, typer.Option("--strategy", help="How to choose.")],
+    selector: Annotated[Optional[Strategy], typer.Option("--selector", help="How to choose (required).")] = None,
     out_dir: SelectOut = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Input format (default: from the file name).")] = None,
+    fmt: InputFormat = None,
     seed: Seed = 0,
     score_field: Annotated[Optional[str], typer.Option(
         "--score-field", help="quality/judge: the score column (e.g. quality.gopher.n_words, judge.score). "
@@ -60,11 +64,15 @@ def select(
     learner_model: Annotated[Optional[str], typer.Option(
         "--learner-model", help="bandit: causal LM trained while selecting (default SmolLM2-135M).")] = None,
     learner_lr: Annotated[float, typer.Option("--learner-lr", min=0.0, help="bandit: learner learning rate.")] = 5e-5,
-    dev: Annotated[Optional[Path], typer.Option("--dev", help="bandit: dev rows for the reward (default: held out).")] = None,
+    dev: RewardDev = None,
     dev_size: Annotated[int, typer.Option("--dev-size", min=1, help="bandit: rows held out as dev without --dev.")] = 32,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=8, help="ifd/bandit: tokens per example.")] = 256,
+    max_length: ExampleTokens = 256,
     threads: Threads = None,
     quiet: Quiet = False,
+    strategy: Annotated[Optional[Strategy], typer.Option("--strategy", hidden=True, help="Deprecated: --selector.")]
+    = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", hidden=True, help="Deprecated: --max-length.")]
+    = None,
 ) -> None:
     """Choose up to BUDGET training rows and write them (subset.jsonl) with a report of why."""
     extras.require("select", "torch", "transformers", "gguf", "sklearn")
@@ -72,6 +80,17 @@ def select(
     from gristmill.rundir import NotARunDirectory
     from gristmill.select.runner import SelectConfig, SelectionError, run_selection
 
+    if strategy is not None:
+        deprecated("--strategy", "--selector (--strategy names a decoding strategy in generate and experiments)")
+        selector = selector or strategy
+    if max_tokens is not None:
+        deprecated("--max-tokens", "--max-length")
+        if max_tokens < 8:
+            fail(f"--max-tokens must be >= 8, not {max_tokens}")
+        max_length = max_tokens
+    if selector is None:
+        fail("--selector is required: one of " + ", ".join(s.value for s in Strategy))
+    strategy = selector
     if not data.exists():
         fail(f"--data {data}: no such file or directory")
     if dev is not None and not dev.exists():
@@ -87,7 +106,7 @@ def select(
         response_field=response_field, lm=lm, drop_ifd_over_1=not keep_ifd_over_1, embed_model=embed_model,
         arm_field=arm_field, clusters=clusters, batch_size=batch_size, steps_per_pull=steps_per_pull, gamma=gamma,
         ucb_c=ucb_c, reward=reward.value, learner_model=learner_model, learner_lr=learner_lr, dev=str(dev) if dev else None,
-        dev_size=dev_size, max_tokens=max_tokens)
+        dev_size=dev_size, max_tokens=max_length)
     try:
         res = run_selection(cfg, progress=not quiet, log=lambda s: err.print(s, highlight=False, markup=False))
     except (SelectionError, InputError, NotARunDirectory) as exc:

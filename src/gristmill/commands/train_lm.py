@@ -12,26 +12,29 @@ samples under each decoding strategy).
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from gristmill import extras
-from gristmill.commands.common import (BatchSize, Bf16, CheckpointEvery, DevFraction, EXIT_FAILED, EXIT_INTERRUPTED,
-                                       EvalEvery, Lr, Out, Quiet, Resume, Seed, Threads, create_run, described, err,
-                                       fail, out)
+from gristmill.commands.common import (EXIT_FAILED, EXIT_INTERRUPTED, Data, Field, Out, Quiet, Resume,
+                                       config_command, create_run, described, err, fail, out)
+from gristmill.train.config import LMConfig
 
 __all__ = ["read_documents", "register"]
 
-LmDevFraction = described(DevFraction, "Last fraction of documents held out for dev perplexity (0: none).")
+LmData = described(Data, "Input data: training text, .txt (cut on blank lines) or .jsonl; repeatable.",
+                   repeatable=True)
 LmOut = described(Out, "Run directory (default runs/train-lm-<first data file>); a non-empty directory gristmill "
                        "did not make is refused untouched.")
-LmLr = described(Lr, "Peak learning rate (warmup, then cosine to lr/10).")
-LmBatchSize = described(BatchSize, "Windows per step.")
-LmEvalEvery = described(EvalEvery, "Dev evaluation every N optimizer steps (at least 1).")
-LmCheckpointEvery = described(CheckpointEvery, "Checkpoint every N optimizer steps into <out>/checkpoints (at least 1).")
+HELP = {
+    "dev_fraction": "Share of the data held out as the dev set: the last documents, for dev perplexity (0: none).",
+    "lr": "Peak learning rate (warmup, then cosine to lr/10).",
+    "batch_size": "Examples per batch: windows of --context tokens per micro-batch.",
+    "warmup": "Warmup steps (default: min(100, steps / 10)).",
+}
 
 SAMPLE_STRATEGIES: dict[str, dict[str, Any]] = {
     "greedy": {"strategy": "greedy"},
@@ -74,47 +77,21 @@ def _check(cond: bool, message: str) -> None:
         fail(message)
 
 
+@config_command(LMConfig, help=HELP, skip=("warmup_ratio",), defaults={"warmup": None}, bf16_flag=True)
 def train_lm_cmd(
-    data: Annotated[list[Path], typer.Option("--data", help="Training text: .txt (cut on blank lines) or .jsonl; "
-                                             "repeatable.")],
-    field: Annotated[str, typer.Option("--field", help="JSONL/CSV field holding the text.")] = "text",
-    dev_fraction: LmDevFraction = 0.1,
+    data: LmData,
+    config: LMConfig,
+    field: Field = "text",
     out_dir: LmOut = None,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1500,
-    context: Annotated[int, typer.Option(help="Context length in tokens.")] = 128,
-    layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 4,
-    heads: Annotated[int, typer.Option(help="Attention heads (must divide --dim).")] = 4,
-    dim: Annotated[int, typer.Option(help="Model width.")] = 128,
-    vocab_size: Annotated[int, typer.Option("--vocab-size", help="BPE vocabulary size (>= 258).")] = 2048,
-    lr: LmLr = 3e-3,
-    batch_size: LmBatchSize = 32,
-    dropout: Annotated[float, typer.Option(help="Dropout.")] = 0.1,
-    eval_every: LmEvalEvery = 250,
-    checkpoint_every: LmCheckpointEvery = 500,
-    bf16: Bf16 = False,
-    threads: Threads = None,
-    seed: Seed = 0,
     resume: Resume = False,
     quiet: Quiet = False,
 ) -> None:
     """Train a small decoder-only transformer from scratch; write a train-lm run directory."""
     extras.require("train lm", "torch", "tokenizers")
-    for name, value in (("--steps", steps), ("--context", context), ("--layers", layers), ("--heads", heads),
-                        ("--dim", dim), ("--batch-size", batch_size), ("--eval-every", eval_every),
-                        ("--checkpoint-every", checkpoint_every)):
-        _check(value >= 1, f"{name} must be >= 1, got {value}")
-    _check(dim % heads == 0, f"--dim ({dim}) must be a multiple of --heads ({heads})")
-    _check(vocab_size >= 258, f"--vocab-size must be >= 258 (256 bytes + 2 special tokens), got {vocab_size}")
-    _check(0 <= dropout < 1, f"--dropout must be in [0, 1), got {dropout}")
     for p in data:
         _check(p.exists(), f"--data: {p}: no such file or directory")
-
-    from gristmill.train.lm import LMConfig
-
-    cfg = LMConfig(vocab_size=vocab_size, context=context, n_layer=layers, n_head=heads, d_model=dim,
-                   dropout=dropout, steps=steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
-                   checkpoint_every=checkpoint_every, seed=seed, threads=threads, bf16=bf16,
-                   warmup=min(LMConfig.warmup, max(1, steps // 10)))
+    cfg = config if config.warmup is not None else replace(config, warmup=min(100, max(1, config.steps // 10)))
+    dev_fraction = cfg.dev_fraction
     docs, skipped = read_documents(list(data), field)
     for line in skipped[:10]:
         err.print(f"skipped {line}", markup=False, highlight=False)

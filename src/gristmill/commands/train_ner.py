@@ -19,24 +19,31 @@ from typing import Any
 import typer
 
 from gristmill import extras
-from gristmill.commands.common import (BatchSize, Bf16, CheckpointEvery, EXIT_INTERRUPTED, Lr, Out, Quiet, Resume, Seed,
-                                       Threads, create_run, described, fail, out)
+from gristmill.commands.common import (EXIT_INTERRUPTED, Dev, InputFormat, Model, Out, Quiet, Resume,
+                                       config_command, create_run, described, fail, out)
+from gristmill.train.config import FitConfig
 
-MODEL_HELP = "Model directory (a BERT-style encoder with its tokenizer); default: all-MiniLM-L6-v2 from its package."
+EncoderModel = described(Model, "Model to start from: a BERT-style encoder directory with its tokenizer (default: "
+                                "all-MiniLM-L6-v2 from its package).")
 NerOut = described(Out, "Run directory (default runs/train-ner-<train name>); a non-empty directory gristmill did "
                         "not make is refused untouched.")
 ClassifyOut = described(Out, "Run directory (default runs/train-classify-<train name>); a non-empty directory "
                              "gristmill did not make is refused untouched.")
-EncoderLr = described(Lr, "Peak learning rate (AdamW, 10% warmup then linear decay).")
-Sentences = described(BatchSize, "Sentences per update.")
-Texts = described(BatchSize, "Texts per update.")
-EncoderSeed = described(Seed, "Seed of the head's initialisation and the batch order.")
-
-
-def _check_common(epochs: int, max_length: int, patience: int) -> None:
-    for name, value, low in (("--epochs", epochs, 1), ("--max-length", max_length, 8), ("--patience", patience, 1)):
-        if value < low:
-            fail(f"{name} must be at least {low}, got {value}")
+NerDev = described(Dev, "Dev data (same formats): picks the best epoch and stops early.")
+ClassifyDev = described(Dev, "Dev data (JSONL): picks the best epoch and stops early.")
+NerFormat = described(InputFormat, "Input format: conll or jsonl (default: from the file names).")
+ENCODER_HELP = {"lr": "Peak learning rate (AdamW, 10% warmup then linear decay).",
+                "seed": "Seed of every random choice the command makes: the head's initialisation and the batch "
+                        "order.",
+                "epochs": "Passes over the training data: the most epochs to train (a fraction ends the last one "
+                          "early)."}
+NER_HELP = {**ENCODER_HELP, "batch_size": "Examples per batch: sentences per update.",
+            "max_length": "Tokens per sequence the model sees at once: subwords per sentence; words past it are "
+                          "predicted O.",
+            "patience": "Stop after this many epochs without a better dev entity F1."}
+CLASSIFY_HELP = {**ENCODER_HELP, "batch_size": "Examples per batch: texts per update.",
+                 "max_length": "Tokens per sequence the model sees at once: subwords per text; the rest is cut.",
+                 "patience": "Stop after this many epochs without a better dev macro-F1."}
 
 
 def _check_files(**files: Path | None) -> None:
@@ -116,32 +123,24 @@ def _setup_torch(threads: int | None, seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@config_command(FitConfig, help=NER_HELP, bf16_flag=True)
 def train_ner(
+    config: FitConfig,
     train: Path = typer.Option(..., "--train", help="Training data: CoNLL (token<TAB>tag) or JSONL with tokens/tags."),
-    dev: Path = typer.Option(..., "--dev", help="Dev data (same formats): picks the best epoch and stops early."),
+    dev: NerDev = ...,  # type: ignore[assignment]
     test: Path | None = typer.Option(None, "--test", help="Test data, scored once with the best weights."),
-    data_format: str | None = typer.Option(None, "--format", help="conll or jsonl (default: from the file names)."),
-    model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
-    epochs: int = typer.Option(3, "--epochs", help="Most epochs to train."),
-    lr: EncoderLr = 5e-5,
-    batch_size: Sentences = 16,
-    max_length: int = typer.Option(128, "--max-length", help="Subwords per sentence; words past it are predicted O."),
-    patience: int = typer.Option(2, "--patience", help="Stop after this many epochs without a better dev F1."),
-    seed: EncoderSeed = 0,
-    bf16: Bf16 = False,
+    data_format: NerFormat = None,
+    model: EncoderModel = None,
     save_model: bool = typer.Option(True, "--save-model/--no-save-model", help="Save the best model in <out>/model."),
     out_dir: NerOut = None,
-    checkpoint_every: CheckpointEvery = 0,
     resume: Resume = False,
     quiet: Quiet = False,
-    threads: Threads = None,
 ) -> None:
     """Fine-tune an encoder for named-entity recognition (BIO tags) with early stopping on dev entity F1."""
     extras.require("train ner", "torch", "transformers", "seqeval", "sklearn")
     from gristmill.io.base import InputError
     from gristmill.train.labels import bio_labels, read_tagged
 
-    _check_common(epochs, max_length, patience)
     _check_files(train=train, dev=dev, test=test)
     if data_format not in (None, "conll", "jsonl"):
         fail(f"--format {data_format!r}: expected conll or jsonl")
@@ -169,13 +168,12 @@ def train_ner(
 
     from gristmill.commands.train import config_before
     from gristmill.progress import progress_bars
-    from gristmill.train.token_classify import FitConfig, evaluate_tagged, load_token_model, train_token_classifier
+    from gristmill.train.token_classify import evaluate_tagged, fit_steps, load_token_model, train_token_classifier
 
-    cfg = FitConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, patience=patience, seed=seed,
-                    bf16=bf16, checkpoint_every=checkpoint_every)
+    cfg = config
     out_dir = out_dir or Path("runs") / f"train-ner-{train.name.split('.')[0]}"
     config = {"train": str(train), "dev": str(dev), "test": str(test) if test else None, "format": data_format,
-              "model": model_dir, "labels": labels, "threads": threads, "save_model": save_model, **cfg.to_dict()}
+              "model": model_dir, "labels": labels, "save_model": save_model, **cfg.to_dict()}
     before = config_before(out_dir, resume)
     run = create_run(out_dir, kind="train-ner", config=config, resume=resume)
     bad = [b for d in data.values() for b in d.bad]
@@ -187,12 +185,12 @@ def train_ner(
     if unseen:
         out.print(f"note: tags not in the training data are never predicted: {', '.join(unseen)}", highlight=False)
 
-    _setup_torch(threads, seed)
+    _setup_torch(cfg.threads, cfg.seed)
     model_obj, tokenizer = load_token_model(model_dir, labels)
     trn, dv = data["train"].rows, data["dev"].rows
-    steps = -(-len(trn) // batch_size) * epochs
+    steps = fit_steps(len(trn), cfg)[1]
     out.print(f"train {len(trn)} / dev {len(dv)}" + (f" / test {len(data['test'].rows)}" if test else "")
-              + f" sentences; {len(labels)} labels; up to {epochs} epoch(s)", highlight=False)
+              + f" sentences; {len(labels)} labels; up to {cfg.epochs:g} epoch(s)", highlight=False)
     with progress_bars(not quiet) as bars:
         _, on_step, on_resume = _progress_hooks(bars, run, steps, "step")
 
@@ -202,9 +200,9 @@ def train_ner(
             out.print(f"epoch {rec.epoch}: train loss {rec.train_loss:.4f}, dev entity F1 {rec.score:.4f} "
                       f"({rec.seconds:.0f}s)", highlight=False)
 
-        fitted = _fit(train_token_classifier, run, before, checkpoint_every, resume, model=model_obj, tokenizer=tokenizer,
-                      train=trn, dev=dv, labels=labels, config=cfg, on_step=on_step, on_epoch=on_epoch,
-                      on_resume=on_resume)
+        fitted = _fit(train_token_classifier, run, before, cfg.checkpoint_every, resume, model=model_obj,
+                      tokenizer=tokenizer, train=trn, dev=dv, labels=labels, config=cfg, on_step=on_step,
+                      on_epoch=on_epoch, on_resume=on_resume)
     why = f"stopped early after {len(fitted.history)} epochs" if fitted.stopped_early else \
         f"ran {len(fitted.history)} epochs"
     out.print(f"best dev entity F1 {fitted.best_score:.4f} at epoch {fitted.best_epoch} ({why})", highlight=False)
@@ -220,8 +218,8 @@ def train_ner(
                train_sentences=len(trn), skipped_records=len(bad))
     if test:
         t0 = time.perf_counter()
-        scores = evaluate_tagged(model_obj, tokenizer, data["test"].rows, dict(enumerate(labels)), max_length, 64,
-                                 bf16, with_tables=True)
+        scores = evaluate_tagged(model_obj, tokenizer, data["test"].rows, dict(enumerate(labels)), cfg.max_length,
+                                 cfg.eval_batch_size, cfg.uses_bf16(), with_tables=True)
         out.print("\nTest, entity level (seqeval):\n" + scores["entity_table"], highlight=False, markup=False)
         out.print("Test, token level (scikit-learn):\n" + scores["token_table"], highlight=False, markup=False)
         run.result(test_precision=scores["precision"], test_recall=scores["recall"], test_f1=scores["f1"],
@@ -246,33 +244,25 @@ def train_ner(
     out.print(f"run directory: {run.path} (report: {report})", highlight=False)
 
 
+@config_command(FitConfig, help=CLASSIFY_HELP, bf16_flag=True)
 def train_classify(
+    config: FitConfig,
     train: Path = typer.Option(..., "--train", help="Training data: JSONL with a text and a label field."),
-    dev: Path = typer.Option(..., "--dev", help="Dev data (JSONL): picks the best epoch and stops early."),
+    dev: ClassifyDev = ...,  # type: ignore[assignment]
     test: Path | None = typer.Option(None, "--test", help="Test data (JSONL), scored once with the best weights."),
     text_field: str = typer.Option("text", "--text-field", help="Field holding the text."),
     label_field: str = typer.Option("label", "--label-field", help="Field holding the class label."),
-    model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
-    epochs: int = typer.Option(3, "--epochs", help="Most epochs to train."),
-    lr: EncoderLr = 5e-5,
-    batch_size: Texts = 16,
-    max_length: int = typer.Option(128, "--max-length", help="Subwords per text; the rest is cut."),
-    patience: int = typer.Option(2, "--patience", help="Stop after this many epochs without a better dev macro-F1."),
-    seed: EncoderSeed = 0,
-    bf16: Bf16 = False,
+    model: EncoderModel = None,
     save_model: bool = typer.Option(True, "--save-model/--no-save-model", help="Save the best model in <out>/model."),
     out_dir: ClassifyOut = None,
-    checkpoint_every: CheckpointEvery = 0,
     resume: Resume = False,
     quiet: Quiet = False,
-    threads: Threads = None,
 ) -> None:
     """Fine-tune an encoder for text classification with early stopping on dev macro-F1."""
     extras.require("train classify", "torch", "transformers", "sklearn")
     from gristmill.io.base import InputError
     from gristmill.train.labels import read_labelled_text
 
-    _check_common(epochs, max_length, patience)
     _check_files(train=train, dev=dev, test=test)
     model_dir = _model_dir(model)
     data: dict[str, Any] = {}
@@ -300,13 +290,12 @@ def train_classify(
 
     from gristmill.commands.train import config_before
     from gristmill.progress import progress_bars
-    from gristmill.train.token_classify import FitConfig
+    from gristmill.train.token_classify import fit_steps
 
-    cfg = FitConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, patience=patience, seed=seed,
-                    bf16=bf16, checkpoint_every=checkpoint_every)
+    cfg = config
     out_dir = out_dir or Path("runs") / f"train-classify-{train.name.split('.')[0]}"
     config = {"train": str(train), "dev": str(dev), "test": str(test) if test else None, "text_field": text_field,
-              "label_field": label_field, "model": model_dir, "labels": labels, "threads": threads,
+              "label_field": label_field, "model": model_dir, "labels": labels,
               "save_model": save_model, **cfg.to_dict()}
     before = config_before(out_dir, resume)
     run = create_run(out_dir, kind="train-classify", config=config, resume=resume)
@@ -315,11 +304,11 @@ def train_classify(
     for name, path in (("train", train), ("dev", dev), ("test", test)):
         if name in data:
             _report_bad(name, path, data[name].bad)
-    _setup_torch(threads, seed)
+    _setup_torch(cfg.threads, cfg.seed)
     model_obj, tokenizer = load_sequence_model(model_dir, labels)
     trn, dv = data["train"].rows, data["dev"].rows
     run.bars("Training labels", labels, [sum(r.label == lab for r in trn) for lab in labels], "texts")
-    steps = -(-len(trn) // batch_size) * epochs
+    steps = fit_steps(len(trn), cfg)[1]
     with progress_bars(not quiet) as bars:
         _, on_step, on_resume = _progress_hooks(bars, run, steps, "step")
 
@@ -328,9 +317,9 @@ def train_classify(
             out.print(f"epoch {rec.epoch}: train loss {rec.train_loss:.4f}, dev macro-F1 {rec.score:.4f} "
                       f"({rec.seconds:.0f}s)", highlight=False)
 
-        fitted = _fit(train_sequence_classifier, run, before, checkpoint_every, resume, model=model_obj, tokenizer=tokenizer,
-                      train=trn, dev=dv, labels=labels, config=cfg, on_step=on_step, on_epoch=on_epoch,
-                      on_resume=on_resume)
+        fitted = _fit(train_sequence_classifier, run, before, cfg.checkpoint_every, resume, model=model_obj,
+                      tokenizer=tokenizer, train=trn, dev=dv, labels=labels, config=cfg, on_step=on_step,
+                      on_epoch=on_epoch, on_resume=on_resume)
     out.print(f"best dev macro-F1 {fitted.best_score:.4f} at epoch {fitted.best_epoch}"
               + (" (stopped early)" if fitted.stopped_early else ""), highlight=False)
     ep = [r.epoch for r in fitted.history]
@@ -341,8 +330,8 @@ def train_classify(
                stopped_early=fitted.stopped_early, train_seconds=round(fitted.seconds, 1), train_texts=len(trn),
                skipped_records=len(bad))
     if test:
-        scores = evaluate_labelled(model_obj, tokenizer, data["test"].rows, dict(enumerate(labels)), max_length, 64,
-                                   bf16, with_table=True)
+        scores = evaluate_labelled(model_obj, tokenizer, data["test"].rows, dict(enumerate(labels)),
+                                   cfg.max_length, cfg.eval_batch_size, cfg.uses_bf16(), with_table=True)
         out.print("\nTest (scikit-learn):\n" + scores["table"], highlight=False, markup=False)
         run.result(test_accuracy=scores["accuracy"], test_macro_f1=scores["macro_f1"],
                    test_micro_f1=scores["micro_f1"], test_per_class=scores["per_class"])

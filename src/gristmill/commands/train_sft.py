@@ -3,54 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from gristmill import extras
-from gristmill.commands.common import (BatchSize, CheckpointEvery, DevFraction, EvalEvery, EXIT_INTERRUPTED,
-                                       EXIT_INVALID, Lr, Out, Quiet, Resume, Seed, Threads, create_run, described, err,
-                                       fail, out)
+from gristmill.commands.common import (EXIT_INTERRUPTED, EXIT_INVALID, Dev, Out, Quiet, Resume, config_command,
+                                       create_run, described, err, fail, out)
 from gristmill.commands.train import config_before, note, refuse_resume
+from gristmill.train.config import SFTConfig
 
 SftOut = described(Out, "Run directory (default runs/train-sft-<data>); a non-empty directory gristmill did not "
                         "make is refused untouched.")
-SftDevFraction = described(DevFraction, "Share of DATA held out for dev loss when --dev is not given.")
-SftLr = described(Lr, "Peak learning rate (default 2e-4 LoRA, 2e-5 full).")
-SftBatchSize = described(BatchSize, "Rows per micro-batch.")
-SftEvalEvery = described(EvalEvery, "Dev loss every N optimizer steps (0: at the end).")
+SftDev = described(Dev, "Dev data: held-out chat data (default: --dev-fraction of DATA).")
+HELP = {
+    "model": "Model to start from: a transformers directory or .gguf file (default: the packaged "
+             "SmolLM2-135M-Instruct).",
+    "dev_fraction": "Share of the data held out as the dev set: of DATA, when --dev is not given.",
+    "lr": "Peak learning rate (default 2e-4 LoRA, 2e-5 full).",
+    "batch_size": "Examples per batch: rows per micro-batch.",
+    "max_length": "Tokens per sequence the model sees at once: longer rows are cut on the right.",
+    "epochs": "Passes over the training rows (a fraction ends the last pass early).",
+}
 
 
+@config_command(SFTConfig, help=HELP)
 def train_sft_command(
     data: Annotated[Path, typer.Argument(help="Training chat data, JSONL: OpenAI messages, ShareGPT, Alpaca or "
                                               "instruction/input/output rows (a gristmill run's output).")],
-    dev: Annotated[Optional[Path], typer.Option(help="Held-out chat data (default: --dev-fraction of DATA).")] = None,
-    dev_fraction: SftDevFraction = 0.05,
-    model: Annotated[Optional[str], typer.Option(help="Transformers directory or .gguf file (default: the packaged "
-                                                      "SmolLM2-135M-Instruct).")] = None,
-    method: Annotated[str, typer.Option(help="lora (peft adapters) or full (every weight).")] = "lora",
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
-    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (scale = alpha / r).")] = 16,
-    lora_dropout: Annotated[float, typer.Option(help="Dropout on the LoRA input.")] = 0.05,
-    target_modules: Annotated[str, typer.Option(help="Comma-separated module names LoRA adapts.")] =
-        "q_proj,k_proj,v_proj,o_proj",
-    dtype: Annotated[str, typer.Option(help="auto (bf16 where the CPU supports it), bfloat16 or float32.")] = "auto",
-    lr: SftLr = None,
-    epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = 1.0,
-    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
-    batch_size: SftBatchSize = 8,
-    grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
-    max_length: Annotated[int, typer.Option(help="Tokens per row; longer rows are cut on the right.")] = 512,
-    warmup_ratio: Annotated[float, typer.Option(help="Share of steps with linear warmup.")] = 0.05,
-    schedule: Annotated[str, typer.Option(help="Decay after warmup: cosine, linear or constant.")] = "cosine",
-    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay (matrices only).")] = 0.0,
-    max_grad_norm: Annotated[float, typer.Option(help="Clip the gradient norm to this (0: no clipping).")] = 1.0,
-    eval_every: SftEvalEvery = 0,
-    checkpoint_every: CheckpointEvery = 0,
+    config: SFTConfig,
+    dev: SftDev = None,
     samples: Annotated[int, typer.Option(help="Dev prompts answered by the trained model in the report.")] = 3,
-    threads: Threads = None,
-    no_merge: Annotated[bool, typer.Option("--no-merge", help="Save only the adapter, not merged/.")] = False,
-    seed: Seed = 0,
     out_dir: SftOut = None,
     resume: Resume = False,
     quiet: Quiet = False,
@@ -58,19 +41,8 @@ def train_sft_command(
     """Fine-tune a causal LM on chat data; loss on assistant tokens only. Writes adapter/, merged/, report.html."""
     extras.require("train sft", "torch", "transformers", "gguf", "peft", "scipy")
     from gristmill.train.chat_data import load_chat_rows
-    from gristmill.train.sft import SFTConfig
 
-    try:
-        config = SFTConfig(model=model, method=method, lora_r=lora_r, lora_alpha=lora_alpha,
-                           lora_dropout=lora_dropout,
-                           target_modules=tuple(t.strip() for t in target_modules.split(",") if t.strip()),
-                           dtype=dtype, learning_rate=lr, weight_decay=weight_decay, epochs=epochs,
-                           max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
-                           warmup_ratio=warmup_ratio, schedule=schedule, max_grad_norm=max_grad_norm, seed=seed,
-                           eval_every=eval_every, checkpoint_every=checkpoint_every, threads=threads,
-                           save_merged=not no_merge)
-    except ValueError as exc:
-        fail(f"--{str(exc).split()[0].replace('_', '-')}: {exc}", EXIT_INVALID)
+    model = config.model
     if model is not None and not Path(model).exists():
         fail(f"--model: {model}: no such file or directory", EXIT_INVALID)
     if model is not None and Path(model).is_dir() and not (Path(model) / "config.json").is_file():
@@ -94,10 +66,10 @@ def train_sft_command(
     from gristmill.train.sft_report import generate_answers, report_sft
 
     if dev is None:
-        rows, dev_rows = split_dev(rows, dev_fraction, seed)
+        rows, dev_rows = split_dev(rows, config.dev_fraction, config.seed)
     run_path = out_dir or Path("runs") / f"train-sft-{Path(data).stem}"
     settings = {**config.to_dict(), "data": str(data), "dev": str(dev) if dev else None,
-                "dev_fraction": dev_fraction if dev is None else None}
+                "dev_fraction": config.dev_fraction if dev is None else None}
     before = config_before(run_path, resume)
     run = create_run(run_path, kind="train-sft", config=settings, resume=resume)
     run.save_json("bad_rows.json", [{"file": b.file, "line": b.line, "reason": b.reason} for b in bad])

@@ -30,7 +30,7 @@ from gristmill.train.config import FitConfig
 from gristmill.train.labels import TaggedSentence, entity_report, token_report
 
 __all__ = ["FitConfig", "FitResult", "EpochRecord", "Encoded", "encode_tagged", "word_labels", "length_batches",
-           "fit", "predict_tags", "evaluate_tagged", "train_token_classifier", "load_token_model", "collate"]
+           "fit", "fit_steps", "predict_tags", "evaluate_tagged", "train_token_classifier", "load_token_model", "collate"]
 
 IGNORE = -100
 
@@ -170,6 +170,12 @@ def _epoch_order(lengths: Sequence[int], batch_size: int, seed: int) -> Callable
     return order
 
 
+def fit_steps(examples: int, config: FitConfig) -> tuple[int, int]:
+    """``(steps per epoch, steps in all)`` of :func:`fit` on ``examples`` training examples."""
+    per_epoch = math.ceil(math.ceil(examples / config.batch_size) / config.grad_accum)
+    return per_epoch, max(1, math.ceil(per_epoch * config.epochs))
+
+
 def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[Any], pad_id: int,
         evaluate: Callable[[], tuple[float, dict[str, Any]]], config: FitConfig,
         on_step: Callable[[int, float, int], None] | None = None,
@@ -200,11 +206,9 @@ def fit(model: Any, train_ids: Sequence[Sequence[int]], train_labels: Sequence[A
 
     torch.manual_seed(config.seed)
     lengths = [len(x) for x in train_ids]
-    batches_per_epoch = math.ceil(len(train_ids) / config.batch_size)
-    if not batches_per_epoch:
+    if not train_ids:
         raise ValueError("no training examples")
-    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
-    total = max(1, math.ceil(steps_per_epoch * config.epochs))
+    steps_per_epoch, total = fit_steps(len(train_ids), config)
     loop = Loop(model, LoopConfig.of(config, total), checkpoints, _identity(model))
     result = FitResult()
     st: dict[str, Any] = {"epoch_losses": [], "since_best": 0, "best_state": None}
