@@ -7,11 +7,17 @@ gate failed; 130 interrupted.
 
 Options that several commands take are declared here once, as ``Annotated`` aliases, so
 each means the same everywhere (name, short flag, type, validation): :data:`Quiet`,
-:data:`Out`, :data:`OutFile`, :data:`Seed`, :data:`Threads`, :data:`Resume`,
-:data:`Json`, :data:`Limit`, and the training settings several trainers share
-(:data:`BatchSize`, :data:`Lr`, :data:`CheckpointEvery`, :data:`EvalEvery`,
-:data:`Bf16`, :data:`DevFraction`). A command may say more in the help of one
-(:func:`described`), never change what it is.
+:data:`Out` (always a run directory), :data:`OutFile` (``--out-file``: one output file),
+:data:`Resume`, :data:`Json`, :data:`Limit`, :data:`Data`, :data:`Dev`, :data:`Field`,
+:data:`InputFormat`, the decoding options (:data:`Strategy`, :data:`Temperature`, ...), and
+the settings of :mod:`gristmill.train.config` that other commands take too (:data:`Seed`,
+:data:`Threads`, :data:`BatchSize`, :data:`Lr`, :data:`Dtype`, :data:`MaxLength`,
+:data:`Model`, ...), made from those settings' declarations by :func:`setting_option`. A command
+may say more in the help of one (:func:`described`; by convention the shared help's first words,
+then a colon and the detail), never change what it is; each carries a mark of its declaration
+(:func:`shared`), which the vocabulary test reads. The trainers take one option per setting of
+their config class (:func:`config_command`). Old spellings (``--bf16/--fp32``, ``--out FILE``)
+stay as hidden options that print a note (:func:`deprecated`).
 """
 
 from __future__ import annotations
