@@ -80,8 +80,9 @@ def _check(cond: bool, message: str) -> None:
 @config_command(LMConfig, help=HELP, skip=("warmup_ratio",), defaults={"warmup": None}, bf16_flag=True)
 def train_lm_cmd(
     data: LmData,
-    config: LMConfig,
+    *,
     field: Field = "text",
+    config: LMConfig,
     out_dir: LmOut = None,
     resume: Resume = False,
     quiet: Quiet = False,

@@ -125,12 +125,13 @@ def _setup_torch(threads: int | None, seed: int) -> None:
 
 @config_command(FitConfig, help=NER_HELP, bf16_flag=True)
 def train_ner(
-    config: FitConfig,
+    *,
     train: Path = typer.Option(..., "--train", help="Training data: CoNLL (token<TAB>tag) or JSONL with tokens/tags."),
-    dev: NerDev = ...,  # type: ignore[assignment]
+    dev: NerDev,
     test: Path | None = typer.Option(None, "--test", help="Test data, scored once with the best weights."),
     data_format: NerFormat = None,
     model: EncoderModel = None,
+    config: FitConfig,
     save_model: bool = typer.Option(True, "--save-model/--no-save-model", help="Save the best model in <out>/model."),
     out_dir: NerOut = None,
     resume: Resume = False,
@@ -246,13 +247,14 @@ def train_ner(
 
 @config_command(FitConfig, help=CLASSIFY_HELP, bf16_flag=True)
 def train_classify(
-    config: FitConfig,
+    *,
     train: Path = typer.Option(..., "--train", help="Training data: JSONL with a text and a label field."),
-    dev: ClassifyDev = ...,  # type: ignore[assignment]
+    dev: ClassifyDev,
     test: Path | None = typer.Option(None, "--test", help="Test data (JSONL), scored once with the best weights."),
     text_field: str = typer.Option("text", "--text-field", help="Field holding the text."),
     label_field: str = typer.Option("label", "--label-field", help="Field holding the class label."),
     model: EncoderModel = None,
+    config: FitConfig,
     save_model: bool = typer.Option(True, "--save-model/--no-save-model", help="Save the best model in <out>/model."),
     out_dir: ClassifyOut = None,
     resume: Resume = False,

@@ -31,8 +31,9 @@ HELP = {
 def train_sft_command(
     data: Annotated[Path, typer.Argument(help="Training chat data, JSONL: OpenAI messages, ShareGPT, Alpaca or "
                                               "instruction/input/output rows (a gristmill run's output).")],
-    config: SFTConfig,
+    *,
     dev: SftDev = None,
+    config: SFTConfig,
     samples: Annotated[int, typer.Option(help="Dev prompts answered by the trained model in the report.")] = 3,
     out_dir: SftOut = None,
     resume: Resume = False,
