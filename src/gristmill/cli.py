@@ -52,20 +52,20 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
                                                 "else is touched.")] = False,
         quiet: Quiet = False) -> None:
     """Run a recipe into runs/<name>/ (resumes and reuses unchanged steps)."""
+    from gristmill.api import run as run_api  # the function Python code calls as gristmill.run
     from gristmill.pipeline.ingest import StrictInputError
     from gristmill.pipeline.ownership import RunDirError
     from gristmill.pipeline.worker import StepFailed
-    from gristmill.runner import RunBusy, run_recipe
+    from gristmill.runner import RunBusy
 
     if fresh_cache and not fresh:
         fail("--fresh-cache only goes with --fresh", EXIT_INVALID)
     try:
-        spec = load_recipe(recipe, set_ or [])
+        summary = run_api(recipe, overrides=set_ or [], runs_dir=runs_dir, name=name, workers=workers,
+                          progress=not quiet, fresh=fresh, strict=strict or None, fresh_cache=fresh_cache,
+                          overwrite=overwrite)
     except RecipeError as exc:
         fail(str(exc) if len(exc.errors) > 1 else f"{exc.source}: {exc.errors[0]}", EXIT_INVALID)
-    try:
-        summary = run_recipe(spec, runs_dir=runs_dir, name=name, workers=workers, progress=not quiet,
-                             fresh=fresh, strict=strict or None, fresh_cache=fresh_cache, overwrite=overwrite)
     except RunDirError as exc:
         fail(str(exc), EXIT_INVALID)
     except StrictInputError as exc:
@@ -223,7 +223,7 @@ def ops_show(name: Annotated[str, typer.Argument(help="Operator name, e.g. filte
 def _register_commands() -> None:
     """Commands that live in :mod:`gristmill.commands` (each module owns its command's options; the
     options several commands share are declared once in :mod:`gristmill.commands.common`)."""
-    from gristmill.commands import eval_cmds, experiment, generate, select, train_lm, train_ner, train_sft
+    from gristmill.commands import crawl, eval_cmds, experiment, generate, select, train_lm, train_ner, train_sft
 
     for trainer in (train_lm, train_sft, train_ner):
         trainer.register(train_app)
@@ -231,6 +231,7 @@ def _register_commands() -> None:
     experiment.register(experiment_app)
     generate.register(app)
     select.register(app)
+    crawl.register(app)
 
 
 _register_commands()
