@@ -137,6 +137,8 @@ def test_bad_data_and_bad_steps_are_named() -> None:
         gristmill.apply("clean.normalize", [{"text": "x"}, "y"])
     with pytest.raises(TypeError, match="step 0"):
         gristmill.apply([42], [{"text": "x"}])
+    with pytest.raises(TypeError, match="step 0: .* got \\('filter.length', 'dedup.exact'\\)"):
+        gristmill.apply(("filter.length", "dedup.exact"), [{"text": "x"}])  # a chain is a list
     with pytest.raises(KeyError, match="column 'text' not in batch") as info:
         gristmill.apply("filter.length", [{"body": "x"}])
     assert "in step 00-filter.length of gristmill.apply" in info.value.__notes__

@@ -80,7 +80,8 @@ def as_operators(ops: StepLike | Sequence[StepLike], base_dir: str | Path | None
             out.append(step)
             continue
         spec = step_spec(step)
-        if not isinstance(spec, dict) or not isinstance(spec.get("op"), str) or set(spec) - {"op", "params"}:
+        if (not isinstance(spec, dict) or not isinstance(spec.get("op"), str) or set(spec) - {"op", "params"}
+                or not isinstance(spec.get("params") or {}, Mapping)):
             raise TypeError(f"step {i}: expected an operator, a name, (name, params) or "
                             f"{{'op': name, 'params': {{...}}}}, got {step!r}")
         out.append(op(spec["op"], spec.get("params") or {}, base_dir=base_dir))
