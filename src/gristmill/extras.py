@@ -4,7 +4,8 @@ turn a missing one into the ``pip install`` line to run.
 ``pip install gristmill`` reads, cleans, filters, deduplicates and reports; the heavy libraries
 come with extras (``pyproject.toml``): ``llm`` (llama.cpp), ``models`` (torch, transformers, faiss),
 ``audit`` (spaCy, the toxicity classifier), ``train`` (``models`` plus peft, seqeval, sacrebleu,
-scikit-learn, scipy), ``hf`` (the ``datasets`` output format) and ``all``. Operators declare the
+scikit-learn, scipy), ``hf`` (the ``datasets`` output format), ``web`` (warcio and protego for
+``gristmill crawl``) and ``all``. Operators declare the
 modules they need (:meth:`gristmill.ops.base.Operator.required_modules`), so a recipe that needs a
 missing extra fails at validation, before anything runs; commands call :func:`require`.
 
@@ -36,6 +37,8 @@ EXTRAS: dict[str, str] = {
     "sklearn": "train",
     "scipy": "train",
     "datasets": "hf",
+    "warcio": "web",
+    "protego": "web",
 }
 
 # Extras that install other extras too (``train`` pulls ``gristmill[models]``), so a pip line names
