@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gristmill import extras, registry
 from gristmill.audit.gates import validate_gates
+from gristmill.io.hub import CardMetadata
 from gristmill.ops.base import Operator
 
 DEFAULT_SHARD_ROWS = 2000
@@ -72,8 +73,10 @@ class ExecutorSpec(BaseModel):
         return value
 
 
-class CardSpec(BaseModel):
-    """What a run cannot know about its data, for ``DATASET_CARD.md``."""
+class CardSpec(CardMetadata):
+    """What a run cannot know about its data, for ``DATASET_CARD.md``: its intended use and limitations,
+    and the card's YAML metadata where the inferred value is not the right one (language, license,
+    task_categories, tags, ...: :class:`gristmill.io.hub.CardMetadata`)."""
 
     model_config = ConfigDict(extra="forbid")
     intended_use: str | None = None
@@ -185,7 +188,7 @@ def pydantic_messages(err: ValidationError, prefix: str, known: list[str] | None
         elif kind == "missing":
             msg = "required"
         else:
-            msg = e["msg"]
+            msg = e["msg"].removeprefix("Value error, ")
             if "input" in e and kind not in ("value_error", "assertion_error"):
                 msg += f" (got {e['input']!r})"[:200]
         lines.append(f"{loc}: {msg}")
@@ -329,7 +332,7 @@ def _top_level(data: dict[str, Any]) -> tuple[RecipeSpec | None, list[str]]:
         try:
             return RecipeSpec(**data), errors
         except ValidationError as exc:
-            errors += pydantic_messages(exc, "", list(RecipeSpec.model_fields))
+            errors += pydantic_messages(exc, "", [*RecipeSpec.model_fields, *CardSpec.model_fields])
             bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
             if not bad or "input" in bad:
                 break

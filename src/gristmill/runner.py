@@ -21,6 +21,7 @@ import yaml
 
 from gristmill.audit import write_audit
 from gristmill.executors import Executor, get_executor
+from gristmill.io.metadata import run_provenance
 from gristmill.ops.base import GlobalOp
 from gristmill.pipeline import finalize, ownership, store
 from gristmill.pipeline.ingest import IngestedShard, ingest, payload_columns
@@ -242,7 +243,8 @@ def _run(recipe: Recipe, run_dir: Path, workers: int, progress: bool, strict: bo
             inputs = [seg[-1].dir / store.shard_name(i) for i in range(len(shards))]
             rows = [store.read_json(d / "stats.json")["rows_out"] for d in inputs]
 
-        outputs, out_stats = finalize.write_outputs(run_dir, inputs, recipe.output, bars)
+        outputs, out_stats = finalize.write_outputs(run_dir, inputs, recipe.output, bars,
+                                                    provenance=run_provenance(recipe.resolved()))
 
     finalize.write_rejected(run_dir, planned, len(shards))
     finalize.write_scores(run_dir, planned, len(shards))

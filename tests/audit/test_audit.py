@@ -157,7 +157,7 @@ def test_source_and_license_survive_every_step_into_the_output(tmp_path: Path) -
         assert rejected[0]["source"] == str(path) and rejected[0]["license"] == "Apache-2.0"
 
 
-def test_chat_output_formats_drop_source_and_license_but_the_audit_still_sees_them(tmp_path: Path) -> None:
+def test_chat_output_formats_keep_source_and_license_in_metadata_and_the_audit_sees_them(tmp_path: Path) -> None:
     path = tmp_path / "chat.jsonl"
     rows = [{"id": f"c{i}", "instruction": f"name a colour number {i}", "output": "blue", "license": "MIT"}
             for i in range(3)]
@@ -165,8 +165,11 @@ def test_chat_output_formats_drop_source_and_license_but_the_audit_still_sees_th
     s = run_recipe({"name": "chat", "input": {"path": str(path), "format": "alpaca"}, "steps": [{"op": "dedup.exact"}],
                     "gates": ["license == MIT"], "output": {"format": "openai"}, "executor": {"workers": 1}},
                    runs_dir=tmp_path / "runs", progress=False)
-    written = [json.loads(line) for line in s.outputs[0].read_text(encoding="utf-8").splitlines()]
-    assert set(written[0]) == {"id", "messages"}  # the openai format has no place for them
+    (data,) = [p for p in s.outputs if p.suffix == ".jsonl"]
+    written = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+    assert set(written[0]) == {"id", "messages", "metadata"}  # the openai record's metadata object carries them
+    assert written[0]["metadata"]["source"] == str(path) and written[0]["metadata"]["license"] == "MIT"
+    assert written[0]["metadata"]["gristmill.ops"] == ["dedup.exact@1"]
     assert s.audit["passed"] and s.audit["sources"] == [{"source": str(path), "license": "MIT", "rows": 3}]
 
 

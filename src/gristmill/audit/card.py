@@ -9,6 +9,12 @@ under (:attr:`gristmill.audit.metric.AuditSection.card`: PII handling, toxicity,
 contamination and copyright, each saying so when the run did not check it); the gates; known
 limitations; intended use (the recipe's ``card:`` section, else a default). Like the report it
 is a pure function of the run directory: :func:`write_card` can rebuild it at any time.
+
+The card opens with the YAML metadata the Hugging Face Hub indexes (:func:`card_metadata_of`,
+written through ``huggingface_hub``'s ``DatasetCardData``; the keys are listed in
+:mod:`gristmill.io.hub`): inferred from the run (splits, license values, ``lang.code``, the
+generating steps, the known sources) and overridden by the recipe's ``card:`` section. A run
+whose output format is ``hub`` gets the same card as the output's ``README.md``.
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from gristmill.audit.markdown import compact, params_text, summary_markdown
 from gristmill.audit.markdown import md as _md
 from gristmill.audit.markdown import num as _n
 from gristmill.audit.markdown import table as _table
+from gristmill.io.hub import README, CardMetadata, card_metadata, card_text
+from gristmill.io.metadata import run_provenance
 from gristmill.io.writers import DECODES_JSON_TEXT
 from gristmill.pipeline.run_reader import RunReader
 
-__all__ = ["CARD_NAME", "KNOWN_SOURCES", "KnownSource", "known_source", "build_card", "write_card", "compact",
-           "params_text", "summary_markdown"]
+__all__ = ["CARD_NAME", "KNOWN_SOURCES", "KnownSource", "known_source", "build_card", "card_metadata_of", "write_card",
+           "compact", "params_text", "summary_markdown"]
 
 CARD_NAME = "DATASET_CARD.md"
 
@@ -208,6 +216,52 @@ def _json_columns(out: dict[str, Any]) -> list[str]:
     return [f"- Columns stored as JSON text, their values fitting no one column type: {names}; {how}."]
 
 
+def _data_files(out: dict[str, Any]) -> dict[str, str]:
+    """``configs``' data files by split: the hub layout's ``data/<split>-*`` (relative to its README),
+    else each output file inside the run directory (relative to the card); none for ``hf``."""
+    fmt = out.get("format")
+    splits = list(out.get("splits") or {}) or ["data"]
+    if fmt == "hub":
+        return {("train" if s == "data" else s): f"data/{'train' if s == 'data' else s}-*" for s in splits}
+    if fmt == "hf":
+        return {}
+    files = {}
+    for f in out.get("files") or []:
+        p = PurePath(str(f))
+        if p.is_absolute() or p.name.startswith(".") or p.suffix not in (".jsonl", ".parquet", ".csv", ".gz", ".zst"):
+            continue
+        stem = p.name.split(".")[0]
+        files["train" if stem == "data" else stem] = p.as_posix()
+    return files
+
+
+def _values(run: RunReader, column: str) -> list[Any]:
+    table = run.output_table([column])
+    return table.column(column).to_pylist() if column in table.column_names else []
+
+
+def card_metadata_of(run_dir: Path | RunReader, audit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The YAML metadata of a run's dataset card (:func:`gristmill.io.hub.card_metadata` of what the run knows,
+    the recipe's ``card:`` section overriding it)."""
+    run = run_dir if isinstance(run_dir, RunReader) else RunReader(run_dir)
+    audit = audit if audit is not None else (run.audit or {})
+    out = run.stats.get("output") or {}
+    provenance = out.get("provenance") or (run_provenance(run.recipe) if run.recipe else None)
+    card = run.recipe.get("card") if isinstance(run.recipe.get("card"), dict) else {}
+    overrides = {k: v for k, v in card.items() if k in CardMetadata.model_fields and v is not None}
+    languages: dict[str, int] = {}
+    for code in _values(run, "lang.code"):
+        if isinstance(code, str):
+            languages[code] = languages.get(code, 0) + 1
+    licenses = sorted({str(v) for v in _values(run, "license") if v})
+    known = [k.url for s in audit.get("sources") or [] if (k := known_source(s.get("source")))]
+    columns = run.output_table(lambda name: name in ("tokens", "tags")).column_names
+    return card_metadata(rows=int(out.get("rows") or 0), splits=_data_files(out), licenses=licenses,
+                         languages=languages, ops=(provenance or {}).get("ops") or [s.get("op") for s in run.recipe_steps],
+                         columns=columns, sources=known, pretty_name=str(run.stats.get("run") or run.run_dir.name),
+                         provenance=provenance, overrides=overrides)
+
+
 def build_card(run_dir: Path | RunReader, audit: dict[str, Any] | None = None) -> str:
     """The dataset card of the run in ``run_dir`` as Markdown (``audit`` defaults to ``audit.json``, else
     the audit built now)."""
@@ -254,14 +308,23 @@ def build_card(run_dir: Path | RunReader, audit: dict[str, Any] | None = None) -
         "## Intended use\n\n" + str(intended).strip()
         + (f"\n\nOut of scope: {str(out_of_scope).strip()}" if out_of_scope else ""),
     ]
-    return "\n\n".join(s for s in sections if s) + "\n"
+    return card_text(card_metadata_of(run, audit), "\n\n".join(s for s in sections if s) + "\n")
 
 
 def write_card(run_dir: Path | RunReader, audit: dict[str, Any] | None = None) -> Path:
-    """Write ``run_dir/DATASET_CARD.md`` atomically and return its path."""
+    """Write ``run_dir/DATASET_CARD.md`` atomically and return its path; a ``hub`` output's ``README.md``
+    gets the same card."""
     run = run_dir if isinstance(run_dir, RunReader) else RunReader(run_dir)
-    target = run.run_dir / CARD_NAME
-    tmp = target.with_name(f".{CARD_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(build_card(run, audit), encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    text = build_card(run, audit)
+    out = run.stats.get("output") or {}
+    targets = [run.run_dir / CARD_NAME]
+    if out.get("format") == "hub":
+        targets += [p if p.is_absolute() else run.run_dir / p for p in map(Path, out.get("files") or [])
+                    if p.name == README]
+    for target in dict.fromkeys(targets):
+        if target.name == README and not target.parent.is_dir():
+            continue
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    return targets[0]

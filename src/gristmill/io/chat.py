@@ -2,7 +2,10 @@
 
 Readers turn a parsed JSON object into a record (or raise :class:`RecordError` with the
 reason it is dropped); writers turn a record back into the format's JSON object.
-Messages are always ``[{"role": "system"|"user"|"assistant", "content": str}]``.
+Messages are always ``[{"role": "system"|"user"|"assistant", "content": str}]``. The Alpaca,
+ShareGPT and OpenAI readers turn a record's ``metadata`` object (what gristmill's writers put
+there: ``source``, ``license``, annotations, the recipe fingerprint; :mod:`gristmill.io.metadata`)
+back into columns.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gristmill.io.base import RecordError
+from gristmill.io.metadata import metadata_source, spread
 
 ROLES = {
     "system": "system", "developer": "system",
@@ -66,7 +70,7 @@ def read_self_instruct(obj: dict[str, Any]) -> dict[str, Any]:
 
 def read_alpaca(obj: dict[str, Any]) -> dict[str, Any]:
     """An Alpaca record ``{instruction, input, output}``; ``text`` is the instruction."""
-    row = dict(obj)
+    row = spread(dict(obj))
     instruction = _required_str(obj, "instruction")
     row.update(instruction=instruction, input=optional_str(obj, "input"),
                output=_required_str(obj, "output", allow_empty=True), text=instruction)
@@ -109,16 +113,21 @@ def _content(value: Any, where: str, key: str) -> str:
 
 def read_sharegpt(obj: dict[str, Any]) -> dict[str, Any]:
     """A ShareGPT record; ``conversations`` becomes ``messages``."""
-    row = {k: v for k, v in obj.items() if k != "conversations"}
+    row = spread({k: v for k, v in obj.items() if k != "conversations"})
     row["messages"] = normalize_messages(obj.get("conversations"), "from", "value", "conversations")
     return row
 
 
 def read_openai(obj: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI chat record ``{messages: [{role, content}]}``."""
-    row = dict(obj)
+    row = spread(dict(obj))
     row["messages"] = normalize_messages(obj.get("messages"), "role", "content", "messages")
     return row
+
+
+def kept_source(obj: dict[str, Any]) -> str | None:
+    """The ``source`` a chat record's metadata names: the reader keeps it instead of the file's path."""
+    return metadata_source(obj)
 
 
 SHAPES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

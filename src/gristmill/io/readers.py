@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.io.base import BadRecord, InputError, Progress, ReaderOptions, RecordError, StreamError
-from gristmill.io.chat import SHAPES
+from gristmill.io.chat import SHAPES, kept_source
 from gristmill.io.jsonl import iter_json
 from gristmill.io.tabular import iter_csv, iter_parquet, row_raw
 from gristmill.io.text import iter_conll, iter_txt, split_chunks
@@ -269,7 +269,8 @@ class Reader:
                 row.pop("id", None)
             out = {"id": str(rid) if rid is not None and rid != "" else (name if line is None else f"{name}:{line}")}
             out.update(row)
-            out["source"] = src
+            # a gristmill chat record names the data it came from in its metadata: that stays its source
+            out["source"] = (kept_source(obj) if shape is not None else None) or src
             if license_ is not None and not out.get("license"):
                 out["license"] = license_
             return out

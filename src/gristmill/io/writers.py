@@ -1,18 +1,24 @@
 """Writers: tables in, files out, one table (shard) at a time, in order.
 
 Formats: ``jsonl`` (``.gz``/``.zst`` by suffix), ``parquet``, ``csv``, ``hf`` (a directory
-``datasets.load_from_disk`` opens) and the chat formats ``openai``, ``sharegpt``,
-``alpaca`` (JSON Lines). Files are written under a temporary name and renamed into place
-at ``close()``, so a killed run never leaves a complete-looking partial file.
+``datasets.load_from_disk`` opens), ``hub`` (the Hugging Face Hub layout, :mod:`gristmill.io.hub`),
+the chat formats ``openai``, ``sharegpt``, ``alpaca`` and the trainer formats ``prompt_completion``
+and ``preference`` (JSON Lines; :mod:`gristmill.io.chat`, :mod:`gristmill.io.trainer`). Files are
+written under a temporary name and renamed into place at ``close()``, so a killed run never leaves
+a complete-looking partial file.
+
+The chat and trainer formats carry the provenance their shape has no place for (``source``,
+``license``, annotations, the run's recipe fingerprint and operator versions) in each record's
+``metadata`` object (:mod:`gristmill.io.metadata`); :func:`finish_output` writes ``axolotl.yaml``
+beside chat output.
 
 **JSON text columns** (a field whose values fit no one Arrow type, stored as the JSON text
 of each value and marked by ``gristmill.json`` field metadata; see :mod:`gristmill.records`):
-the JSON Lines writers (``jsonl``, and ``openai`` / ``sharegpt`` / ``alpaca``, which read
-``messages``, ``instruction``, ``input``, ``output`` and ``id`` and carry no other column)
-decode them, so a value comes out as it went in (``"meta": 1`` stays ``1``, ``"x"`` stays
-``"x"``). ``parquet``, ``csv`` and ``hf`` need one type per column and keep the JSON text
-(``json.loads`` of a cell gives the value back); Parquet keeps the field metadata, so a
-reader can tell such a column from one of plain strings.
+the JSON Lines writers (``jsonl``, and the chat and trainer formats, which read their payload
+columns, ``id`` and the metadata columns) decode them, so a value comes out as it went in
+(``"meta": 1`` stays ``1``, ``"x"`` stays ``"x"``). ``parquet``, ``csv``, ``hf`` and ``hub`` need
+one type per column and keep the JSON text (``json.loads`` of a cell gives the value back);
+Parquet keeps the field metadata, so a reader can tell such a column from one of plain strings.
 """
 
 from __future__ import annotations
@@ -23,18 +29,22 @@ import gzip
 import io
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gristmill.io.base import compression_of
 from gristmill.io.chat import ROW_WRITERS, check_columns
+from gristmill.io.hub import HubWriter
+from gristmill.io.metadata import FIELD, metadata_columns, row_metadata
+from gristmill.io.parts import ParquetWriter, Parts, Writer, conform, tmp_path
+from gristmill.io.trainer import (AXOLOTL_FILE, TRAINER_FORMATS, axolotl_config, check_trainer_columns,
+                                  write_preference, write_prompt_completion)
 from gristmill.records import json_text_columns, json_value
 
 try:
@@ -42,12 +52,20 @@ try:
 except ImportError:  # pragma: no cover
     orjson = None  # type: ignore[assignment]
 
-WRITER_FORMATS = ("jsonl", "parquet", "csv", "hf", "openai", "sharegpt", "alpaca")
-DECODES_JSON_TEXT = frozenset({"jsonl", "openai", "sharegpt", "alpaca"})
+__all__ = ["DECODES_JSON_TEXT", "FORMAT_REQUIRES", "RECORD_FORMATS", "WRITER_FORMATS", "CsvWriter", "HfWriter",
+           "HubWriter", "JsonlWriter", "ParquetWriter", "Writer", "WriterOptions", "conform", "dumps",
+           "finish_output", "open_writer"]
+
+CHAT_FORMATS = ("openai", "sharegpt", "alpaca")
+RECORD_FORMATS = (*CHAT_FORMATS, *TRAINER_FORMATS)
+"""The JSON Lines formats that shape each row into a training record (with a ``metadata`` object)."""
+WRITER_FORMATS = ("jsonl", "parquet", "csv", "hf", "hub", *RECORD_FORMATS)
+DECODES_JSON_TEXT = frozenset({"jsonl", *RECORD_FORMATS})
 """The formats whose writers write JSON text columns back as the values they hold."""
 FORMAT_REQUIRES: dict[str, tuple[str, ...]] = {"hf": ("datasets",)}
 """Modules a format's writer needs beyond the base install (:mod:`gristmill.extras` names the extra)."""
 BATCH_ROWS = 4096
+_SYSTEM_PROMPT = ("openai", "sharegpt", *TRAINER_FORMATS)
 
 
 class WriterOptions(BaseModel):
@@ -55,9 +73,38 @@ class WriterOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format: Literal["jsonl", "parquet", "csv", "hf", "openai", "sharegpt", "alpaca"] = "jsonl"
+    format: Literal["jsonl", "parquet", "csv", "hf", "hub", "openai", "sharegpt", "alpaca", "prompt_completion",
+                    "preference"] = "jsonl"
     compression: Literal["gz", "zst"] | None = None
     system_prompt: str | None = None
+    metadata: bool | list[str] = Field(
+        True, description="Chat and trainer formats: the columns each record's metadata object carries (true: "
+                          "source, license and common annotations; a list of names or fnmatch patterns; false: no "
+                          "metadata object).")
+    style: Literal["conversational", "standard"] | None = Field(
+        None, description="prompt_completion and preference: TRL's conversational form (messages; the default) or "
+                          "standard form (plain strings).")
+    unpaired: bool = Field(False, description="preference: two records per pair, {prompt, completion, label}.")
+    rows_per_file: int | None = Field(None, ge=1, description="hub: rows per Parquet file (default: one file per "
+                                                              "split).")
+    axolotl: bool = Field(True, description="openai, sharegpt, alpaca: write axolotl.yaml beside the data.")
+
+    @model_validator(mode="after")
+    def _options_fit_the_format(self) -> WriterOptions:
+        fmt = self.format
+        applies = [("system_prompt", self.system_prompt is not None, _SYSTEM_PROMPT,
+                    "the openai and sharegpt formats (and prompt_completion, preference)"),
+                   ("metadata", self.metadata is not True, RECORD_FORMATS, "the chat and trainer formats"),
+                   ("style", self.style is not None, TRAINER_FORMATS, "the prompt_completion and preference formats"),
+                   ("unpaired", self.unpaired, ("preference",), "the preference format"),
+                   ("rows_per_file", self.rows_per_file is not None, ("hub",), "the hub format"),
+                   ("axolotl", not self.axolotl, CHAT_FORMATS, "the openai, sharegpt and alpaca formats")]
+        for name, given, formats, what in applies:
+            if given and fmt not in formats:
+                raise ValueError(f"{name} applies to {what}, not to {fmt}")
+        if self.compression is not None and fmt in ("hf", "hub"):
+            raise ValueError(f"compression does not apply to the {fmt} format")
+        return self
 
 
 def _default(value: Any) -> Any:
@@ -82,34 +129,6 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, default=_default).encode("utf-8")
 
 
-def _tmp(path: Path, tag: str = "tmp") -> Path:
-    return path.with_name(f".{path.name}.{tag}-{os.getpid()}")
-
-
-class Writer:
-    """Base writer: ``write(table)`` once per shard, then ``close()`` for the paths written."""
-
-    path: Path
-
-    def write(self, table: pa.Table) -> None:
-        raise NotImplementedError
-
-    def close(self) -> list[Path]:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        """Drop what was written so far."""
-
-    def __enter__(self) -> Writer:
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
 def _rows(table: pa.Table) -> Iterator[list[dict[str, Any]]]:
     for batch in table.to_batches(max_chunksize=BATCH_ROWS):
         yield batch.to_pylist()
@@ -120,7 +139,7 @@ class _Sink:
 
     def __init__(self, path: Path, compression: str | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.tmp = path, _tmp(path)
+        self.path, self.tmp = path, tmp_path(path)
         self.raw = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()
         self.f: IO[bytes]
         if compression == "gz":
@@ -146,27 +165,40 @@ class _Sink:
 
 
 class JsonlWriter(Writer):
-    """JSON Lines; with ``convert`` each row is first turned into the format's object."""
+    """JSON Lines; with ``convert`` each row is first turned into the format's record (or records), and
+    ``meta`` (a function of the table's column names) picks the columns of each record's ``metadata``."""
 
     def __init__(self, path: Path, compression: str | None,
-                 convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 check: Callable[[list[str]], None] | None = None) -> None:
+                 convert: Callable[[dict[str, Any]], dict[str, Any] | list[dict[str, Any]]] | None = None,
+                 check: Callable[[list[str]], None] | None = None,
+                 meta: Callable[[list[str]], list[str]] | None = None,
+                 provenance: Mapping[str, Any] | None = None) -> None:
         self.path = path
         self.sink = _Sink(path, compression)
-        self.convert, self.check = convert, check
+        self.convert, self.check, self.meta, self.provenance = convert, check, meta, provenance
+
+    def _records(self, rows: list[dict[str, Any]], columns: list[str]) -> Iterator[dict[str, Any]]:
+        convert = self.convert
+        if convert is None:
+            yield from rows
+            return
+        with_meta = self.meta is not None
+        for r in rows:
+            out = convert(r)
+            meta = row_metadata(r, columns, self.provenance) if with_meta else None
+            for rec in out if isinstance(out, list) else (out,):
+                yield {**rec, FIELD: meta} if meta else rec
 
     def write(self, table: pa.Table) -> None:
         if self.check is not None:
             self.check(table.column_names)
-        convert = self.convert
+        columns = self.meta(table.column_names) if self.meta is not None else []
         decode = list(json_text_columns(table.schema))  # JSON text columns: written as the values they hold
         for rows in _rows(table):
             for r in rows if decode else ():
                 for name in decode:
                     r[name] = json_value(r[name])
-            if convert is not None:
-                rows = [convert(r) for r in rows]
-            self.sink.f.write(b"".join(dumps(r) + b"\n" for r in rows))
+            self.sink.f.write(b"".join(dumps(r) + b"\n" for r in self._records(rows, columns)))
 
     def close(self) -> list[Path]:
         return [self.sink.close()]
@@ -219,148 +251,13 @@ class CsvWriter(Writer):
         self.sink.abort()
 
 
-def _same_kind(src: pa.DataType, dst: pa.DataType) -> bool:
-    if src == dst or pa.types.is_null(src):
-        return True
-    strings = (pa.types.is_string, pa.types.is_large_string)
-    return any(f(src) for f in strings) and any(f(dst) for f in strings)
-
-
-def conform(table: pa.Table, schema: pa.Schema, strict: bool = True) -> pa.Table | None:
-    """``table`` with ``schema``'s columns and types (missing ones null), or None if it cannot.
-
-    Only null columns and string/large_string are cast when ``strict``, else any cast
-    pyarrow allows. A column ``schema`` lacks is never dropped: the result is None.
-    """
-    n = table.num_rows
-    names = set(schema.names)
-    if any(c not in names for c in table.column_names):
-        return None
-    cols = []
-    for field in schema:
-        if field.name not in table.column_names:
-            cols.append(pa.nulls(n, field.type))
-            continue
-        col = table.column(field.name)
-        if col.type != field.type:
-            if strict and not _same_kind(col.type, field.type):
-                return None
-            col = pa.nulls(n, field.type) if pa.types.is_null(col.type) else col.cast(field.type)
-        cols.append(col)
-    return pa.Table.from_arrays(cols, schema=schema)
-
-
-class _IpcFile:
-    """An Arrow IPC stream file (the format ``datasets`` memory-maps)."""
-
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.sink = pa.OSFile(str(path), "wb")
-        self.writer = pa.ipc.new_stream(self.sink, schema)
-
-    def write_table(self, table: pa.Table) -> None:
-        self.writer.write_table(table)
-
-    def close(self) -> None:
-        self.writer.close()
-        self.sink.close()
-
-
-class _Parts:
-    """Tables streamed into part files (Parquet or Arrow IPC stream); a new part starts
-    when a table's columns cannot join the current part's schema. ``finish`` merges them."""
-
-    def __init__(self, workdir: Path, kind: str, compression: str | None = None) -> None:
-        self.workdir, self.kind, self.compression = workdir, kind, compression
-        self.parts: list[tuple[Path, pa.Schema]] = []
-        self.writer: Any = None
-        self.schema: pa.Schema | None = None
-
-    def _open(self, path: Path, schema: pa.Schema) -> Any:
-        if self.kind == "parquet":
-            return pq.ParquetWriter(path, schema, compression=self.compression or "zstd")
-        return _IpcFile(path, schema)
-
-    def write(self, table: pa.Table) -> None:
-        table = table.replace_schema_metadata(None)
-        fitted = conform(table, self.schema) if self.writer is not None else None
-        if fitted is None:
-            self._close_part()
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            path = self.workdir / f"part-{len(self.parts):05d}.{self.kind}"
-            self.schema = table.schema
-            self.writer = self._open(path, self.schema)
-            self.parts.append((path, self.schema))
-            fitted = table
-        self.writer.write_table(fitted, **({"row_group_size": 64 * 1024} if self.kind == "parquet" else {}))
-
-    def _close_part(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-    def _batches(self, path: Path) -> Iterator[pa.RecordBatch]:
-        if self.kind == "parquet":
-            with pq.ParquetFile(path) as pf:
-                yield from pf.iter_batches(batch_size=64 * 1024)
-        else:
-            with pa.memory_map(str(path)) as source:
-                yield from pa.ipc.open_stream(source)
-
-    def finish(self, target: Path) -> None:
-        """Write everything to ``target`` (a single file of this kind) and drop the parts."""
-        self._close_part()
-        if not self.parts:
-            writer = self._open(target, pa.schema([("id", pa.string())]))
-            writer.close()
-        elif len(self.parts) == 1:
-            os.replace(self.parts[0][0], target)
-        else:
-            try:
-                schema = pa.unify_schemas([s for _, s in self.parts], promote_options="permissive")
-            except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
-                raise ValueError(f"shards have incompatible column types: {exc}") from None
-            writer = self._open(target, schema)
-            for path, _ in self.parts:
-                for batch in self._batches(path):
-                    writer.write_table(conform(pa.Table.from_batches([batch]), schema, strict=False))
-            writer.close()
-        self.abort()
-
-    def abort(self) -> None:
-        self._close_part()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-class ParquetWriter(Writer):
-    """One Parquet file. Shards may lack columns or hold them as all-null; the file has
-    the union of their columns (in first-seen order), missing values null."""
-
-    def __init__(self, path: Path, compression: str | None) -> None:
-        self.path = path
-        codec = {"gz": "gzip", "zst": "zstd"}.get(compression or "")
-        self.parts = _Parts(_tmp(path, "parts"), "parquet", codec)
-
-    def write(self, table: pa.Table) -> None:
-        self.parts.write(table)
-
-    def close(self) -> list[Path]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp(self.path)
-        self.parts.finish(tmp)
-        os.replace(tmp, self.path)
-        return [self.path]
-
-    def abort(self) -> None:
-        self.parts.abort()
-
-
 class HfWriter(Writer):
     """A Hugging Face ``datasets`` directory: shards stream to an Arrow file, which
     ``datasets`` memory-maps and saves with ``save_to_disk`` at close."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.parts = _Parts(_tmp(path, "parts"), "arrow")
+        self.parts = Parts(tmp_path(path, "parts"), "arrow")
 
     def write(self, table: pa.Table) -> None:
         self.parts.write(table)
@@ -368,7 +265,7 @@ class HfWriter(Writer):
     def close(self) -> list[Path]:
         import datasets
 
-        work = _tmp(self.path, "work")
+        work = tmp_path(self.path, "work")
         work.mkdir(parents=True, exist_ok=True)
         arrow = work / "data.arrow"
         try:
@@ -396,23 +293,46 @@ class HfWriter(Writer):
         self.parts.abort()
 
 
-def open_writer(path: str | Path, format: str, **options: Any) -> Writer:
+_PAYLOAD = {"openai": ("messages", "instruction", "input", "output"),
+            "sharegpt": ("messages", "instruction", "input", "output"),
+            "alpaca": ("messages", "instruction", "input", "output"),
+            "prompt_completion": ("prompt", "completion", "messages", "instruction", "input", "output"),
+            "preference": ("prompt", "chosen", "rejected", "messages", "instruction", "input")}
+"""The columns a record format writes in the record itself (never repeated in its metadata)."""
+
+
+def _record_converter(opts: WriterOptions) -> Callable[[dict[str, Any]], dict[str, Any] | list[dict[str, Any]]]:
+    fmt, system, style = opts.format, opts.system_prompt, opts.style or "conversational"
+    if fmt == "prompt_completion":
+        return lambda row: write_prompt_completion(row, system, style)
+    if fmt == "preference":
+        unpaired = opts.unpaired
+        return lambda row: write_preference(row, system, style, unpaired)
+    row_writer = ROW_WRITERS[fmt]
+    return lambda row: row_writer(row, system)
+
+
+def open_writer(path: str | Path, format: str, *, provenance: Mapping[str, Any] | None = None,
+                card: Mapping[str, Any] | None = None, **options: Any) -> Writer:
     """A writer of ``format`` at ``path``; options are :class:`WriterOptions` fields.
 
     For the JSON Lines formats and csv the compression is taken from the suffix
-    (``.gz``/``.zst``) unless given; when given, the suffix is added if missing.
+    (``.gz``/``.zst``) unless given; when given, the suffix is added if missing. ``provenance``
+    (:func:`gristmill.io.metadata.run_provenance`) goes into the record formats' metadata and the
+    Parquet files' metadata (``parquet``, ``hub``); ``card`` is the ``hub`` README's metadata
+    overrides (:class:`gristmill.io.hub.CardMetadata` fields). For ``hub``, ``path`` is
+    ``<root>/<split>`` (see :class:`~gristmill.io.hub.HubWriter`).
     """
     opts = WriterOptions(format=format, **options)
     path = Path(path)
     fmt = opts.format
-    if opts.system_prompt is not None and fmt not in ("openai", "sharegpt"):
-        raise ValueError(f"system_prompt applies to the openai and sharegpt formats, not to {fmt}")
+    parquet_meta = {b"gristmill.provenance": dumps(dict(provenance))} if provenance else None
     if fmt == "hf":
-        if opts.compression is not None:
-            raise ValueError("compression does not apply to the hf format")
         return HfWriter(path)
+    if fmt == "hub":
+        return HubWriter(path, rows_per_file=opts.rows_per_file, card=card, provenance=provenance)
     if fmt == "parquet":
-        return ParquetWriter(path, opts.compression)
+        return ParquetWriter(path, opts.compression, parquet_meta)
     compression = opts.compression or compression_of(path)
     if opts.compression is not None and compression_of(path) != opts.compression:
         path = path.with_name(f"{path.name}.{opts.compression}")
@@ -420,6 +340,26 @@ def open_writer(path: str | Path, format: str, **options: Any) -> Writer:
         return CsvWriter(path, compression)
     if fmt == "jsonl":
         return JsonlWriter(path, compression)
-    row_writer, system = ROW_WRITERS[fmt], opts.system_prompt
-    return JsonlWriter(path, compression, convert=lambda row: row_writer(row, system),
-                       check=lambda names: check_columns(fmt, names))
+    check = ((lambda names: check_trainer_columns(fmt, names)) if fmt in TRAINER_FORMATS
+             else (lambda names: check_columns(fmt, names)))
+    wanted, payload = opts.metadata, _PAYLOAD[fmt]
+    meta = None if wanted is False else (lambda names: metadata_columns(names, wanted, payload))
+    return JsonlWriter(path, compression, convert=_record_converter(opts), check=check, meta=meta,
+                       provenance=provenance)
+
+
+def finish_output(directory: str | Path, format: str, files: Mapping[str, Path], **options: Any) -> list[Path]:
+    """What an output gets beside its data files once every split is written (``files``: split name ->
+    the file written for it, in ``directory``): ``axolotl.yaml`` for the chat formats (unless
+    ``axolotl: false``). Returns the paths written."""
+    opts = WriterOptions(format=format, **options)
+    if format not in CHAT_FORMATS or not opts.axolotl:
+        return []
+    text = axolotl_config(format, files)
+    if text is None:
+        return []
+    target = Path(directory) / AXOLOTL_FILE
+    tmp = tmp_path(target)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return [target]

@@ -17,11 +17,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gristmill.io import open_writer
+from gristmill.io.writers import RECORD_FORMATS, finish_output
 from gristmill.pipeline import ownership, store
 from gristmill.records import join_types, json_text_array, json_text_field, json_text_reason, type_kind
 
-EXTENSIONS = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv", "hf": "",
-              "openai": ".jsonl", "sharegpt": ".jsonl", "alpaca": ".jsonl"}
+EXTENSIONS = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv", "hf": "", "hub": "",
+              "openai": ".jsonl", "sharegpt": ".jsonl", "alpaca": ".jsonl", "prompt_completion": ".jsonl",
+              "preference": ".jsonl"}
 
 
 def unified_schema(files: list[Path]) -> pa.Schema:
@@ -86,8 +88,10 @@ def concat_parquet(files: list[Path], dest: Path) -> int:
     return n
 
 
-def write_outputs(run_dir: Path, shard_dirs: list[Path], output: dict[str, Any], bars: Any) -> tuple[list[Path], dict[str, Any]]:
-    """Write the final shards with the output writer, one file set per split value if present."""
+def write_outputs(run_dir: Path, shard_dirs: list[Path], output: dict[str, Any], bars: Any,
+                  provenance: dict[str, Any] | None = None) -> tuple[list[Path], dict[str, Any]]:
+    """Write the final shards with the output writer, one file set per split value if present
+    (``provenance``: the recipe fingerprint and operator versions the writers record)."""
     fmt = output.get("format", "jsonl")
     split_column = output.get("split_column") or None
     options = {k: v for k, v in output.items() if k not in ("format", "split_column", "path")}
@@ -107,19 +111,22 @@ def write_outputs(run_dir: Path, shard_dirs: list[Path], output: dict[str, Any],
                   if by_split else [("data", table)])
         for key, part in groups:
             if key not in writers:
-                writers[key] = open_writer(tmp / f"{key}{EXTENSIONS.get(fmt, '')}", fmt, **options)
+                writers[key] = open_writer(tmp / f"{key}{EXTENSIONS.get(fmt, '')}", fmt, provenance=provenance,
+                                           **options)
             if part.num_rows:  # chat writers check their columns; an empty shard has nothing to check
                 writers[key].write(part)
             counts[key] += part.num_rows
         bars.advance(tid, table.num_rows)
     if not writers:
-        writers["data"] = open_writer(tmp / f"data{EXTENSIONS.get(fmt, '')}", fmt, **options)
-        if fmt not in ("openai", "sharegpt", "alpaca"):
+        writers["data"] = open_writer(tmp / f"data{EXTENSIONS.get(fmt, '')}", fmt, provenance=provenance, **options)
+        if fmt not in RECORD_FORMATS:
             writers["data"].write(schema.empty_table())
-    for w in writers.values():
-        w.close()
+    written = {key: w.close()[0] for key, w in writers.items()}
+    finish_output(tmp, fmt, {key: final / p.name for key, p in written.items()}, **options)  # axolotl.yaml
     outputs = ownership.place_output(tmp, final, run_dir)
     stats: dict[str, Any] = {"rows": sum(counts.values()), "format": fmt}
+    if provenance:
+        stats["provenance"] = provenance
     if by_split:
         stats["splits"] = dict(sorted(counts.items()))
     json_columns = {f.name: r for f in schema if (r := json_text_reason(f)) is not None}
