@@ -43,6 +43,7 @@ def contributions() -> tuple[Contribution, ...]:
 
 @lru_cache(maxsize=4)
 def _contributions(builtin: tuple[tuple[str, str], ...]) -> tuple[Contribution, ...]:
+    """The sections in registration order; ``builtin`` (the registry's table) is only the cache key."""
     found: list[tuple[AuditSection, list[str]]] = []
     for name in registry.registered():
         try:
