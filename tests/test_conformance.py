@@ -151,6 +151,8 @@ def test_hooks_are_declared_on_the_base_and_answer_for_every_operator() -> None:
             assert callable(getattr(Operator, hook))
     assert registry.get("dedup.minhash").overrides("describe_extra")
     assert not registry.get("filter.length").overrides("describe_extra")
+    assert registry.get("toxicity.score").overrides("audit_section")  # a classmethod hook
+    assert not registry.get("filter.length").overrides("audit_section")
 
 
 def test_one_filter_base_owns_the_loop() -> None:

@@ -191,8 +191,10 @@ class Operator:
 
     @classmethod
     def overrides(cls, hook: str) -> bool:
-        """Whether this class implements ``hook`` (one of the hooks above) itself."""
-        return getattr(cls, hook) is not getattr(Operator, hook)
+        """Whether this class (or a base between it and :class:`Operator`) implements ``hook`` itself;
+        looked up in the classes' own namespaces, so classmethod hooks answer too."""
+        owner = next((k for k in cls.__mro__ if hook in vars(k)), Operator)
+        return owner is not Operator
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
