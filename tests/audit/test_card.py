@@ -100,6 +100,24 @@ def test_card_is_a_pure_function_of_the_run_directory(tmp_path: Path) -> None:
     assert (run / "DATASET_CARD.md").read_text(encoding="utf-8") == first
 
 
+def test_card_opens_with_hub_yaml_metadata_the_recipe_can_override(tmp_path: Path) -> None:
+    from huggingface_hub import DatasetCard
+
+    output = ([{"id": f"w{i}", "source": WNUT, "license": "CC BY 4.0", "lang.code": "en"} for i in range(3)]
+              + [{"id": "g", "source": "/home/me/seed.jsonl", "license": "Apache-2.0", "lang.code": "en"}])
+    run = fake_run(tmp_path / "r", [{"op": "generate.self_instruct"}, {"op": "lang.identify"}], output,
+                   card={"intended_use": "Tests.", "task_categories": ["question-answering"], "license": None})
+    card = build_card(run, build_audit(run))
+    assert card.startswith("---\n") and "\n---\n\n# Dataset card: r\n" in card  # YAML, then the datasheet
+    meta = DatasetCard(card).data.to_dict()
+    assert meta["license"] == ["apache-2.0", "cc-by-4.0"] and meta["language"] == ["en"]
+    assert meta["task_categories"] == ["question-answering"]  # from the recipe's card: section
+    assert meta["tags"] == ["gristmill", "synthetic"] and meta["language_creators"] == ["machine-generated"]
+    assert meta["source_datasets"] == ["original", "https://github.com/leondz/emerging_entities_17"]  # + known
+    assert meta["gristmill"]["ops"] == ["generate.self_instruct@1", "lang.identify@1"]
+    assert "Tests." in _section(card, "Intended use")
+
+
 def test_report_audit_section_shows_gates_metrics_and_worst_records(tmp_path: Path) -> None:
     evil = "<script>alert(1)</script>"
     output = [{"id": "a", "text": evil, "pii.spans": [{"type": "PERSON"}], "pii.count": 1}]

@@ -254,7 +254,8 @@ def card_metadata_of(run_dir: Path | RunReader, audit: dict[str, Any] | None = N
         if isinstance(code, str):
             languages[code] = languages.get(code, 0) + 1
     licenses = sorted({str(v) for v in _values(run, "license") if v})
-    known = [k.url for s in audit.get("sources") or [] if (k := known_source(s.get("source")))]
+    sources = [known_source(s.get("source")) for s in audit.get("sources") or []]
+    known = (["original"] if None in sources else []) + [k.url for k in sources if k is not None]
     columns = run.output_table(lambda name: name in ("tokens", "tags")).column_names
     return card_metadata(rows=int(out.get("rows") or 0), splits=_data_files(out), licenses=licenses,
                          languages=languages, ops=(provenance or {}).get("ops") or [s.get("op") for s in run.recipe_steps],

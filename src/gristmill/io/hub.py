@@ -16,7 +16,8 @@ hub ``README.md`` (which a run replaces by the whole dataset card):
 ``language_creators``    ``machine-generated`` after a ``generate.*`` step, else ``found``
 ``multilinguality``      ``monolingual`` / ``multilingual`` when languages are known
 ``size_categories``      the Hub's bucket of the row count (``n<1K``, ``1K<n<10K``, ...)
-``source_datasets``      ``original``, or the known public sources the rows came from
+``source_datasets``      ``original`` (rows from no known source), and the URLs of the known public
+                         sources the rows came from (``gristmill.audit.card.KNOWN_SOURCES``)
 ``task_categories``      ``token-classification`` for token/tag rows, else ``text-generation``
 ``pretty_name``          the run's name
 ``tags``                 ``gristmill``, and ``synthetic`` when a ``generate.*`` step made rows
