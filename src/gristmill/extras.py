@@ -5,7 +5,8 @@ turn a missing one into the ``pip install`` line to run.
 come with extras (``pyproject.toml``): ``llm`` (llama.cpp), ``models`` (torch, transformers, faiss),
 ``audit`` (spaCy, the toxicity classifier), ``train`` (``models`` plus peft, seqeval, sacrebleu,
 scikit-learn, scipy), ``hf`` (the ``datasets`` output format), ``web`` (warcio and protego for
-``gristmill crawl``) and ``all``. Operators declare the
+``gristmill crawl``; trafilatura, resiliparse, pypdf and charset-normalizer for the warc, wet, html
+and pdf input formats) and ``all``. Operators declare the
 modules they need (:meth:`gristmill.ops.base.Operator.required_modules`), so a recipe that needs a
 missing extra fails at validation, before anything runs; commands call :func:`require`.
 
@@ -37,8 +38,13 @@ EXTRAS: dict[str, str] = {
     "sklearn": "train",
     "scipy": "train",
     "datasets": "hf",
+    "huggingface_hub": "hf",
     "warcio": "web",
     "protego": "web",
+    "trafilatura": "web",
+    "resiliparse": "web",
+    "pypdf": "web",
+    "charset_normalizer": "web",
 }
 
 # Extras that install other extras too (``train`` pulls ``gristmill[models]``), so a pip line names

@@ -364,8 +364,10 @@ def push_to_hub(root: str | Path, repo_id: str, *, token: str | None = None, pri
     """Upload a hub-layout directory (``README.md`` and ``data/*.parquet``) to the dataset repository
     ``repo_id`` (created when missing) and return the commit URL. Needs ``huggingface_hub`` and a token
     (``token``, ``HF_TOKEN`` or ``huggingface-cli login``); not run by the test suite."""
-    from huggingface_hub import HfApi
-
+    try:
+        from huggingface_hub import HfApi
+    except ImportError:
+        raise ImportError("push_to_hub needs the 'hf' extra: pip install 'gristmill[hf]'") from None
     root = Path(root)
     if not (root / README).is_file() or not split_files(root):
         raise ValueError(f"{root}: not a hub-layout directory (README.md and data/<split>-*.parquet)")
