@@ -124,8 +124,9 @@ class Crawler:
         finally:
             self.stats["seconds"] += time.monotonic() - t0
             try:
-                with self.frontier.transaction(self._meta):
-                    pass
+                with self.frontier.transaction():
+                    for key, value in self._meta().items():
+                        self.frontier.set_meta(key, value)
                 self.result = self._summary()
             finally:
                 self.out.close()

@@ -92,16 +92,19 @@ class Frontier:
 
     @contextmanager
     def transaction(self, meta: Callable[[], dict[str, Any]] | None = None) -> Iterator[None]:
-        """One transaction; what ``meta()`` returns when the block ends is saved in it before the commit."""
+        """One transaction; when the block changed anything, what ``meta()`` returns when it ends is saved in
+        it before the commit (a block that changed nothing writes nothing)."""
         if self._in_tx:
             yield
             return
         self.db.execute("BEGIN IMMEDIATE")
         self._in_tx = True
+        changes = self.db.total_changes
         try:
             yield
-            for key, value in (meta() if meta else {}).items():
-                self.set_meta(key, value)
+            if self.db.total_changes != changes:
+                for key, value in (meta() if meta else {}).items():
+                    self.set_meta(key, value)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")

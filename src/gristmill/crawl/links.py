@@ -6,8 +6,8 @@ scripts, stylesheets or ``<link>`` targets. ``<meta name="robots">`` and the ``X
 header are obeyed: ``nofollow`` (or ``none``) drops the page's links, ``noindex`` (or ``none``) keeps
 the page out of the WARC.
 
-The charset (:func:`decode`) is the ``Content-Type`` header's, else a ``<meta>`` declaration in the
-first 4 KiB, else a byte-order mark, else UTF-8 when the body is valid UTF-8, else windows-1252.
+The charset (:func:`decode`) is a byte-order mark's, else the ``Content-Type`` header's, else a
+``<meta>`` declaration in the first 4 KiB, else UTF-8 when the body is valid UTF-8, else windows-1252.
 What was wrong with it is a note for the crawl log: ``charset-missing`` (nothing declared),
 ``charset-unknown`` (a declared name Python has no codec for), ``charset-mismatch`` (the body is not
 valid in the declared charset; read with replacement characters). The stored body is never re-encoded.
@@ -50,6 +50,9 @@ def _codec(name: str | None) -> str | None:
 
 def decode(body: bytes, header_charset: str | None) -> tuple[str, str, tuple[str, str] | None]:
     """``(text, charset used, note)`` for an HTML or text body (see the module doc)."""
+    for bom, codec in _BOMS:  # a byte-order mark outranks every declaration (as browsers read it)
+        if body.startswith(bom):
+            return body[len(bom):].decode(codec, errors="replace"), codec, None
     declared, where = header_charset, "Content-Type"
     if not declared:
         m = _META_CHARSET.search(body[:4096])
@@ -64,9 +67,6 @@ def decode(body: bytes, header_charset: str | None) -> tuple[str, str, tuple[str
         other = "utf-8" if codec != "utf-8" and _valid(body, "utf-8") else "windows-1252"
         return (body.decode(other, errors="replace"), other,
                 ("charset-mismatch", f"{where} declares {declared} but the body is not valid {codec}; read as {other}"))
-    for bom, codec in _BOMS:
-        if body.startswith(bom):
-            return body.decode(codec, errors="replace"), codec, None
     if _valid(body, "utf-8"):
         return body.decode("utf-8"), "utf-8", ("charset-missing", "no charset declared; valid UTF-8")
     return (body.decode("windows-1252", errors="replace"), "windows-1252",
