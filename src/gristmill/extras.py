@@ -6,7 +6,7 @@ come with extras (``pyproject.toml``): ``llm`` (llama.cpp), ``models`` (torch, t
 ``audit`` (spaCy, the toxicity classifier), ``train`` (``models`` plus peft, seqeval, sacrebleu,
 scikit-learn, scipy), ``hf`` (the ``datasets`` output format), ``web`` (warcio and protego for
 ``gristmill crawl``; trafilatura, resiliparse, pypdf and charset-normalizer for the warc, wet, html
-and pdf input formats) and ``all``. Operators declare the
+and pdf input formats), ``search`` (bm25s for ``select.search``'s BM25) and ``all``. Operators declare the
 modules they need (:meth:`gristmill.ops.base.Operator.required_modules`), so a recipe that needs a
 missing extra fails at validation, before anything runs; commands call :func:`require`.
 
@@ -41,6 +41,7 @@ EXTRAS: dict[str, str] = {
     "huggingface_hub": "hf",
     "warcio": "web",
     "protego": "web",
+    "bm25s": "search",
     "trafilatura": "web",
     "resiliparse": "web",
     "pypdf": "web",

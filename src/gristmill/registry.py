@@ -47,6 +47,7 @@ BUILTIN: dict[str, str] = {
     "augment.entity_swap": "gristmill.ops.augment:EntitySwap",
     "augment.noise": "gristmill.ops.augment:NoiseInjection",
     "augment.mix": "gristmill.ops.augment:TextMix",
+    "select.search": "gristmill.ops.select.search:Search",
 }
 
 
