@@ -36,6 +36,7 @@ BUILTIN: dict[str, str] = {
     "generate.qa_from_documents": "gristmill.ops.generate.qa_from_documents:QAFromDocuments",
     "generate.random_walk": "gristmill.ops.generate.random_walk:RandomWalkQA",
     "generate.paraphrase": "gristmill.ops.generate.paraphrase:Paraphrase",
+    "generate.dialogue": "gristmill.ops.generate.dialogue:Dialogue",
     "generate.preference_pairs": "gristmill.ops.generate.preference_pairs:PreferencePairs",
     "judge.score": "gristmill.ops.judge:JudgeScore",
     "pii.detect": "gristmill.ops.pii.detect:PiiDetect",

@@ -1,0 +1,141 @@
+"""The dialogue task: prompts of the two sides, reading a reply, the repeat check and the lockstep stop rule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from gristmill.llm.tasks import dialogue
+from gristmill.llm.tasks.dialogue import DialogueConfig, Seed, parse_turn, repeats, run_dialogues
+from gristmill.llm.types import Completion, Decoding, ParseError, Prompt
+
+
+def test_a_seed_needs_a_persona_or_a_document() -> None:
+    with pytest.raises(ParseError, match="no persona or document"):
+        Seed(persona=" ", document=None)
+    assert Seed(persona="a nurse").persona == "a nurse"
+
+
+def test_user_prompt_first_turn_shows_the_document_and_the_persona() -> None:
+    seed = Seed(persona="a retired teacher", document="Bees dance to show where flowers are.")
+    system, ask = dialogue.user_prompt(seed, [], DialogueConfig())
+    assert system["content"].endswith("You are a retired teacher.")
+    assert "Bees dance" in ask["content"] and "[END]" not in ask["content"]
+    persona_only = dialogue.user_prompt(Seed(persona="a nurse."), [], DialogueConfig())
+    assert "one question you would like help with" in persona_only[1]["content"]
+    assert persona_only[0]["content"].endswith("You are a nurse.")
+
+
+def test_user_prompt_later_turns_show_the_last_exchange_and_the_marker_once_min_turns_is_reached() -> None:
+    seed = Seed(document="doc")
+    turns = [{"role": "user", "content": "Q1?"}, {"role": "assistant", "content": "A1."}]
+    cfg = DialogueConfig(min_turns=4, max_turns=6)
+    early = dialogue.user_prompt(seed, turns, cfg)[1]["content"]
+    assert "You asked: Q1?\nThe assistant answered: A1." in early and "[END]" not in early
+    more = turns + [{"role": "user", "content": "Q2?"}, {"role": "assistant", "content": "A2."}]
+    late = dialogue.user_prompt(seed, more, cfg)[1]["content"]
+    assert "You asked: Q2?" in late and "Q1?" not in late and "write only [END]" in late
+
+
+def test_assistant_prompt_is_the_system_prompt_then_the_dialogue() -> None:
+    seed = Seed(document="Rivers carry silt.")
+    system = dialogue.assistant_system(seed, DialogueConfig())
+    assert system.startswith(dialogue.ASSISTANT_SYSTEM) and system.endswith("Rivers carry silt.")
+    assert dialogue.assistant_system(Seed(persona="p"), DialogueConfig()) == dialogue.ASSISTANT_SYSTEM
+    turns = [{"role": "user", "content": "Q?"}]
+    assert dialogue.assistant_prompt(system, turns) == [{"role": "system", "content": system}, turns[0]]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("  What is silt?  ", ("What is silt?", False)),
+    ("You: What is silt?", ("What is silt?", False)),
+    ("**User:** What is silt?\nAssistant: Silt is fine sand.", ("What is silt?", False)),
+    ('"What is silt?"', ("What is silt?", False)),
+    ("Thanks, that helps. [END]", ("Thanks, that helps.", True)),
+    ("[END]", ("", True)),
+])
+def test_parse_turn(raw: str, expected: tuple[str, bool]) -> None:
+    assert parse_turn(raw) == expected
+
+
+def test_parse_turn_failures_and_truncation() -> None:
+    with pytest.raises(ParseError, match="empty reply"):
+        parse_turn("   \n ")
+    with pytest.raises(ParseError, match="empty reply"):
+        parse_turn("Assistant:")
+    cut = "Silt is fine sand. It settles where the water slows and"
+    assert parse_turn(cut, finish_reason="length") == ("Silt is fine sand.", False)
+    with pytest.raises(ParseError, match="truncated with no complete sentence"):
+        parse_turn("Silt is fine sand that settles where", finish_reason="length")
+    with pytest.raises(ParseError, match="truncated at max_tokens"):
+        parse_turn(cut, finish_reason="length", trim_truncated=False)
+    assert parse_turn("Done <<stop>>", end_marker="<<stop>>") == ("Done", True)
+
+
+def test_repeats_ignores_case_and_punctuation() -> None:
+    turns = [{"role": "user", "content": "What is silt?"}, {"role": "assistant", "content": "Fine sand."}]
+    assert repeats("what is SILT", turns) == 1
+    assert repeats("Fine sand!", turns) == 2
+    assert repeats("What is clay?", turns) is None
+
+
+class Script:
+    """A ``complete`` callable: answers per (dialogue document, turn number); records each call's size."""
+
+    def __init__(self, answers: dict[str, list[str | Completion]]) -> None:
+        self.answers = answers
+        self.calls: list[int] = []
+
+    def __call__(self, prompts: Sequence[Prompt], decoding: Decoding) -> list[Completion]:
+        self.calls.append(len(prompts))
+        out = []
+        for p in prompts:
+            text = "\n".join(m["content"] for m in p)  # type: ignore[index]
+            doc = next(k for k in self.answers if k in text)
+            turn = len(self.calls) - 1
+            a = self.answers[doc][turn]  # "{d}" in a scripted answer: the document, so later prompts name it
+            out.append(a if isinstance(a, Completion) else Completion(text=a.format(d=doc), tokens_in=1, tokens_out=1))
+        return out
+
+
+def test_lockstep_one_call_per_turn_and_each_stop_rule() -> None:
+    script = Script({
+        "doc-full": ["Q1 {d}?", "A1 {d}.", "Q2 {d}?", "A2 {d}."],
+        "doc-marker": ["Q1 {d}?", "A1 {d}.", "Thanks! [END]", "You are welcome."],
+        "doc-empty": ["Q1 {d}?", "A1 {d}.", "  "],
+        "doc-short": ["Q1 {d}?", "A1 {d}.", "[END]"],
+        "doc-fail": [Completion(text="", finish_reason="error", error="transient: timeout", error_kind="transient")],
+    })
+    seeds = [Seed(document=d) for d in ("doc-full", "doc-marker", "doc-empty", "doc-short", "doc-fail")]
+    results = run_dialogues(seeds, script, Decoding(max_tokens=100), DialogueConfig(min_turns=2, max_turns=4))
+    assert script.calls == [5, 4, 4, 2]  # every live dialogue's next turn in one call
+    full, marker, empty, short, fail = results
+    assert [t["role"] for t in full.turns] == ["user", "assistant", "user", "assistant"]
+    assert (full.stop, full.kept, full.failure) == ("max_turns", True, None)
+    assert marker.stop == "end_marker" and [t["content"] for t in marker.turns][2:] == ["Thanks!", "You are welcome."]
+    assert (empty.stop, empty.kept, len(empty.turns)) == ("cut", True, 2)
+    assert str(empty.failure.reason) == "turn_parse: turn 3: empty reply" and empty.failure.role == "user"
+    assert (short.stop, short.kept, len(short.turns)) == ("end_marker", True, 2)
+    assert (fail.kept, fail.turns) == (False, [])
+    assert str(fail.reason) == "backend: transient: timeout (turn 1)"
+
+
+def test_too_short_and_user_decoding_cap() -> None:
+    seen: list[int] = []
+
+    def complete(prompts: Sequence[Prompt], decoding: Decoding) -> list[Completion]:
+        seen.append(decoding.max_tokens)
+        return [Completion(text="[END]" if len(seen) == 3 else f"Turn {len(seen)}.") for _ in prompts]
+
+    (r,) = run_dialogues([Seed(persona="a nurse")], complete, Decoding(max_tokens=100),
+                         DialogueConfig(min_turns=4, max_turns=6, user_max_tokens=20))
+    assert seen == [20, 100, 20]
+    assert not r.kept and r.stop == "end_marker" and r.failure is None
+    assert str(r.reason) == "too_short: ended by the end marker after 2 turns (min_turns 4)"
+
+
+def test_transcript_drops_the_system_message() -> None:
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q?"},
+            {"role": "assistant", "content": "A."}]
+    assert dialogue.transcript(msgs) == "User: Q?\n\nAssistant: A."
