@@ -170,6 +170,10 @@ def test_chat_output_formats_keep_source_and_license_in_metadata_and_the_audit_s
     assert set(written[0]) == {"id", "messages", "metadata"}  # the openai record's metadata object carries them
     assert written[0]["metadata"]["source"] == str(path) and written[0]["metadata"]["license"] == "MIT"
     assert written[0]["metadata"]["gristmill.ops"] == ["dedup.exact@1"]
+    shutil.rmtree(s.run_dir / "cache")  # the audit then reads data/: the metadata gives source and license back
+    rebuilt = build_audit(s.run_dir)
+    assert rebuilt["output_read_from"] == "data-jsonl"
+    assert rebuilt["sources"] == [{"source": str(path), "license": "MIT", "rows": 3}]
     assert s.audit["passed"] and s.audit["sources"] == [{"source": str(path), "license": "MIT", "rows": 3}]
 
 

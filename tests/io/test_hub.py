@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import datasets
@@ -123,6 +124,12 @@ def test_a_recipe_writes_the_hub_layout_and_its_card_is_the_readme(tmp_path: Pat
     assert "# Dataset card: hubrun" in readme
     again = run_recipe(recipe, runs_dir=tmp_path / "runs", progress=False, report=False)  # rerun: same files
     assert (again.run_dir / "data" / "README.md").read_text(encoding="utf-8").startswith("---\n")
+    shutil.rmtree(again.run_dir / "cache")  # the card is then rebuilt from the hub files themselves
+    from gristmill.audit import build_card
+    from gristmill.pipeline.run_reader import RunReader
+
+    assert RunReader(again.run_dir).output_source == "data"
+    assert DatasetCard(build_card(again.run_dir)).data.to_dict()["language"] == ["en"]
 
 
 def test_push_to_hub_uploads_the_card_and_parquet_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -329,7 +329,8 @@ class RunReader:
                 files = sorted(inputs[0].glob("shard-*/data.parquet"))
                 if files:
                     return files
-        return sorted((self.run_dir / "data").glob("*.parquet"))
+        data = self.run_dir / "data"  # a hub output keeps its Parquet files in data/data/
+        return sorted(data.glob("*.parquet")) or sorted((data / "data").glob("*.parquet"))
 
     @cached_property
     def output_source(self) -> str:
@@ -343,8 +344,10 @@ class RunReader:
         return sorted(p for p in (self.run_dir / "data").glob("*.jsonl*") if p.is_file())
 
     def jsonl_records(self) -> Iterator[dict[str, Any]]:
-        """Every JSON object of the output's JSONL files, as written (unparseable lines skipped)."""
+        """Every JSON object of the output's JSONL files, as written (unparseable lines skipped), a record's
+        ``metadata`` object (chat and trainer formats) spread into its columns."""
         from gristmill.io.base import Opened
+        from gristmill.io.metadata import spread
 
         for f in self._jsonl_files():  # the output's own columns, source included (a reader would reset it)
             with Opened(f) as fh:
@@ -354,7 +357,7 @@ class RunReader:
                     except ValueError:
                         continue
                     if isinstance(rec, dict):
-                        yield rec
+                        yield spread(rec)  # a chat or trainer record's metadata object: its columns
 
     def output_table(self, columns: Columns) -> pa.Table:
         """The output rows with only ``columns`` (names, or a test of a name), from the Parquet output
