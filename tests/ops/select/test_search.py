@@ -16,6 +16,7 @@ from gristmill.ops.select.search import METHOD, RANK, SCORE, Search
 from gristmill.ops.text import bm25, dsir
 from gristmill.records import REASON, from_rows
 from gristmill.runner import run_recipe
+from tests.conftest import REPO, SHARED_DATA
 from tests.ops.select._planted import cooking_examples, planted_corpus
 
 CHEAP = ["bm25", "dsir"]
@@ -203,3 +204,24 @@ def test_an_empty_batch_gets_typed_columns() -> None:
     op.fit([op.summarize(empty)])
     out = op.process(empty).kept
     assert out.schema.field(SCORE).type == pa.float64() and out.schema.field(RANK).type == pa.int64()
+
+
+# ---- the recipe ------------------------------------------------------------------------------------
+def test_the_search_recipe_validates() -> None:
+    from gristmill.recipe import load_recipe
+
+    recipe = load_recipe(REPO / "recipes" / "search_gutenberg.yaml")
+    step = recipe.steps[-1].op
+    assert step.name == "select.search" and len(step.examples()) == 6
+    assert step.input_files() == [REPO / "recipes" / "data" / "search_seeds_sea.jsonl"]
+
+
+@pytest.mark.slow
+def test_the_search_recipe_pulls_sea_passages_from_gutenberg(tmp_path: Path) -> None:
+    if not (SHARED_DATA / "gutenberg_sample.jsonl.gz").exists():
+        pytest.skip("../shared/data/gutenberg_sample.jsonl.gz not present")
+    summary = run_recipe(REPO / "recipes" / "search_gutenberg.yaml", runs_dir=tmp_path, progress=False, report=False)
+    rows = [json.loads(line) for line in (summary.run_dir / "data" / "data.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 200 and sorted(r[RANK] for r in rows) == list(range(1, 201))
+    voyages = ("Robinson Crusoe", "Yule-Tide Yarns", "Of Captain Mission", "An Outcast of the Islands", "Moby Dick")
+    assert sum(r["title"].endswith(voyages) for r in rows) >= 100  # 136 of 200 when written
