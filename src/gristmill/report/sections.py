@@ -22,6 +22,7 @@ from gristmill.report import scores as scores_section
 from gristmill.report import bias as bias_section
 from gristmill.report import audit as audit_section
 from gristmill.report import generation as generation_section
+from gristmill.report import dialogue as dialogue_section
 
 SAMPLES_PER_RULE = 5
 
@@ -206,6 +207,7 @@ SECTIONS: list[Section] = [
     Section("audit", "Audit", audit_section.render),
     Section("funnel", "Rows through the steps", funnel),
     Section("generation", "Generation", generation_section.render),
+    Section("dialogues", "Dialogues", dialogue_section.render),
     Section("drops", "Drop reasons", drops),
     Section("scores", "Scores and thresholds", scores_section.render),
     Section("samples", "Samples of dropped rows", samples),

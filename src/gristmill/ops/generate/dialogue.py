@@ -14,9 +14,11 @@ from gristmill.ops.generate.common import _inherit, _parent_id
 from gristmill.records import ID, REASON, Reason
 
 # A scripted model for the conformance suite and the examples: the first key found in a prompt answers it
-# (the user simulator's first and follow-up prompts, then the assistant's second and first turns).
+# (the user simulator's first prompt with a document or a persona only, its follow-up prompts, then the
+# assistant's second and first turns).
 _EXAMPLE_BACKEND = {"type": "mock", "responses": {
     "What question would a curious reader": "What does the river carry?",
+    "one question you would like help with": "What does the river carry?",
     "Ask one short follow-up": "And how fast does the water flow?",
     "how fast does the water flow": "Slowly, near the sea.",
     "helpful assistant": "It carries sand and silt.",
