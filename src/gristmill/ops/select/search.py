@@ -196,8 +196,11 @@ class Search(GlobalOp):
         return str(path)
 
     @staticmethod
-    def _load(data: dict[str, np.ndarray] | str) -> Any:
-        return np.load(data) if isinstance(data, str) else data
+    def _load(data: dict[str, np.ndarray] | str) -> dict[str, np.ndarray]:
+        if not isinstance(data, str):
+            return data
+        with np.load(data) as z:
+            return {k: z[k] for k in z.files}
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         from gristmill.models.embed import load_sentence_encoder
@@ -254,9 +257,10 @@ class Search(GlobalOp):
             return np.concatenate([np.asarray(s["scores"], np.float64) for s in summaries])
         if p.method == "bm25":
             query = bm25.query_terms(self.examples(), p.stopwords)
-            shards = [bm25.as_counts(self._load(s["data"])) for s in summaries]
-            per_example = bm25.bm25_scores(shards, query, k1=p.k1, b=p.b, variant="lucene")
-            return np.concatenate([_combine(s, p.aggregate) for s in per_example])
+            shards = [s["data"] for s in summaries]  # loaded one at a time, twice: statistics, then scores
+            stats = bm25.corpus_stats((bm25.as_counts(self._load(d)) for d in shards), len(query.vocab))
+            return np.concatenate([_combine(bm25.shard_scores(bm25.as_counts(self._load(d)), query, stats,
+                                                              k1=p.k1, b=p.b), p.aggregate) for d in shards])
         target = dsir.features(self.examples(), p.buckets, p.ngram).totals(p.buckets)
         raw = np.sum([s["totals"] for s in summaries], axis=0)
         ratio = dsir.log_ratio(target, raw, p.smoothing)

@@ -6,20 +6,21 @@ Lucene by default). bm25s's own index (``BM25.index``) holds the statistics of t
 built over (document frequencies, mean length), so an index per shard would score a row
 differently by the shard it lands in, and one index over the whole corpus needs every document's
 tokens in one process. So each shard gives only what the formula needs of it: every scored
-document's length and its counts of the examples' terms (:func:`shard_counts`); :func:`bm25_scores`
-then applies the formula with the statistics of all shards together. The result equals a bm25s
+document's length and its counts of the examples' terms (:func:`shard_counts`); :func:`corpus_stats`
+adds them up and :func:`shard_scores` applies the formula with the statistics of all shards together. The result equals a bm25s
 index over the whole corpus queried with each example (``tests/ops/select`` checks it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["QueryTerms", "ShardCounts", "bm25_scores", "query_terms", "shard_counts", "tokenize"]
+__all__ = ["CorpusStats", "QueryTerms", "ShardCounts", "as_counts", "bm25_scores", "corpus_stats", "query_terms",
+           "shard_counts", "shard_scores", "tokenize"]
 
 
 def tokenize(texts: Sequence[str], stopwords: bool) -> list[list[str]]:
@@ -88,40 +89,58 @@ def shard_counts(texts: Sequence[str | None], query: QueryTerms, stopwords: bool
                        tf.astype(np.int32))
 
 
-def bm25_scores(shards: Sequence[ShardCounts], query: QueryTerms, *, k1: float, b: float, variant: str,
-                delta: float = 0.5) -> list[np.ndarray]:
-    """Per shard, a ``(rows, examples)`` float64 array: each row's BM25 score for each example as query
-    (NaN for rows not scored), with document frequencies and mean length over all ``shards``."""
-    from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
+@dataclass(frozen=True)
+class CorpusStats:
+    """What BM25 needs of the whole corpus: scored documents, their mean length, each example term's
+    document frequency."""
 
-    n_docs = int(sum(int(np.sum(s.lengths >= 0)) for s in shards))
-    total_len = float(sum(float(np.sum(s.lengths[s.lengths >= 0])) for s in shards))
-    df = np.zeros(len(query.vocab), np.int64)
+    docs: int
+    mean_length: float
+    df: np.ndarray  # int64 per QueryTerms.vocab entry
+
+
+def corpus_stats(shards: Iterable[ShardCounts], terms: int) -> CorpusStats:
+    """The :class:`CorpusStats` of ``shards`` (an iterable, so shards can be loaded one at a time)."""
+    docs, total, df = 0, 0.0, np.zeros(terms, np.int64)
     for s in shards:
-        df += np.bincount(s.term, minlength=len(query.vocab))
-    avg_len = total_len / n_docs if n_docs else 1.0
+        scored = s.lengths >= 0
+        docs += int(scored.sum())
+        total += float(s.lengths[scored].sum())
+        df += np.bincount(s.term, minlength=terms)
+    return CorpusStats(docs, total / docs if docs else 1.0, df)
+
+
+def shard_scores(s: ShardCounts, query: QueryTerms, stats: CorpusStats, *, k1: float, b: float,
+                 variant: str = "lucene", delta: float = 0.5) -> np.ndarray:
+    """A ``(rows, examples)`` float64 array: each row's BM25 score for each example as query (NaN for
+    rows not scored), with bm25s's idf and term-frequency functions of ``variant`` and ``stats``."""
+    from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer  # pinned: bm25s>=0.3.16,<0.4
+
     idf_fn, tfc_fn = _select_idf_scorer(variant), _select_tfc_scorer(variant)
-    idf = np.array([idf_fn(int(d), N=n_docs) if d else 0.0 for d in df], np.float64)
+    avg, n_docs = stats.mean_length, stats.docs
+    idf = np.array([idf_fn(int(d), N=n_docs) if d else 0.0 for d in stats.df], np.float64)
     nonoccurrence = None
     if variant in ("bm25l", "bm25+"):  # these variants score every query term, present or not
-        nonoccurrence = np.array([idf_fn(int(d), N=n_docs) * tfc_fn(0, avg_len, avg_len, k1, b, delta) if d else 0.0
-                                  for d in df], np.float64)
-    out = []
-    for s in shards:
-        n = len(s.lengths)
-        scores = np.zeros((n, query.weights.shape[1]), np.float64)
-        if len(s.doc):
-            tfc = tfc_fn(s.tf.astype(np.float64), s.lengths[s.doc].astype(np.float64), avg_len, k1, b, delta)
-            part = idf[s.term] * tfc
-            if nonoccurrence is not None:
-                part = part - nonoccurrence[s.term]
-            for e in range(query.weights.shape[1]):
-                scores[:, e] = np.bincount(s.doc, weights=part * query.weights[s.term, e], minlength=n)
+        nonoccurrence = idf * tfc_fn(0, avg, avg, k1, b, delta)
+    n = len(s.lengths)
+    scores = np.zeros((n, query.weights.shape[1]), np.float64)
+    if len(s.doc):
+        part = idf[s.term] * tfc_fn(s.tf.astype(np.float64), s.lengths[s.doc].astype(np.float64), avg, k1, b, delta)
         if nonoccurrence is not None:
-            scores += nonoccurrence @ query.weights
-        scores[s.lengths < 0] = np.nan
-        out.append(scores)
-    return out
+            part = part - nonoccurrence[s.term]
+        for e in range(query.weights.shape[1]):
+            scores[:, e] = np.bincount(s.doc, weights=part * query.weights[s.term, e], minlength=n)
+    if nonoccurrence is not None:
+        scores += nonoccurrence @ query.weights
+    scores[s.lengths < 0] = np.nan
+    return scores
+
+
+def bm25_scores(shards: Sequence[ShardCounts], query: QueryTerms, *, k1: float, b: float,
+                variant: str = "lucene", delta: float = 0.5) -> list[np.ndarray]:
+    """:func:`shard_scores` of every shard of ``shards`` with the statistics of them all."""
+    stats = corpus_stats(shards, len(query.vocab))
+    return [shard_scores(s, query, stats, k1=k1, b=b, variant=variant, delta=delta) for s in shards]
 
 
 def as_counts(data: Any) -> ShardCounts:
