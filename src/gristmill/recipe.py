@@ -345,6 +345,7 @@ def _top_level(data: dict[str, Any]) -> tuple[RecipeSpec | None, list[str]]:
 def validate(data: dict[str, Any], base: Path, name: str = "recipe") -> Recipe:
     """Validate a recipe dict completely; collect every error before raising."""
     from gristmill.io import InputError, ReaderOptions, WriterOptions, open_reader
+    from gristmill.io.documents import MissingModules
     from gristmill.io.writers import FORMAT_REQUIRES
 
     errors: list[str] = []
@@ -395,11 +396,13 @@ def validate(data: dict[str, Any], base: Path, name: str = "recipe") -> Recipe:
             where = "input.path" if isinstance(raw_paths, str) else f"input.path[{i}]"
             try:
                 columns |= set(open_reader(p, options).columns())
+            except MissingModules as exc:  # a web or document format without its library: the pip line
+                errors.append(f"input.format: {extras.message(f'input format {exc.format!r}', exc.modules)}")
             except InputError as exc:
                 errors.append(f"{where}: {exc}")
 
     # columns each step reads must exist by then
-    if options is not None and not any(e.startswith("input.path") for e in errors):
+    if options is not None and not any(e.startswith(("input.path", "input.format")) for e in errors):
         available = set(columns)
         for step in steps:
             missing = [c for c in step.op.reads() if c not in available]

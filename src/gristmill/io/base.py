@@ -48,15 +48,22 @@ class StreamError(OSError):
 
 @dataclass
 class BadRecord:
-    """A malformed input record; it goes to ``quarantine.jsonl`` instead of the data."""
+    """A malformed input record; it goes to ``quarantine.jsonl`` instead of the data.
+
+    ``offset`` is the byte offset of the record in its file, for formats without lines (a WARC
+    record); ``quarantine.jsonl`` holds it only when it is set."""
 
     source: str
     line: int | None
     reason: str
     raw: str
+    offset: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "line": self.line, "reason": self.reason, "raw": self.raw}
+        out = {"source": self.source, "line": self.line, "reason": self.reason, "raw": self.raw}
+        if self.offset is not None:
+            out["offset"] = self.offset
+        return out
 
 
 class ReaderOptions(BaseModel):
@@ -73,6 +80,9 @@ class ReaderOptions(BaseModel):
     license: str | None = None
     glob: str = "*.txt"
     encoding_errors: Literal["quarantine"] = "quarantine"
+    extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"  # main text of HTML (html, warc)
+    pdf_rows: Literal["page", "document"] = "page"  # one row per PDF page, or per PDF
+    markdown_split: Literal["file", "headings"] = "file"  # one row per Markdown file, or per # / ## section
 
 
 def cut(raw: bytes | str) -> str:

@@ -11,29 +11,35 @@ from __future__ import annotations
 import glob as globlib
 import os
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from gristmill.io.base import BadRecord, InputError, Progress, ReaderOptions, RecordError, StreamError
 from gristmill.io.chat import SHAPES, kept_source
+from gristmill.io.documents import DOCUMENT_FORMATS, DOCUMENT_SUFFIXES, Extractors, check_modules, iter_document
+from gristmill.io.documents import columns as document_columns
 from gristmill.io.jsonl import iter_json
 from gristmill.io.tabular import iter_csv, iter_parquet, row_raw
 from gristmill.io.text import iter_conll, iter_txt, split_chunks
 
-FORMATS = ("jsonl", "parquet", "csv", "txt", "conll", "self_instruct", "alpaca", "sharegpt", "openai")
+FORMATS = ("jsonl", "parquet", "csv", "txt", "conll", "self_instruct", "alpaca", "sharegpt", "openai",
+           *DOCUMENT_FORMATS)
 SUFFIXES = {
     ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
     ".parquet": "parquet", ".pq": "parquet",
     ".csv": "csv", ".tsv": "csv",
     ".txt": "txt",
     ".conll": "conll", ".iob": "conll", ".bio": "conll", ".annotated": "conll",
+    **DOCUMENT_SUFFIXES,  # .warc(.gz), .wet(.gz), .html, .htm, .pdf, .md
 }
 EXPECTED = ("expected one of jsonl, jsonl.gz, jsonl.zst, json, parquet, csv, tsv, txt (file or directory), conll, "
-            "or an explicit format: " + ", ".join(FORMATS))
+            "warc, warc.gz, wet, wet.gz, html, htm, pdf, md, or an explicit format: " + ", ".join(FORMATS))
 PLAIN = {"jsonl", "parquet", "csv"}
-CHUNKABLE = PLAIN | {"txt"}
+CHUNKABLE = PLAIN | {"txt", *DOCUMENT_FORMATS}
 CHAT = {"sharegpt", "openai"}
+PAGES = {"markdown", "html", "pdf"}  # documents that also sit beside data files (README.md, docs)
 DEFAULT_COLUMNS = {
     "txt": ["text"],
     "conll": ["tokens", "tags", "text"],
@@ -87,6 +93,8 @@ def _files_of(path: Path, options: ReaderOptions) -> tuple[list[Path], str, Path
         candidates = _listing(path, "*")
         if fmt is None:
             kinds = sorted({k for p in candidates if (k := container_of(p)) is not None})
+            if set(kinds) - PAGES:  # a README.md beside data files is not the data
+                kinds = [k for k in kinds if k not in PAGES]
             if not kinds:
                 raise InputError(f"{s}: directory holds no files of a known format; {EXPECTED}")
             if len(kinds) > 1:
@@ -130,6 +138,7 @@ def open_reader(path: str | Path, options: ReaderOptions | None = None) -> Reade
     for f in files:
         if not os.access(f, os.R_OK):
             raise InputError(f"{f}: not readable (permission denied)")
+    check_modules(path, fmt, options)  # a format whose library is missing: the modules, for the pip line
     if options.chunk_chars is not None and fmt not in CHUNKABLE:
         raise InputError(f"{path}: chunk_chars applies to text records (jsonl, parquet, csv, txt), not to {fmt}")
     return Reader(path, files, fmt, base, options)
@@ -145,6 +154,8 @@ class Reader:
         self.base = base
         self.options = options
         self._progress = Progress()
+        self.skipped: Counter[str] = Counter()  # records read but not used, by reason (WARC request records, ...)
+        self._extractors = Extractors(options.extractor)
 
     def bytes_total(self) -> int:
         return sum(f.stat().st_size for f in self.files)
@@ -155,6 +166,9 @@ class Reader:
     def columns(self) -> list[str]:
         """The columns records will have, from the first records of the first file."""
         cols: dict[str, None] = {"id": None}
+        if self.format in DOCUMENT_FORMATS:  # known without reading (a WARC of images would be read whole)
+            cols.update(dict.fromkeys(document_columns(self.format, self.options)))
+            return [c for c in cols if c != "license"] + ["source", "license"]
         peek = Reader(self.path, self.files[:1], self.format, self.base, self.options)
         it = iter(peek)
         try:
@@ -186,6 +200,8 @@ class Reader:
         """Like iterating the reader, each item with the line (row number for Parquet) it
         came from, or None where a record has no line (a txt file, a whole-file problem)."""
         self._progress = progress = Progress()
+        self.skipped.clear()
+        self._extractors = Extractors(self.options.extractor)  # trafilatura's deduplication starts afresh
         for f in self.files:
             yield from self._read_file(f, progress)
             progress.done += f.stat().st_size
@@ -199,6 +215,9 @@ class Reader:
             return iter_txt(f, rel, limit, progress)
         if fmt == "conll":
             return iter_conll(f, limit, progress)
+        if fmt in DOCUMENT_FORMATS:
+            rel = f.name if f == self.path else f.relative_to(self.base).as_posix()
+            return iter_document(fmt, f, rel, self.options, progress, self.skipped, self._extractors)
         if fmt == "csv":
             return iter_csv(f, self.options.text_column, limit, progress)
         if fmt == "parquet" or (fmt in SHAPES and container_of(f) == "parquet"):

@@ -196,6 +196,7 @@ def write_quarantine(run_dir: Path, shard_dirs: list[Path]) -> dict[str, Any]:
     tmp = store.tmp_sibling(dest)
     rows = quarantined = renamed = 0
     by_reason: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
     with open(tmp, "wb") as out:
         for d in shard_dirs:
             s = store.read_json(d / "stats.json")
@@ -203,11 +204,15 @@ def write_quarantine(run_dir: Path, shard_dirs: list[Path]) -> dict[str, Any]:
             quarantined += s["quarantined"]
             by_reason.update(s["by_reason"])
             renamed += s.get("ids_renamed", 0)
+            skipped.update(s.get("skipped", {}))
             with open(d / "quarantine.jsonl", "rb") as f:
                 shutil.copyfileobj(f, out)
     tmp.rename(dest)
-    return {"rows": rows, "quarantined": quarantined, "quarantined_by_reason": dict(by_reason),
-            "ids_renamed": renamed}
+    out = {"rows": rows, "quarantined": quarantined, "quarantined_by_reason": dict(by_reason),
+           "ids_renamed": renamed}
+    if skipped:  # input records passed over by the web readers (WARC request records, ...), by reason
+        out["skipped"] = dict(skipped)
+    return out
 
 
 def step_stats(planned: list[Any], n_shards: int, fit_seconds: dict[int, float],

@@ -194,8 +194,10 @@ def _kind_of(value: Any) -> str:
 
 def _commit_shard(shard_dir: Path, index: int, rows: list[dict[str, Any]], lines: list[int | None],
                   bad: list[BadRecord], source: str, renamed: int, pinned: dict[str, pa.DataType],
-                  strict: bool = False, payload: Collection[str] = ()) -> IngestedShard:
-    """Write shard ``index`` (unless committed already) and widen ``pinned`` with its payload types."""
+                  strict: bool = False, payload: Collection[str] = (),
+                  skipped: Counter[str] | None = None) -> IngestedShard:
+    """Write shard ``index`` (unless committed already) and widen ``pinned`` with its payload types.
+    ``skipped``: input records the readers passed over while filling it, by reason."""
     final = shard_dir / store.shard_name(index)
     if final.is_dir():
         _pin(pinned, pq.read_schema(final / "data.parquet"), payload)
@@ -216,6 +218,8 @@ def _commit_shard(shard_dir: Path, index: int, rows: list[dict[str, Any]], lines
                              "ids_renamed": renamed}
     if json_columns:
         stats["json_columns"] = json_columns  # column -> why it is stored as JSON text
+    if skipped:
+        stats["skipped"] = dict(skipped)  # WARC request records, non-HTML responses, ... (not bad input)
     (tmp / "stats.json").write_text(json.dumps(stats))
     store.commit_dir(tmp, final)
     return IngestedShard(index, final, table.num_rows)
@@ -277,7 +281,9 @@ def ingest(paths: list[Path], options: Any, shard_rows: int, shard_dir: Path, st
     lines: list[int | None] = []
     bad: list[BadRecord] = []
     size = renamed = 0
+    skipped: Counter[str] = Counter()  # records the readers passed over, not yet in a shard's stats
     for reader in readers:
+        counted: Counter[str] = Counter()  # this reader's skips already in ``skipped`` or a shard
         for n, (line, item) in enumerate(reader.numbered()):
             if isinstance(item, BadRecord):
                 if strict:
@@ -289,14 +295,18 @@ def ingest(paths: list[Path], options: Any, shard_rows: int, shard_dir: Path, st
                 lines.append(line)
                 size += len(item.get("text") or "") if isinstance(item.get("text"), str) else 0
             if len(rows) >= shard_rows or size >= MAX_SHARD_BYTES:
+                skipped += reader.skipped - counted
+                counted = reader.skipped.copy()
                 yield _commit_shard(shard_dir, index, rows, lines, bad, str(reader.path), renamed, pinned, strict,
-                                    payload)
+                                    payload, skipped)
                 index, rows, lines, bad, size, renamed = index + 1, [], [], [], 0, 0
+                skipped = Counter()
             if on_bytes is not None and n % 256 == 0:
                 on_bytes(done_bytes + reader.bytes_read(), total)
+        skipped += reader.skipped - counted
         done_bytes += reader.bytes_total()
         if on_bytes is not None:
             on_bytes(done_bytes, total)
-    if rows or bad or index == 0:
+    if rows or bad or skipped or index == 0:
         yield _commit_shard(shard_dir, index, rows, lines, bad, str(paths[-1]) if paths else "", renamed, pinned,
-                            strict, payload)
+                            strict, payload, skipped)
