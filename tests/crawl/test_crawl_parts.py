@@ -147,6 +147,9 @@ def test_links_base_and_robots_meta() -> None:
     assert page.nofollow and page.noindex
     assert robots_directives("none") == (True, True) and robots_directives("noarchive") == (False, False)
     assert parse_page(b"<a href='x'><<<>>><!-- unterminated", None).links == ["x"]  # broken HTML does not raise
+    hidden = parse_page(b'<!-- <a href="c1"> --><script>var s = "<a href=s1>";</script><style>a{}</style>'
+                        b'<a\nclass=x href=/u?a=1&amp;b=2>u</a><a href="">empty</a><a data-href="no">', None)
+    assert hidden.links == ["/u?a=1&b=2"]
 
 
 def test_media_types_and_sniffing() -> None:

@@ -64,6 +64,7 @@ class Crawler:
         self.stopping = False
         self.result: dict[str, Any] = {}
         self._last_report = 0.0
+        self._links_seen: set[str] = set()  # raw links already discovered (bounded; cleared when full)
         self._include = [re.compile(p) for p in config.include]
         self._exclude = [re.compile(p) for p in config.exclude]
         self._drop = re.compile(config.drop_params, re.I) if config.drop_params else None
@@ -350,7 +351,17 @@ class Crawler:
                 self.stopping = True
         if page is not None and not nofollow:
             base = urljoin(row.url, page.base) if page.base else row.url
+            origin = origin_of(base)
             for href in page.links:
+                # a link already met from the same origin (or the same page for a relative one) leads to a URL
+                # the frontier has: skip canonicalising it again
+                key = href if href.startswith(("http://", "https://")) else \
+                    origin + href if href.startswith("/") and not href.startswith("//") else base + " " + href
+                if key in self._links_seen:
+                    continue
+                if len(self._links_seen) >= 500_000:
+                    self._links_seen.clear()
+                self._links_seen.add(key)
                 self._discover(href, base, row.depth + 1, row.url)
 
     def _not_stored(self, row: Row, got: Fetched, reason: str, detail: str, outcome: str = "failed",
