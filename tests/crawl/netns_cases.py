@@ -190,6 +190,25 @@ def test_stored_pages_and_the_index(crawled: dict[str, Any]) -> None:
     assert crawled["summary"]["pages_stored"] == len(stored)
 
 
+def test_the_readers_read_the_crawl(crawled: dict[str, Any]) -> None:
+    """What a recipe reads: the WARC files (format warc: HTML pages as rows that join back to the
+    index) and the index itself as plain JSON Lines."""
+    from gristmill.io.base import ReaderOptions
+    from gristmill.io.readers import open_reader
+
+    root = crawled["root"]
+    stored = {r["url"]: r for r in crawled["index"] if r["reason"] is None}
+    rows = [r for r in open_reader(root / "warc", ReaderOptions(format="warc")) if isinstance(r, dict)]
+    html_pages = {u for u, r in stored.items() if r["content_type"] == "text/html"}
+    assert {r["url"] for r in rows} <= html_pages and len(rows) >= len(html_pages) - 3  # pages without main text
+    for row in rows:
+        entry = stored[row["url"]]
+        assert row["id"] == f"{entry['warc_file']}@{entry['warc_offset']}"
+        assert row["content_sha256"] == entry["sha256"] and row["http_status"] == 200
+    index_rows = list(open_reader(root / "index.jsonl", ReaderOptions(text_column="url")))
+    assert all(isinstance(r, dict) for r in index_rows) and len(index_rows) == len(crawled["index"])
+
+
 def test_each_page_is_fetched_once_and_retries_are_bounded(crawled: dict[str, Any]) -> None:
     counts = Counter(crawled["site"].paths())
     retried = {"/broken": 2, "/flaky": 2, "/slow": 2, "/trickle": 2}  # --retries 1
