@@ -49,6 +49,10 @@ Item = tuple[int | None, dict[str, Any]] | BadRecord
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([-\w:.]+)""", re.I)
 _LATIN = {"latin-1", "iso8859-1", "cp1252", "ascii"}
+# Charsets common on the web (codec names); a detector's tie among single-byte charsets goes to these.
+_WEB = {"cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258", "cp874",
+        "iso8859-2", "iso8859-15", "koi8-r", "koi8-u", "cp932", "shift_jis", "euc_jp", "gb18030", "gbk", "gb2312",
+        "big5", "euc_kr", "cp949", "iso2022_jp"}
 _TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.I | re.S)
 _HTML_LANG = re.compile(r"""<html\b[^>]*?\b(?:xml:)?lang\s*=\s*["']?\s*([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*)""", re.I)
 _META = re.compile(r"<meta\b[^>]*>", re.I)
@@ -114,8 +118,14 @@ def _detect(data: bytes) -> str | None:
         import charset_normalizer
     except ImportError:  # pragma: no cover - comes with the web extra
         return None
-    best = charset_normalizer.from_bytes(data[:1 << 16]).best()
-    return _codec(best.encoding) if best is not None else None
+    matches = list(charset_normalizer.from_bytes(data[:1 << 16]))
+    if not matches:
+        return None
+    least = min(m.chaos for m in matches)
+    near = [_codec(m.encoding) for m in matches if m.chaos <= least + 0.01]
+    if "cp1252" in near:  # the web's default for undeclared Latin text (WHATWG), over cp775 and kin
+        return "cp1252"
+    return next((c for c in near if c in _WEB), near[0] if near else None)
 
 
 def _clean(value: str | None) -> str | None:

@@ -90,8 +90,11 @@ def iter_pdf(path: Path, record_id: str, limit: int, progress: Progress, rows: L
                 return
         pages = list(reader.pages)
     except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on damaged files
-        tail = "" if b"%%EOF" in data[-1024:] else " (no %%EOF at the end: the file is truncated)"
-        yield BadRecord(src, None, f"unreadable PDF: {type(exc).__name__}: {exc}{tail}", cut(data[:1000]))
+        if b"%PDF-" not in data[:1024]:
+            tail = " (no %PDF- header: not a PDF)"
+        else:
+            tail = "" if b"%%EOF" in data[-1024:] else " (no %%EOF at the end: the file is truncated)"
+        yield BadRecord(src, None, f"unreadable PDF: {type(exc).__name__}: {exc}{tail}", "")
         return
     title, published, hints = _info(reader)
     texts: list[str | None] = []

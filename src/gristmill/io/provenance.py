@@ -10,7 +10,8 @@ provenance columns, so a dataset built from them can say where each row came fro
 ``http_status``    the HTTP status of a WARC response, else null
 ``content_type``   the media type, without parameters (``text/html``, ``application/pdf``)
 ``license``        the licence the page states (see below), else the recipe's ``input.license``
-``license_hints``  every licence statement found, ``kind: value`` joined by ``; ``, else null
+``license_hints``  every licence statement found, ``kind: value`` joined by ``; ``, strongest first,
+                   else null
 
 Licence hints, strongest first: ``<link rel="license">`` / ``<a rel="license">`` (``rel`` may hold
 other tokens too), ``<meta name="license">`` (also ``dcterms.license``, ``dc.license``), Creative
@@ -163,8 +164,9 @@ class LicenseHints:
         return normalise_license(min(self.found)[3])
 
     def text(self) -> str | None:
-        """Every statement as ``kind: value`` joined by ``; ``, in the order found, or None."""
-        return "; ".join(f"{kind}: {value}" for _, _, kind, value in self.found) or None
+        """Every statement as ``kind: value`` joined by ``; ``, strongest first (the first is the
+        licence), then in the order found; None without any."""
+        return "; ".join(f"{kind}: {value}" for _, _, kind, value in sorted(self.found)) or None
 
 
 def _attrs(tag: str) -> dict[str, str]:
