@@ -51,8 +51,8 @@ def crawl(
                                                          "matching links are skipped (repeatable).")] = None,
     max_depth: Annotated[int, typer.Option("--max-depth", min=-1, help="Links followed away from a seed "
                                            "(-1: no limit).")] = 5,
-    max_pages: Annotated[Optional[int], typer.Option("--max-pages", min=1, help="Stop after storing this many "
-                                                     "pages.")] = None,
+    max_pages: Annotated[Optional[int], typer.Option("--max-pages", min=1, help="Start no request once this many "
+                                                     "pages are stored (those in flight still finish).")] = None,
     content_type: Annotated[Optional[list[str]], typer.Option(
         "--content-type", help="Media type to keep, 'text/*' for a family (repeatable; default: HTML, XHTML, plain "
         "text, Markdown, PDF).")] = None,

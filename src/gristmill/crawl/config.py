@@ -28,7 +28,7 @@ class CrawlConfig:
     include: tuple[str, ...] = ()  # regexes, searched in path?query: a page must match one (when given)
     exclude: tuple[str, ...] = ()  # regexes, searched in path?query: a page matching one is skipped
     max_depth: int | None = 5  # links followed from a seed (seeds and sitemap entries are depth 0)
-    max_pages: int | None = None  # stop after storing this many pages
+    max_pages: int | None = None  # start no request once this many pages are stored (in-flight ones finish)
     content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES  # 'text/*' allows every text type
     max_bytes: int = 10 * MiB  # a body longer than this (decoded) is not stored
     max_sitemap_bytes: int = 50 * MiB  # the sitemap protocol's own limit

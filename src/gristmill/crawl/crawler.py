@@ -9,7 +9,7 @@ Politeness: at most ``--per-host`` requests in flight to a host name, request st
 least ``max(--delay, robots.txt Crawl-delay / Request-rate)`` seconds apart, robots.txt of each
 origin read before its first page (and obeyed), retries after 5xx / 429 / timeouts waiting
 ``--backoff`` x 2^n seconds (or the server's ``Retry-After``, up to ``--max-retry-after``).
-Hosts take turns in discovery order; each host's URLs go breadth first.
+Hosts take turns at the free request slots; each host's URLs go breadth first.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class Crawler:
         self.stopping = False
         self.result: dict[str, Any] = {}
         self._last_report = 0.0
+        self._turn = 0
         self._links_seen: set[str] = set()  # raw links already discovered (bounded; cleared when full)
         self._include = [re.compile(p) for p in config.include]
         self._exclude = [re.compile(p) for p in config.exclude]
@@ -176,8 +177,12 @@ class Crawler:
         only when a running fetch ends)."""
         now, wall = time.monotonic(), time.time()
         wake: float | None = None
+        hosts = list(self.frontier.queued)
+        if hosts:  # hosts take turns at the free slots: each round starts one host further
+            self._turn = (self._turn + 1) % len(hosts)
+            hosts = hosts[self._turn:] + hosts[:self._turn]
         with self.frontier.transaction(self._meta):
-            for host in list(self.frontier.queued):
+            for host in hosts:
                 state = self.hosts.setdefault(host, _Host(delay=self.cfg.delay))
                 while len(self.tasks) < self.cfg.concurrency and state.active < self.cfg.per_host:
                     if state.next_time > now:
@@ -315,8 +320,8 @@ class Crawler:
                   + (f", {sm.dropped} entries past 50,000 dropped" if sm.dropped else ""), row=row)
         if sm.error:
             self._log("note", row.url, "sitemap-error", sm.error, row=row)
-        for url in sm.sitemaps:
-            self._discover(url, row.url, 0, row.url, kind="sitemap")
+        for url in sm.sitemaps:  # no page: --include / --exclude do not apply
+            self._discover(url, row.url, 0, row.url, kind="sitemap", exempt=True)
         for url in sm.pages:
             self._discover(url, row.url, 0, row.url, kind="page")
 
