@@ -44,6 +44,7 @@ BUILTIN: dict[str, str] = {
     "toxicity.score": "gristmill.ops.toxicity:ToxicityScore",
     "bias.audit": "gristmill.ops.bias.audit:BiasAudit",
     "bias.counterfactual": "gristmill.ops.bias.counterfactual:GenderCounterfactual",
+    "bias.rebalance": "gristmill.ops.bias.rebalance:BiasRebalance",
     "copyright.overlap": "gristmill.ops.copyright:CopyrightOverlap",
     "augment.entity_swap": "gristmill.ops.augment:EntitySwap",
     "augment.noise": "gristmill.ops.augment:NoiseInjection",

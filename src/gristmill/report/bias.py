@@ -34,9 +34,43 @@ def _f(x: Any, digits: int = 2) -> str:
 
 def render(run: RunReader) -> str:
     steps = [s for s in run.steps if s.get("op") == OP]
-    if not steps:
+    rebalance = _rebalance(run)
+    if not steps and not rebalance:
         return none(f"none: no {OP} step")
-    return "".join(_step(run, s) for s in steps)
+    return "".join(_step(run, s) for s in steps) + rebalance
+
+
+def _rebalance(run: RunReader) -> str:
+    """The gate metrics before and after the first ``bias.rebalance`` step (``audit.json``'s bias summary:
+    before = the step's input, after = the output) and what the step dropped and added per group."""
+    figs = (((run.audit or {}).get("summaries") or {}).get("bias") or {}).get("rebalance")
+    if not figs:
+        return ""
+    before, after = figs.get("before") or {}, figs.get("after") or {}
+    s = run.summary(str(figs.get("step"))) or {}
+    step = esc(figs.get("step"))
+    parts = [f'<h3 id="bias-rebalance">Rebalancing: {step} (strategy {esc(figs.get("strategy"))})</h3>']
+    if s:
+        d, a, cost = s.get("dropped") or {}, s.get("added") or {}, s.get("cost") or {}
+        parts.append(f"<p>{esc(s.get('group'))} share of {esc(s.get('axis'))} terms: {_pct(s.get('share_before'))} "
+                     f"→ {_pct(s.get('share_after'))} (target {_pct(s.get('target'))}, "
+                     f"{'reached' if s.get('reached') else 'not reached'}). Rows dropped {num(d.get('rows'))}, "
+                     f"added {num(a.get('rows'))}; characters dropped {num(d.get('chars'))}, added "
+                     f"{num(a.get('chars'))} ({_pct((cost.get('chars_dropped_pct') or 0) / 100)} and "
+                     f"{_pct((cost.get('chars_added_pct') or 0) / 100)} of the input's). "
+                     f'Data: <a href="summaries/{step}.json">summaries/{step}.json</a>.'
+                     + (f" {esc(s['note'])}." if s.get("note") else "") + "</p>")
+        was, now = (s.get("before") or {}).get("mentions", {}), (s.get("after") or {}).get("mentions", {})
+        d_rows, a_rows = d.get("rows_by_majority_group", {}), a.get("rows_by_majority_group", {})
+        groups = list(dict.fromkeys([*was, *d.get("mentions", {}), *a.get("mentions", {})]))
+        parts.append(table(["group", "terms before", "dropped", "added", "after",
+                            "rows dropped (majority group)", "rows added (majority group)"],
+                           [(g, was.get(g, 0), d.get("mentions", {}).get(g, 0), a.get("mentions", {}).get(g, 0),
+                             now.get(g, 0), d_rows.get(g, 0), a_rows.get(g, 0)) for g in groups]))
+    parts.append(table(["gate metric", "before (the step's input)", "after (the output)"],
+                       [(k, "—" if before.get(k) is None else num(before[k], 4), "—" if v is None else num(v, 4))
+                        for k, v in after.items()]))
+    return "".join(parts)
 
 
 def _step(run: RunReader, step: dict[str, Any]) -> str:

@@ -29,16 +29,15 @@ from pydantic import Field
 from gristmill.audit.metric import AuditSection
 from gristmill.ops.base import Context, GlobalOp, Params, StepResult
 from gristmill.ops.bias.audit_metrics import BIAS_AUDIT
+from gristmill.ops.bias.columns import (FEMALE, FEMALE_SEGMENTS, GROUP_MENTIONS, GROUPS, MALE, MALE_SEGMENTS,
+                                      MENTIONS, OCCUPATIONS_FEMALE, OCCUPATIONS_MALE)
 from gristmill.ops.text.phrases import PhraseMatcher, data_lines, segments, tokenize
 from gristmill.records import column_list, set_column
 
-__all__ = ["BiasAudit", "BiasCounts", "Lexicon", "lexicon", "pmi", "summarize_counts",
-           "GROUPS", "MENTIONS", "FEMALE", "MALE"]
+__all__ = ["BiasAudit", "BiasCounts", "Lexicon", "lexicon", "pmi", "summarize_counts", "group_mentions",
+           "GROUPS", "GROUP_MENTIONS", "MENTIONS", "FEMALE", "MALE", "FEMALE_SEGMENTS", "MALE_SEGMENTS",
+           "OCCUPATIONS_FEMALE", "OCCUPATIONS_MALE", "FEMALE_GROUP", "MALE_GROUP"]
 
-GROUPS = "bias.groups"
-MENTIONS = "bias.mentions"
-FEMALE = "bias.female_terms"
-MALE = "bias.male_terms"
 GROUPS_FILE = "groups_en.txt"
 OCCUPATIONS_FILE = "occupations_en.txt"
 SENTIMENT_FILE = "sentiment_en.txt"
@@ -140,6 +139,11 @@ def _row_analysis(text: str | None, lex: Lexicon, max_words: int, counts: BiasCo
     return found
 
 
+def group_mentions(text: str | None, lex: Lexicon, max_words: int = 64) -> Counter:
+    """Group term occurrences in ``text`` (``"axis:group"`` -> count), as :class:`BiasAudit` counts them."""
+    return _row_analysis(text, lex, max_words, None)
+
+
 def pmi(n_pair: int, n_a: int, n_b: int, n: int) -> float | None:
     """log2(n_pair * n / (n_a * n_b)); ``None`` when any count is zero."""
     if n_pair <= 0 or n_a <= 0 or n_b <= 0 or n <= 0:
@@ -231,8 +235,13 @@ class BiasAudit(GlobalOp):
     only before a person noun (``black {person}``: "black women", not "black cat").
 
     Every row gets ``bias.groups`` (the distinct ``axis:group`` it mentions, sorted),
+    ``bias.group_mentions`` (each one's term occurrences, aligned with ``bias.groups``),
     ``bias.mentions`` (group term occurrences), ``bias.female_terms`` and
-    ``bias.male_terms``; no row is dropped. The run's summary (from all rows this step
+    ``bias.male_terms``, ``bias.female_segments`` and ``bias.male_segments`` (its segments
+    holding a female / male term) and ``bias.occupations_female`` / ``_male`` (each occupation
+    once per segment it shares with a female / male term); no row is dropped. These columns
+    are additive over rows, so the audit's gate metrics (``bias.gender.female_share``, ...;
+    :mod:`gristmill.ops.bias.audit_metrics`) are measured on whatever rows reach the output. The run's summary (from all rows this step
     saw) is written to ``summaries/<step>.json`` and shown in the report: mention shares
     within each axis, the gender of segments mentioning each occupation (raw, adjusted for
     how often each gender is mentioned overall, and as a log2 skew) beside the U.S. share
@@ -242,7 +251,7 @@ class BiasAudit(GlobalOp):
     """
 
     name = "bias.audit"
-    version = "1"
+    version = "2"
 
     class Params(Params):
         column: str = Field("text", description="String column to audit.")
@@ -272,7 +281,8 @@ class BiasAudit(GlobalOp):
         return [self.params.column]
 
     def writes(self) -> list[str]:
-        return [GROUPS, MENTIONS, FEMALE, MALE]
+        return [GROUPS, GROUP_MENTIONS, MENTIONS, FEMALE, MALE, FEMALE_SEGMENTS, MALE_SEGMENTS,
+                OCCUPATIONS_FEMALE, OCCUPATIONS_MALE]
 
     def input_files(self) -> list[Path]:
         p = self.params
@@ -314,15 +324,23 @@ class BiasAudit(GlobalOp):
 
     def apply(self, batch: pa.Table) -> StepResult:
         lex = self.lexicon()
-        groups, mentions, female, male = [], [], [], []
+        cols: dict[str, list[Any]] = {c: [] for c in self.writes()}
         for text in column_list(batch, self.params.column):
-            found = _row_analysis(text, lex, self.params.max_segment_words, None)
-            groups.append(sorted(found))
-            mentions.append(sum(found.values()))
-            female.append(found[FEMALE_GROUP])
-            male.append(found[MALE_GROUP])
-        batch = set_column(batch, GROUPS, pa.array(groups, pa.list_(pa.string())))
-        batch = set_column(batch, MENTIONS, pa.array(mentions, pa.int64()))
-        batch = set_column(batch, FEMALE, pa.array(female, pa.int64()))
-        batch = set_column(batch, MALE, pa.array(male, pa.int64()))
+            row = BiasCounts()
+            found = _row_analysis(text, lex, self.params.max_segment_words, row)
+            groups = sorted(found)
+            cols[GROUPS].append(groups)
+            cols[GROUP_MENTIONS].append([found[g] for g in groups])
+            cols[MENTIONS].append(sum(found.values()))
+            cols[FEMALE].append(found[FEMALE_GROUP])
+            cols[MALE].append(found[MALE_GROUP])
+            cols[FEMALE_SEGMENTS].append(row.seg[FEMALE_GROUP])
+            cols[MALE_SEGMENTS].append(row.seg[MALE_GROUP])
+            for col, gender in ((OCCUPATIONS_FEMALE, FEMALE_GROUP), (OCCUPATIONS_MALE, MALE_GROUP)):
+                cols[col].append(sorted(o[1] for (g, o), k in row.pairs.items() if g == gender and o[0] == "o"
+                                        for _ in range(k)))
+        types = {GROUPS: pa.list_(pa.string()), GROUP_MENTIONS: pa.list_(pa.int64()),
+                 OCCUPATIONS_FEMALE: pa.list_(pa.string()), OCCUPATIONS_MALE: pa.list_(pa.string())}
+        for col, values in cols.items():
+            batch = set_column(batch, col, pa.array(values, types.get(col, pa.int64())))
         return StepResult(batch)

@@ -37,13 +37,12 @@ from pydantic import Field
 from gristmill.audit.metric import AuditSection
 from gristmill.ops.base import Generator, Params
 from gristmill.ops.bias.audit_metrics import BIAS_AUDIT
+from gristmill.ops.bias.columns import COUNTERFACTUAL_OF, SWAPS
 from gristmill.ops.text.phrases import data_lines
 from gristmill.records import ID
 
 __all__ = ["GenderCounterfactual", "swap_gender", "word_pairs", "name_pairs", "COUNTERFACTUAL_OF", "SWAPS"]
 
-COUNTERFACTUAL_OF = "bias.counterfactual_of"
-SWAPS = "bias.counterfactual_swaps"
 SUFFIX = "~cf"
 
 _WORD = re.compile(r"[^\W_]+")
