@@ -81,9 +81,11 @@ def test_cli_operator_failure_is_one_line_exit_1(tmp_path: Path, docs_file: Path
     import gristmill.runner as runner_mod
 
     monkeypatch.setattr(runner_mod, "load_recipe", lambda *a, **k: boom_recipe(docs_file, tmp_path))
+    import gristmill.api.runs as api_runs
     import gristmill.cli as cli_mod
 
-    monkeypatch.setattr(cli_mod, "load_recipe", lambda *a, **k: boom_recipe(docs_file, tmp_path))
+    for module in (cli_mod, api_runs):  # the CLI validates, then runs through the API (gristmill.run)
+        monkeypatch.setattr(module, "load_recipe", lambda *a, **k: boom_recipe(docs_file, tmp_path))
     res = cli.invoke(app, ["run", str(tmp_path / "any.yaml"), "--runs-dir", str(tmp_path / "runs"), "-q"])
     assert res.exit_code == 1
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
