@@ -124,7 +124,7 @@ def crawl(
     _finish(run, summary)
     rate = summary["pages_stored"] / summary["seconds"] if summary["seconds"] else 0.0
     out.print(f"[bold green]done[/] {summary['pages_stored']:,} pages stored, {summary['requests']:,} requests in "
-              f"{summary['seconds']:.1f}s ({rate:,.1f} pages/s) → {run.path}", highlight=False)
+              f"{summary['seconds']:.1f}s ({rate:,.1f} pages/s) → {run.path}", highlight=False, soft_wrap=True)
     for reason, n in summary["not_stored"].items():
         out.print(f"  {reason:<20} {n:>8,}", highlight=False)
     if summary["stopped_at_max_pages"]:

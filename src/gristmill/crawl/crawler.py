@@ -121,6 +121,7 @@ class Crawler:
                 self.client = client
                 try:
                     await self._loop()
+                    self._report(force=True)
                 finally:
                     await self._cancel_tasks()
         finally:
