@@ -292,3 +292,11 @@ def test_settings_checks_and_sizes() -> None:
     assert [parse_size(s) for s in ("2000", "10M", "512KiB", "1g", "1.5k")] == [2000, 10 * 2**20, 2**19, 2**30, 1536]
     with pytest.raises(typer.BadParameter):
         parse_size("lots")
+
+
+def test_without_the_web_extra_the_command_says_what_to_install(tmp_path: Path) -> None:
+    from tests.test_extras import lean_cli
+
+    done = lean_cli(["crawl", "http://127.0.0.1:9/", "-q"], tmp_path)
+    assert done.returncode == 2 and "pip install 'gristmill[web]'" in done.stderr, done.stderr
+    assert not (tmp_path / "runs").exists()
