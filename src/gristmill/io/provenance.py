@@ -44,7 +44,6 @@ _CC_MARK = re.compile(r"\bCC[ -]?(0|BY(?:[ -](?:NC|SA|ND))*)\b(?:[ -]?v?(\d\.\d)
 _CC_WORDS = re.compile(r"\bCreative Commons (Zero|Attribution(?:[ -](?:Non-?Commercial|Share-?Alike|No-?Deriv(?:ative)?s))*)"
                        r"(?: License)?(?:,? (?:version )?(\d\.\d))?", re.I)
 _PDM = re.compile(r"\bPublic Domain Mark\b")
-_TRIGGER = re.compile(r"licen[cs]e|creativecommons\.org", re.I)
 _TAG = re.compile(r"<(a|link|meta)\b", re.I)
 _ATTR = re.compile(r"""([^\s"'=<>/]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
 _META_NAMES = {"license", "dcterms.license", "dc.license", "dc:license", "dcterms:license"}
@@ -178,18 +177,27 @@ def _attrs(tag: str) -> dict[str, str]:
     return out
 
 
+def _positions(low: str, needle: str) -> list[int]:
+    """Every index of ``needle`` in ``low`` (``str.find``: far cheaper than a case-insensitive regex)."""
+    out, i = [], low.find(needle)
+    while i >= 0:
+        out.append(i)
+        i = low.find(needle, i + 1)
+    return out
+
+
 def find_license_hints(html: str, hints: LicenseHints | None = None) -> LicenseHints:
-    """The licence hints of an HTML page (see the module docstring); scans the page once and looks
-    closer only around ``licen[cs]e`` and ``creativecommons.org``, so a page without either costs one
-    regular-expression pass."""
+    """The licence hints of an HTML page (see the module docstring). The page is searched with
+    ``str.find`` for ``licen``, ``creativecommons.org`` and the marks' first letters, and looked at
+    closer only there, so a page without them costs a few passes of ``find``."""
     hints = hints if hints is not None else LicenseHints()
+    low = html.lower()
     done: set[int] = set()
-    for m in _TRIGGER.finditer(html):
-        start = html.rfind("<", 0, m.start())
-        close = html.rfind(">", 0, m.start())
-        if start >= 0 and start > close and start not in done:  # inside a tag
+    for at in sorted(_positions(low, "licen") + _positions(low, "creativecommons.org")):
+        start = html.rfind("<", 0, at)
+        if start >= 0 and start > html.rfind(">", 0, at) and start not in done:  # inside a tag
             done.add(start)
-            end = html.find(">", m.end())
+            end = html.find(">", at)
             end = len(html) if end < 0 else end
             tm = _TAG.match(html, start)
             if tm is not None:
@@ -201,11 +209,11 @@ def find_license_hints(html: str, hints: LicenseHints | None = None) -> LicenseH
                 if tag == "meta" and attrs.get("name", "").lower() in _META_NAMES and attrs.get("content"):
                     hints.add("meta license", attrs["content"])
                     continue
-        if m.group(0).lower().startswith("creativecommons"):
-            u = _CC_URL.search(html, max(0, m.start() - 16), m.end() + 120)
+        if low.startswith("creativecommons.org", at):
+            u = _CC_URL.search(html, max(0, at - 16), at + 140)
             if u is not None and _cc_from_url(u.group(1), u.group(2)):
                 hints.add("cc url", u.group(0))
-    return text_license_hints(html, hints)
+    return _marks(html, low, hints)
 
 
 def text_license_hints(text: str, hints: LicenseHints | None = None) -> LicenseHints:
@@ -213,17 +221,26 @@ def text_license_hints(text: str, hints: LicenseHints | None = None) -> LicenseH
     ``CC BY-SA 4.0``, ``Creative Commons Attribution 4.0``, ``CC0``, the Public Domain Mark, and
     ``creativecommons.org`` licence URLs."""
     hints = hints if hints is not None else LicenseHints()
-    if "creativecommons.org" in text.lower() and not any(k == "cc url" for _, _, k, _ in hints.found):
-        for u in _CC_URL.finditer(text):
-            if _cc_from_url(u.group(1), u.group(2)):
-                hints.add("cc url", u.group(0))
-    if "CC" in text:
-        for m in _CC_MARK.finditer(text):
+    low = text.lower()
+    for at in _positions(low, "creativecommons.org"):
+        u = _CC_URL.search(text, max(0, at - 16), at + 140)
+        if u is not None and _cc_from_url(u.group(1), u.group(2)):
+            hints.add("cc url", u.group(0))
+    return _marks(text, low, hints)
+
+
+def _marks(text: str, low: str, hints: LicenseHints) -> LicenseHints:
+    """Add the Creative Commons marks of ``text`` (``low`` is its lower case) to ``hints``."""
+    for at in _positions(text, "CC"):
+        if at and (text[at - 1].isalnum() or text[at - 1] == "_"):
+            continue
+        if (m := _CC_MARK.match(text, at)) is not None:
             hints.add("cc mark", m.group(0))
-    if "ommons" in text or "Public Domain Mark" in text:
-        for w in _CC_WORDS.finditer(text):
+    for at in _positions(low, "creative commons "):
+        if (w := _CC_WORDS.match(text, at)) is not None:
             hints.add("cc mark", w.group(0))
-        for p in _PDM.finditer(text):
+    for at in _positions(text, "Public Domain Mark"):
+        if (p := _PDM.match(text, at)) is not None:
             hints.add("cc mark", p.group(0))
     return hints
 

@@ -1,0 +1,90 @@
+"""One extraction run over a WARC, in a cold process; called by bench_extract.py.
+
+    python _extract_runners.py gristmill  WARC OUT.jsonl RESULT.json [--extractor trafilatura]
+    python _extract_runners.py datatrove  WARC OUT.jsonl RESULT.json [--timeout 10]
+
+Each writes one JSON line per extracted page, ``{"url", "text"}``, with the same writer (json.dumps,
+one write per line), and a result file: seconds of the loop (read, extract, write; imports excluded),
+import seconds, pages written, CPU seconds of the loop (this process and its waited-for children:
+datatrove extracts in a sandbox child process, ended and waited for before the clock stops).
+
+- gristmill: ``open_reader(WARC)`` (gristmill.io.warc): warcio records, charset, trafilatura
+  ``extract(favor_precision=True, include_comments=False, deduplicate=<LRU>)``, page metadata
+  (title, declared language, date), licence hints, SHA-256, the provenance columns.
+- datatrove: ``WarcReader`` (warcio, cchardet, python-magic) -> ``Trafilatura`` (its defaults:
+  favour_precision, deduplicate; each page sent to a sandbox child process) as its pipeline
+  steps chain them (``extractor.run(reader.run())``), without an executor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+
+def cpu() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_gristmill(warc: Path, out: Path, extractor: str) -> dict:
+    t0 = time.perf_counter()
+    from gristmill.io import ReaderOptions, open_reader
+
+    reader = open_reader(warc, ReaderOptions(extractor=extractor))
+    imports = time.perf_counter() - t0
+    c0, t0 = cpu(), time.perf_counter()
+    n = bad = 0
+    with open(out, "w", encoding="utf-8") as f:
+        for item in reader:
+            if isinstance(item, dict):
+                f.write(json.dumps({"url": item["url"], "text": item["text"]}, ensure_ascii=False) + "\n")
+                n += 1
+            else:
+                bad += 1
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": cpu() - c0, "import_seconds": imports,
+            "pages": n, "bad": bad, "skipped": dict(reader.skipped)}
+
+
+def run_datatrove(warc: Path, out: Path, timeout: float) -> dict:
+    t0 = time.perf_counter()
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.readers import WarcReader
+
+    reader = WarcReader(str(warc.parent), glob_pattern=warc.name)
+    extractor = Trafilatura(timeout=timeout)
+    imports = time.perf_counter() - t0
+    c0, t0 = cpu(), time.perf_counter()
+    n = 0
+    with open(out, "w", encoding="utf-8") as f:
+        for doc in extractor.run(reader.run()):
+            f.write(json.dumps({"url": doc.metadata["url"], "text": doc.text}, ensure_ascii=False) + "\n")
+            n += 1
+    seconds = time.perf_counter() - t0
+    stats = {k: v.total if hasattr(v, "total") else v for k, v in extractor.stats.get_repr_dict().items()} \
+        if hasattr(extractor.stats, "get_repr_dict") else {}
+    return {"seconds": seconds, "cpu_seconds": cpu() - c0, "import_seconds": imports, "pages": n,
+            "extractor_stats": {k: str(v) for k, v in stats.items()}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("system", choices=["gristmill", "datatrove"])
+    ap.add_argument("warc", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("result", type=Path)
+    ap.add_argument("--extractor", default="trafilatura")
+    ap.add_argument("--timeout", type=float, default=10.0)
+    args = ap.parse_args()
+    if args.system == "gristmill":
+        result = run_gristmill(args.warc, args.out, args.extractor)
+    else:
+        result = run_datatrove(args.warc, args.out, args.timeout)
+    args.result.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
