@@ -277,9 +277,9 @@ class Crawler:
     def _handle_robots(self, origin: str, got: Fetched) -> None:
         self.robots_inflight.discard(origin)
         status = got.status or 0
-        unreachable = got.error is not None or status == 429 or status >= 500
+        transient = got.retryable or status == 429 or status >= 500
         tries = self.robots_tries.get(origin, 0)
-        if unreachable and tries < self.cfg.retries:
+        if transient and tries < self.cfg.retries:
             self.robots_tries[origin] = tries + 1
             state = self.hosts[host_of(origin)]
             state.next_time = max(state.next_time, time.monotonic() + self.cfg.backoff * 2 ** tries)
