@@ -177,17 +177,19 @@ class Extractor:
 
     def __init__(self, name: str = "trafilatura") -> None:
         self.name = name
-        self._cache: Any = None
         if name == "trafilatura":
             import trafilatura
             from trafilatura.deduplication import LRUCache
             from trafilatura.settings import LRU_SIZE
+            from trafilatura.settings import Extractor as Options
 
             for logger in ("trafilatura", "htmldate", "courlan"):  # problems become bad records instead
                 logging.getLogger(logger).setLevel(logging.CRITICAL)
             self._extract = trafilatura.extract
-            self._new_cache = lambda: LRUCache(maxsize=LRU_SIZE)
-            self._cache = self._new_cache()
+            # extract(favor_precision=True, include_comments=False, deduplicate=cache), its options made
+            # once (trafilatura copies them where it changes them) instead of for every page
+            self._options = Options(output_format="txt", precision=True, comments=False,
+                                    dedup=LRUCache(maxsize=LRU_SIZE))
         elif name == "resiliparse":
             from resiliparse.extract.html2text import extract_plain_text
             from resiliparse.parse.html import HTMLTree
@@ -199,7 +201,7 @@ class Extractor:
     def __call__(self, page: str) -> str:
         """The main text of a page ('' when there is none)."""
         if self.name == "trafilatura":
-            text = self._extract(page, favor_precision=True, include_comments=False, deduplicate=self._cache)
+            text = self._extract(page, options=self._options)
         else:
             text = self._plain(self._tree(page), main_content=True, alt_texts=False, links=False,
                                form_fields=False, noscript=False)
