@@ -19,6 +19,7 @@ not do), a page whose text cannot be extracted (``unreadable page``), and a row 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -26,10 +27,10 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from gristmill.io.base import BadRecord, Progress, cut, size_reason
-from gristmill.io.provenance import LicenseHints, iso_time, provenance, sha256, text_license_hints
+from gristmill.io.provenance import LicenseHints, iso_time, provenance, text_license_hints
 
 __all__ = ["iter_pdf"]
 
@@ -71,14 +72,36 @@ def _info(reader: Any) -> tuple[str | None, str | None, LicenseHints]:
 def iter_pdf(path: Path, record_id: str, limit: int, progress: Progress, rows: Literal["page", "document"],
              skipped: Counter[str]) -> Iterator[Item]:
     """Yield the rows of one PDF (per page or per document), or bad records."""
-    from pypdf import PdfReader
-
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # damage is reported as bad records
     src = str(path)
-    data = path.read_bytes()
-    progress.current = lambda: len(data)
+    with open(path, "rb") as f:
+        progress.current = f.tell
+        yield from _read(path, src, f, record_id, limit, rows, skipped)
+
+
+def _ends(f: IO[bytes]) -> tuple[bytes, bytes]:
+    """The first and last KB of the file."""
+    f.seek(0)
+    head = f.read(1024)
+    f.seek(max(0, f.seek(0, io.SEEK_END) - 1024))
+    return head, f.read(1024)
+
+
+def _digest(f: IO[bytes]) -> str:
+    h = hashlib.sha256()
+    f.seek(0)
+    while chunk := f.read(1 << 20):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _read(path: Path, src: str, f: IO[bytes], record_id: str, limit: int, rows: Literal["page", "document"],
+          skipped: Counter[str]) -> Iterator[Item]:
+    """The rows of the open PDF ``f`` (pypdf reads its objects as it needs them, not the whole file)."""
+    from pypdf import PdfReader
+
     try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
+        reader = PdfReader(f, strict=False)
         if reader.is_encrypted:
             try:
                 opened = reader.decrypt("")
@@ -90,10 +113,11 @@ def iter_pdf(path: Path, record_id: str, limit: int, progress: Progress, rows: L
                 return
         pages = list(reader.pages)
     except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on damaged files
-        if b"%PDF-" not in data[:1024]:
+        head, end = _ends(f)
+        if b"%PDF-" not in head:
             tail = " (no %PDF- header: not a PDF)"
         else:
-            tail = "" if b"%%EOF" in data[-1024:] else " (no %%EOF at the end: the file is truncated)"
+            tail = "" if b"%%EOF" in end else " (no %%EOF at the end: the file is truncated)"
         yield BadRecord(src, None, f"unreadable PDF: {type(exc).__name__}: {exc}{tail}", "")
         return
     title, published, hints = _info(reader)
@@ -116,7 +140,7 @@ def iter_pdf(path: Path, record_id: str, limit: int, progress: Progress, rows: L
             text_license_hints(text, hints)
     base: dict[str, Any] = {"title": title, "published": published, "pages": len(pages)}
     base.update(provenance(url=None, fetch_time=iso_time(os.stat(path).st_mtime), data=None,
-                           digest=sha256(data), http_status=None, content_type="application/pdf", hints=hints))
+                           digest=_digest(f), http_status=None, content_type="application/pdf", hints=hints))
     yield from bad
     if rows == "document":
         whole = "\n\n".join(t for t in texts if t)
