@@ -60,6 +60,8 @@ def test_the_web_recipe_runs_end_to_end(tmp_path: Path) -> None:
     assert by_path["/articles/seed-library"]["license"] == "CC0-1.0"
     assert by_path["/articles/guest-orchard"].get("license") is None
 
+    report = (run / "report.html").read_text(encoding="utf-8")
+    assert "25 input records were skipped, not quarantined" in report and "request record" in report
     card = (run / "DATASET_CARD.md").read_text(encoding="utf-8")
     assert "| web_site.warc.gz | CC-BY-SA-4.0 | 7 |" in card and "| web_site.warc.gz | CC0-1.0 | 1 |" in card
     assert "1 output rows carry no license" in card

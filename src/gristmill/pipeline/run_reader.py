@@ -97,8 +97,11 @@ def scan_quarantine(path: Path, keep: int = 20, raw_limit: int = 200) -> Quarant
             reason = entry.get("reason")
             summary.by_rule[rule_of(reason if isinstance(reason, str) else None)] += 1
             if len(summary.first) < keep:
-                summary.first.append({"source": entry.get("source"), "line": entry.get("line"), "reason": reason,
-                                      "raw": cut(entry.get("raw"), raw_limit)})
+                first = {"source": entry.get("source"), "line": entry.get("line"), "reason": reason,
+                         "raw": cut(entry.get("raw"), raw_limit)}
+                if entry.get("offset") is not None:  # a WARC record's byte offset
+                    first["offset"] = entry["offset"]
+                summary.first.append(first)
     return summary
 
 

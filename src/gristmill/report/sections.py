@@ -154,7 +154,20 @@ def samples(run: RunReader) -> str:
     return f"<p>Up to {SAMPLES_PER_RULE} rejected rows per rule and step; long values are cut.</p>" + "".join(parts)
 
 
+def _skipped(run: RunReader) -> str:
+    """Input records a web or document reader passed over (WARC request records, images, ...), by reason."""
+    skipped = run.input.get("skipped") or {}
+    if not skipped:
+        return ""
+    return (f"<p>{num(sum(skipped.values()))} input records were skipped, not quarantined: records the reader "
+            "does not turn into rows.</p>" + table(["reason", "records"], sorted(skipped.items(), key=lambda kv: -kv[1])))
+
+
 def quarantine(run: RunReader) -> str:
+    return _quarantined(run) + _skipped(run)
+
+
+def _quarantined(run: RunReader) -> str:
     q = run.quarantine
     counted = run.input.get("quarantined")
     if q.total == 0:
@@ -169,7 +182,8 @@ def quarantine(run: RunReader) -> str:
         parts.append(f"<p>Note: stats.json counts {num(counted)}.</p>")
     parts.append(table(["rule", "records"], q.by_rule.most_common()))
     parts.append(f"<h3>First {num(len(q.first))}</h3>")
-    rows = [(e["source"], e["line"], e["reason"], e["raw"]) for e in q.first]
+    rows = [(e["source"], e["line"] if e.get("offset") is None else f"byte {e['offset']}", e["reason"], e["raw"])
+            for e in q.first]
     parts.append(table(["source", "line", "reason", "raw"], rows, text_cols=(2, 3)))
     return "".join(parts)
 
