@@ -20,12 +20,14 @@ from gristmill.io.base import BadRecord, InputError, Progress, ReaderOptions, Re
 from gristmill.io.chat import SHAPES, kept_source
 from gristmill.io.documents import DOCUMENT_FORMATS, DOCUMENT_SUFFIXES, Extractors, check_modules, iter_document
 from gristmill.io.documents import columns as document_columns
+from gristmill.io.images import (IMAGE_FORMATS, IMAGE_SUFFIXES, image_columns, image_container, iter_image_file,
+                                 listed_kinds)
 from gristmill.io.jsonl import iter_json
 from gristmill.io.tabular import iter_csv, iter_parquet, row_raw
 from gristmill.io.text import iter_conll, iter_txt, split_chunks
 
 FORMATS = ("jsonl", "parquet", "csv", "txt", "conll", "self_instruct", "alpaca", "sharegpt", "openai",
-           *DOCUMENT_FORMATS)
+           *DOCUMENT_FORMATS, *IMAGE_FORMATS)
 SUFFIXES = {
     ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
     ".parquet": "parquet", ".pq": "parquet",
@@ -33,9 +35,11 @@ SUFFIXES = {
     ".txt": "txt",
     ".conll": "conll", ".iob": "conll", ".bio": "conll", ".annotated": "conll",
     **DOCUMENT_SUFFIXES,  # .warc(.gz), .wet(.gz), .html, .htm, .pdf, .md
+    **IMAGE_SUFFIXES,  # .png, .jpg, ... (images), .arrow (image_table)
 }
 EXPECTED = ("expected one of jsonl, jsonl.gz, jsonl.zst, json, parquet, csv, tsv, txt (file or directory), conll, "
-            "warc, warc.gz, wet, wet.gz, html, htm, pdf, md, or an explicit format: " + ", ".join(FORMATS))
+            "warc, warc.gz, wet, wet.gz, html, htm, pdf, md, png, jpg (and other images), MNIST idx (.gz), "
+            "or an explicit format: " + ", ".join(FORMATS))
 PLAIN = {"jsonl", "parquet", "csv"}
 CHUNKABLE = PLAIN | {"txt", *DOCUMENT_FORMATS}
 CHAT = {"sharegpt", "openai"}
@@ -69,7 +73,7 @@ def container_of(path: Path) -> str | None:
     name = path.name.lower()
     for comp in (".gz", ".zst"):
         name = name.removesuffix(comp)
-    return SUFFIXES.get(os.path.splitext(name)[1])
+    return SUFFIXES.get(os.path.splitext(name)[1]) or image_container(name)
 
 
 def _listing(path: Path, pattern: str) -> list[Path]:
@@ -95,6 +99,8 @@ def _files_of(path: Path, options: ReaderOptions) -> tuple[list[Path], str, Path
             kinds = sorted({k for p in candidates if (k := container_of(p)) is not None})
             if set(kinds) - PAGES:  # a README.md beside data files is not the data
                 kinds = [k for k in kinds if k not in PAGES]
+            if set(kinds) - PAGES - {"images"}:  # pictures beside data files are not the data either
+                kinds = [k for k in kinds if k != "images"]
             if not kinds:
                 raise InputError(f"{s}: directory holds no files of a known format; {EXPECTED}")
             if len(kinds) > 1:
@@ -103,6 +109,8 @@ def _files_of(path: Path, options: ReaderOptions) -> tuple[list[Path], str, Path
             if fmt == "txt":
                 return _files_of(path, options.model_copy(update={"format": "txt"}))
         wanted = {fmt} if fmt not in SHAPES else {"jsonl", "parquet"}
+        if fmt in IMAGE_FORMATS:
+            wanted = listed_kinds(fmt)
         files = [p for p in candidates if container_of(p) in wanted]
         if not files:
             raise InputError(f"{s}: directory holds no {fmt} files")
@@ -169,6 +177,8 @@ class Reader:
         if self.format in DOCUMENT_FORMATS:  # known without reading (a WARC of images would be read whole)
             cols.update(dict.fromkeys(document_columns(self.format, self.options)))
             return [c for c in cols if c != "license"] + ["source", "license"]
+        if self.format in IMAGE_FORMATS:  # from the first file's header or schema, no image read
+            return image_columns(self.format, self.files, self.options)
         peek = Reader(self.path, self.files[:1], self.format, self.base, self.options)
         it = iter(peek)
         try:
@@ -226,6 +236,9 @@ class Reader:
 
     def _read_file(self, f: Path, progress: Progress) -> Iterator[tuple[int | None, dict[str, Any] | BadRecord]]:
         src = str(f)
+        if self.format in IMAGE_FORMATS:  # image records carry their own ids, labels and sources
+            yield from iter_image_file(self.format, f, self.path, self.base, self.options, progress)
+            return
         items = self._source(f, progress)
         finish = self._finisher(f.name, src)
         chunk = self.options.chunk_chars
