@@ -50,6 +50,12 @@ BUILTIN: dict[str, str] = {
     "augment.noise": "gristmill.ops.augment:NoiseInjection",
     "augment.mix": "gristmill.ops.augment:TextMix",
     "select.search": "gristmill.ops.select.search:Search",
+    "image.validate": "gristmill.ops.image.validate:ImageValidate",
+    "image.dedup": "gristmill.ops.image.dedup:ImageDedup",
+    "image.quality": "gristmill.ops.image.quality:ImageQuality",
+    "image.resize": "gristmill.ops.image.resize:ImageResize",
+    "image.augment": "gristmill.ops.image.augment:ImageAugment",
+    "image.label_issues": "gristmill.ops.image.label_issues:ImageLabelIssues",
 }
 
 
