@@ -203,7 +203,8 @@ def agreement(ours: Path, theirs: Path) -> dict:
     sims = [fuzz.ratio(a[u], b[u]) / 100 for u in differ]
     return {"pages_gristmill": len(a), "pages_datatrove": len(b), "both": len(both),
             "only_gristmill": len(set(a) - set(b)), "only_datatrove": len(set(b) - set(a)),
-            "identical": len(both) - len(differ), "identical_fraction": (len(both) - len(differ)) / len(both) if both else None,
+            "identical": len(both) - len(differ),
+            "identical_fraction": (len(both) - len(differ)) / len(both) if both else None,
             "differing": len(differ), "mean_similarity_of_differing": sum(sims) / len(sims) if sims else None,
             "examples_differing": differ[:5]}
 
@@ -236,9 +237,11 @@ def main() -> None:
     figures = {}
     for s, r in best.items():
         figures[s] = {"seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"], "pages": r["pages"],
-                      "pages_per_s": meta["pages"] / r["seconds"], "html_mb_per_s": meta["html_bytes"] / 1e6 / r["seconds"],
+                      "pages_per_s": meta["pages"] / r["seconds"],
+                      "html_mb_per_s": meta["html_bytes"] / 1e6 / r["seconds"],
                       "process_wall_seconds": r["process_wall_seconds"], "max_rss_mb": r["process_max_rss_mb"]}
-    ratios = {"speed (datatrove seconds / gristmill seconds)": best["datatrove"]["seconds"] / best["gristmill"]["seconds"],
+    ratios = {"speed (datatrove seconds / gristmill seconds)":
+              best["datatrove"]["seconds"] / best["gristmill"]["seconds"],
               "cpu (datatrove / gristmill)": best["datatrove"]["cpu_seconds"] / best["gristmill"]["cpu_seconds"],
               "process wall (datatrove / gristmill)": (best["datatrove"]["process_wall_seconds"]
                                                        / best["gristmill"]["process_wall_seconds"])}
@@ -260,7 +263,8 @@ def main() -> None:
               f"{agree_resiliparse['both']} pages identical to datatrove's trafilatura text, differing pages "
               f"{agree_resiliparse['mean_similarity_of_differing'] or 1:.3f} similar")
         agree = {**agree, "resiliparse_vs_datatrove": agree_resiliparse}
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=ROOT).stdout.strip()
     result = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "loadavg_start": load_start, "loadavg_end": os.getloadavg()},

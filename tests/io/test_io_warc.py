@@ -17,7 +17,8 @@ from tests.io.web_fixtures import DATE, Rec, page, paragraphs, write_warc
 
 CC = '<link rel="license" href="https://creativecommons.org/licenses/by-sa/4.0/">'
 GARDEN = page("Growing tomatoes", paragraphs("growing tomatoes"), head=CC)
-CAFE = page("Café culture", paragraphs("café culture in Paris") + "<p>Un café crème, s'il vous plaît, à côté.</p>",
+CAFE = page("Café culture",
+            paragraphs("café culture in Paris") + "<p>Un café crème, s'il vous plaît, à côté.</p>",
             lang="fr")
 NAIVE = page("Naive art", paragraphs("naïve painting") + "<p>The naïve façade was painted in 1920.</p>")
 
@@ -176,7 +177,8 @@ def test_a_record_over_max_record_bytes_is_quarantined_with_its_offset(tmp_path:
     path = tmp_path / "crawl.warc.gz"
     big = page("Big", paragraphs("size") * 40).encode()
     offsets = write_warc(path, [Rec("response", url="http://example.com/big", body=big),
-                                Rec("response", url="http://example.com/small", body=page("S", paragraphs("s")).encode())])
+                                Rec("response", url="http://example.com/small",
+                                    body=page("S", paragraphs("s")).encode())])
     rows, bad, _ = read(path, max_record_bytes=len(big) - 1)
     assert [r["url"] for r in rows] == ["http://example.com/small"]
     assert bad[0].offset == offsets[0] and bad[0].reason.startswith("record is")

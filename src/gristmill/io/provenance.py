@@ -41,7 +41,8 @@ PROVENANCE_COLUMNS = ("url", "fetch_time", "content_sha256", "http_status", "con
 _CC_URL = re.compile(r"(?:https?:)?//(?:[a-z]+\.)?creativecommons\.org/(licenses|publicdomain|l|p)/([a-z0-9.+/-]*)",
                      re.I)
 _CC_MARK = re.compile(r"\bCC[ -]?(0|BY(?:[ -](?:NC|SA|ND))*)\b(?:[ -]?v?(\d\.\d))?")
-_CC_WORDS = re.compile(r"\bCreative Commons (Zero|Attribution(?:[ -](?:Non-?Commercial|Share-?Alike|No-?Deriv(?:ative)?s))*)"
+_CC_WORDS = re.compile(r"\bCreative Commons "
+                       r"(Zero|Attribution(?:[ -](?:Non-?Commercial|Share-?Alike|No-?Deriv(?:ative)?s))*)"
                        r"(?: License)?(?:,? (?:version )?(\d\.\d))?", re.I)
 _PDM = re.compile(r"\bPublic Domain Mark\b")
 _TAG = re.compile(r"<(a|link|meta)\b", re.I)

@@ -300,7 +300,8 @@ def _conversion(record: Any, src: str, name: str, offset: int, limit: int, url: 
         skipped["empty conversion"] += 1
         return None
     row: dict[str, Any] = {"id": f"{name}@{offset}", "text": text}
-    row.update(provenance(url=url, fetch_time=fetch_time, data=data, http_status=None, content_type=mime or "text/plain",
+    row.update(provenance(url=url, fetch_time=fetch_time, data=data, http_status=None,
+                          content_type=mime or "text/plain",
                           hints=text_license_hints(text)))
     row["warc_record_id"] = headers.get_header("WARC-Record-ID")
     return None, row
