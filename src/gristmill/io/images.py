@@ -408,24 +408,77 @@ def _split_of(name: str) -> str | None:
 
 def _read_labels(path: Path, count: int) -> tuple[np.ndarray, str | None]:
     """The labels of an IDX labels file, and what was wrong with it (None when whole and of ``count``)."""
+    source = _Source(path)
     try:
-        with Opened(path) as f:
-            dtype, dims = _idx_header(f.stream)
-            if len(dims) != 1:
-                return np.zeros(0, np.int64), f"{path.name} is no labels file ({len(dims)} dimensions)"
-            raw = f.stream.read(dims[0] * dtype.itemsize)
+        dtype, dims = _idx_header(source)
+        if len(dims) != 1:
+            return np.zeros(0, np.int64), f"{path.name} is no labels file ({len(dims)} dimensions)"
+        raw = source.read(dims[0] * dtype.itemsize)
     except _IdxError as exc:
-        return np.zeros(0, np.int64), f"{path.name}: {exc}"
-    except _READ_ERRORS as exc:
-        return np.zeros(0, np.int64), f"{path.name}: {exc}"
+        return np.zeros(0, np.int64), f"{path.name}: {source.error or exc}"
+    except OSError as exc:
+        return np.zeros(0, np.int64), f"{path.name}: unreadable file: {exc}"
+    finally:
+        source.close()
     whole = len(raw) // dtype.itemsize
     labels = np.frombuffer(raw[:whole * dtype.itemsize], dtype).astype(np.int64)
     if whole < dims[0]:
-        return labels, (f"truncated IDX labels file {path.name}: the header promises {dims[0]:,} labels, the file "
+        why = source.error or "truncated IDX labels file"
+        return labels, (f"{why} ({path.name}): the header promises {dims[0]:,} labels, the file "
                         f"holds {whole:,}; images {whole + 1:,}-{count:,} have no label")
     if dims[0] != count:
         return labels, f"IDX labels file {path.name} holds {dims[0]:,} labels for {count:,} images"
     return labels, None
+
+
+class _Source:
+    """The bytes of a plain or ``.gz`` file, read in chunks; a gzip stream that is cut short or corrupt
+    gives every byte decoded before the damage, then ``error`` says what happened (no exception)."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self.gz = path.name.lower().endswith(".gz")
+        self.size = path.stat().st_size
+        self.inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if self.gz else None
+        self.buffer = bytearray()
+        self.done = False
+        self.error: str | None = None
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def _more(self) -> None:
+        raw = self.file.read(self.CHUNK)
+        if self.inflate is None:
+            self.buffer += raw
+            self.done = not raw
+            return
+        try:
+            while raw:
+                self.buffer += self.inflate.decompress(raw)
+                raw = b""
+                if self.inflate.eof and self.inflate.unused_data:  # another gzip member follows
+                    raw = self.inflate.unused_data
+                    self.inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if self.file.tell() >= self.size and not self.done:
+                self.done = True
+                if not self.inflate.eof:
+                    self.error = f"truncated gzip stream: the file ends inside a member after {self.size} bytes"
+        except zlib.error as exc:
+            self.done = True
+            self.error = f"corrupt gzip stream (at or before byte {self.file.tell()} of {self.size}): {exc}"
+
+    def read(self, n: int) -> bytes:
+        while len(self.buffer) < n and not self.done:
+            self._more()
+        out = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return out
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def _png(pixels: np.ndarray) -> bytes:
@@ -439,16 +492,16 @@ def _png(pixels: np.ndarray) -> bytes:
 def _idx(f: Path, options: ReaderOptions, progress: Progress) -> Iterator[Numbered]:
     src = str(f)
     split = _split_of(f.name)
-    with Opened(f) as opened:
-        progress.current = opened.tell
-        stream = opened.stream
+    stream = _Source(f)
+    progress.current = stream.tell
+    try:
         try:
             dtype, dims = _idx_header(stream)
         except _IdxError as exc:
-            yield _bad(src, None, str(exc))
+            yield _bad(src, None, f"{stream.error}; the whole file is lost" if stream.error else str(exc))
             return
-        except _READ_ERRORS as exc:
-            yield _bad(src, None, f"{exc}; the whole file is lost")
+        except OSError as exc:
+            yield _bad(src, None, f"unreadable file: {exc}; the whole file is lost")
             return
         if len(dims) == 1:  # a labels file: read with its images file
             return
@@ -467,17 +520,21 @@ def _idx(f: Path, options: ReaderOptions, progress: Progress) -> Iterator[Number
                 yield _bad(str(lab_path), None, problem)
         per = rows * cols
         for i in range(count):
-            try:
-                raw = stream.read(per)
-            except _READ_ERRORS as exc:
-                yield _bad(src, i + 1, f"{exc}; images {i + 1:,}-{count:,} of {count:,} are lost ({i:,} read)")
+            raw = stream.read(per)
+            if len(raw) < per and stream.error:
+                yield _bad(src, i + 1, f"{stream.error}; images {i + 1:,}-{count:,} of {count:,} are lost "
+                           f"({i:,} read)")
                 return
             if len(raw) < per:
-                where = "between images" if not raw else "inside image"
+                where = "before" if not raw else "inside"
                 yield _bad(src, i + 1, f"truncated IDX file: the header promises {count:,} images of {rows}x{cols}; "
-                           f"the file ends {where} {i + 1:,} ({i:,} whole images read, {count - i:,} lost)")
+                           f"the file ends {where} image {i + 1:,} ({i:,} whole images read, {count - i:,} lost)")
                 return
             pixels = np.frombuffer(raw, np.uint8).reshape(rows, cols)
             extra = {SPLIT: split} if split else {}
             label = int(labels[i]) if i < labels.size else None
             yield i + 1, _row(f"{f.name}:{i + 1}", _png(pixels), src, options, label, extra)
+    except OSError as exc:
+        yield _bad(src, None, f"unreadable file: {exc}")
+    finally:
+        stream.close()

@@ -23,6 +23,7 @@ from gristmill.report import bias as bias_section
 from gristmill.report import audit as audit_section
 from gristmill.report import generation as generation_section
 from gristmill.report import dialogue as dialogue_section
+from gristmill.report import images as images_section
 
 SAMPLES_PER_RULE = 5
 
@@ -226,6 +227,7 @@ SECTIONS: list[Section] = [
     Section("scores", "Scores and thresholds", scores_section.render),
     Section("samples", "Samples of dropped rows", samples),
     Section("minhash", "Near-duplicates (MinHash)", minhash_section.render),
+    Section("images", "Images", images_section.render),
     Section("bias", "Bias audit", bias_section.render),
     Section("quarantine", "Quarantine", quarantine),
     Section("recipe", "Resolved recipe", recipe),
