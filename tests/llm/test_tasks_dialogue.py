@@ -27,8 +27,20 @@ def test_user_prompt_first_turn_shows_the_document_and_the_persona() -> None:
     assert persona_only[0]["content"].endswith("You are a nurse.")
 
 
-def test_user_prompt_later_turns_show_the_last_exchange_and_the_marker_once_min_turns_is_reached() -> None:
-    seed = Seed(document="doc")
+def test_user_prompt_points_each_user_turn_at_the_next_sentence_of_the_document() -> None:
+    seed = Seed(document="Bees dance. They make honey! Why? \"Hives\" hum.")
+    cfg = DialogueConfig(min_turns=4, max_turns=8)
+    turns: list[dict[str, str]] = []
+    expected = ["Bees dance.", "They make honey!", "Why?", '"Hives" hum.', "Bees dance."]  # cycling
+    for k, sentence in enumerate(expected):
+        ask = dialogue.user_prompt(seed, turns, cfg)[1]["content"]
+        assert ask.startswith(f"Text:\n{seed.document}\n\n") and ("[END]" in ask) == (k >= 2)
+        assert f'about this sentence of the text: "{sentence}"?' in ask
+        turns += [{"role": "user", "content": f"Q{k}?"}, {"role": "assistant", "content": f"A{k}."}]
+
+
+def test_user_prompt_persona_follow_up_shows_the_last_exchange() -> None:
+    seed = Seed(persona="a nurse")
     turns = [{"role": "user", "content": "Q1?"}, {"role": "assistant", "content": "A1."}]
     cfg = DialogueConfig(min_turns=4, max_turns=6)
     early = dialogue.user_prompt(seed, turns, cfg)[1]["content"]
@@ -36,6 +48,11 @@ def test_user_prompt_later_turns_show_the_last_exchange_and_the_marker_once_min_
     more = turns + [{"role": "user", "content": "Q2?"}, {"role": "assistant", "content": "A2."}]
     late = dialogue.user_prompt(seed, more, cfg)[1]["content"]
     assert "You asked: Q2?" in late and "Q1?" not in late and "write only [END]" in late
+
+
+def test_sentences() -> None:
+    assert dialogue.sentences('A river. He said "stop." Then 3 more! e.g. this') == [
+        "A river.", 'He said "stop."', "Then 3 more! e.g. this"]  # no cut before a lowercase word
 
 
 def test_assistant_prompt_is_the_system_prompt_then_the_dialogue() -> None:
@@ -49,6 +66,8 @@ def test_assistant_prompt_is_the_system_prompt_then_the_dialogue() -> None:
 
 @pytest.mark.parametrize(("raw", "expected"), [
     ("  What is silt?  ", ("What is silt?", False)),
+    ('What would a curious reader ask: "Why does bread rise?"', ("Why does bread rise?", False)),
+    ("What is silt?\n\nThe answer to this question would be:", ("What is silt?", False)),
     ("You: What is silt?", ("What is silt?", False)),
     ("**User:** What is silt?\nAssistant: Silt is fine sand.", ("What is silt?", False)),
     ('"What is silt?"', ("What is silt?", False)),
@@ -71,6 +90,13 @@ def test_parse_turn_failures_and_truncation() -> None:
     with pytest.raises(ParseError, match="truncated at max_tokens"):
         parse_turn(cut, finish_reason="length", trim_truncated=False)
     assert parse_turn("Done <<stop>>", end_marker="<<stop>>") == ("Done", True)
+    with pytest.raises(ParseError, match="echoes the prompt"):
+        parse_turn("The assistant answered: To prepare for it, plan.")
+    # an assistant turn keeps its paragraphs and its quotes
+    answer = 'It says: "rivers move sand"\n\nAnd more.'
+    assert parse_turn(answer, role="assistant") == (answer, False)
+    # the first paragraph of a user turn is complete even when the reply was cut later
+    assert parse_turn("Why?\n\nBecause the", finish_reason="length") == ("Why?", False)
 
 
 def test_repeats_ignores_case_and_punctuation() -> None:
@@ -78,6 +104,15 @@ def test_repeats_ignores_case_and_punctuation() -> None:
     assert repeats("what is SILT", turns) == 1
     assert repeats("Fine sand!", turns) == 2
     assert repeats("What is clay?", turns) is None
+
+
+def test_repeats_catches_echoes() -> None:
+    turns = [{"role": "user", "content": "What is the purpose of planting potatoes?"},
+             {"role": "assistant", "content": "The purpose of planting potatoes in spring is a good harvest."}]
+    quoted = "The answer to your question is: What is the purpose of planting potatoes?"
+    assert repeats(quoted, turns, contained=True) == 1 and repeats(quoted, turns) is None
+    assert repeats("The purpose of planting potatoes in spring is a warm soil.", turns) == 2  # same 8 first words
+    assert repeats("The purpose of planting potatoes is food.", turns) is None
 
 
 class Script:

@@ -12,29 +12,31 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+from gristmill.llm.tasks.dialogue import sentences
 from gristmill.llm.types import Decoding
 from gristmill.ops.generate.dialogue import _EXAMPLE_BACKEND, Dialogue
 from gristmill.records import Reason, from_rows
 from gristmill.runner import run_recipe
 from tests.conftest import REPO
 
-DOCS = [{"id": "d1", "text": "Rivers carry sand and silt to the sea.", "source": "docs", "license": "CC0-1.0"},
-        {"id": "d2", "text": "Bees dance to tell the hive where flowers are."}]
+DOCS = [{"id": "d1", "text": "Rivers carry sand. Rivers carry silt. Rivers reach the sea.", "source": "docs",
+         "license": "CC0-1.0"},
+        {"id": "d2", "text": "Bees dance to tell the hive where flowers are. Bees make honey. Bees sleep at night."}]
+STOP = {"id": "s", "text": "Rain falls. STOP here."}
+EMPTY = {"id": "e", "text": "EMPTY answers ahead. More text here."}
+BOOM = {"id": "b", "text": "BOOM goes the server. More text here."}
 
 
 def script(text: str, decoding: Decoding) -> str:
-    """A mock model. The assistant says "Answer n on <topic>." for its n-th turn (the topic: the first word
-    of the document in its system prompt); the simulator asks "Question n about <topic>?" (the topic from
-    the document in its first prompt, else from the answer it is shown). A document starting with "STOP"
-    makes the simulator end at its first follow-up; "EMPTY", the assistant's second answer empty; "BOOM",
-    the assistant's second request fail."""
+    """A mock model. The simulator asks "What about this: <focus sentence>?" (the sentence its prompt
+    points at; "Thank you! [END]" when that sentence starts with "STOP"); the assistant says "Answer n on
+    <topic>." for its n-th turn (the topic: the first word of the document in its system prompt). A
+    document starting with "EMPTY" makes the assistant's second answer empty; "BOOM", its second request
+    fail."""
     if "curious person" in text:
-        first = re.search(r"Text:\n(\w+)", text)
-        m = re.search(r"The assistant answered: Answer (\d+) on (\w+)\.", text)
-        topic = first.group(1).lower() if first else m.group(2) if m else "life"
-        if topic == "stop" and m:
-            return "Thank you! [END]"
-        return f"Question {int(m.group(1)) + 1 if m else 1} about {topic}?"
+        focus = re.search(r'this sentence of the text: "([^"]*)"', text)
+        sentence = focus.group(1).rstrip(".") if focus else "life"
+        return "Thank you! [END]" if sentence.startswith("STOP") else f"What about this: {sentence}?"
     doc = re.search(r"using this text:\n\n(\w+)", text)
     topic = doc.group(1).lower() if doc else "life"
     n = text.count("\nuser: ")
@@ -64,16 +66,17 @@ def test_turns_alternate_and_the_dialogue_is_openai_messages() -> None:
     first = kept[0]
     roles = [m["role"] for m in first["messages"]]
     assert roles == ["system", "user", "assistant", "user", "assistant", "user", "assistant"]
-    assert first["messages"][0]["content"].endswith("Rivers carry sand and silt to the sea.")
-    assert [m["content"] for m in first["messages"][1:3]] == ["Question 1 about rivers?", "Answer 1 on rivers."]
-    assert first["messages"][5]["content"] == "Question 3 about rivers?"
-    assert first["text"].startswith("User: Question 1 about rivers?\n\nAssistant: Answer 1 on rivers.\n\nUser: Question 2")
+    assert first["messages"][0]["content"].endswith(DOCS[0]["text"])
+    assert [m["content"] for m in first["messages"][1:3]] == ["What about this: Rivers carry sand?", "Answer 1 on rivers."]
+    assert first["messages"][5]["content"] == "What about this: Rivers reach the sea?"  # user turn i: sentence i
+    assert first["text"].startswith("User: What about this: Rivers carry sand?\n\nAssistant: Answer 1 on rivers.\n\n"
+                                    "User: What about this: Rivers carry silt?")
     assert (first["dialogue.turns"], first["dialogue.stop"]) == (6, "max_turns")
     assert first["dialogue.document"] == DOCS[0]["text"] and first["dialogue.persona"] is None
     # provenance: id from the parent, its source and license, the model and the tokens of every turn
     assert (first["id"], first["gen.parent"], first["source"], first["license"]) == ("d1-0", "d1", "docs", "CC0-1.0")
     assert first["gen.model"] == "mock" and first["gen.tokens_out"] > 0 and first["gen.cached"] is False
-    assert kept[1]["source"] == "generate.dialogue" and "bees" in kept[1]["text"]
+    assert kept[1]["source"] == "generate.dialogue" and "Bees make honey" in kept[1]["text"]
 
 
 def test_each_round_is_one_batched_call() -> None:
@@ -81,7 +84,7 @@ def test_each_round_is_one_batched_call() -> None:
     sizes: list[int] = []
     generate = op.backend.generate
     op.backend.generate = lambda prompts, decoding: sizes.append(len(prompts)) or generate(prompts, decoding)
-    _run(op, DOCS + [{"id": "d3", "text": "STOP early, please."}])
+    _run(op, DOCS + [STOP])
     assert sizes == [3, 3, 3, 3, 2, 2]  # d3 ends after the answer to its "Thank you! [END]" (turn 4)
     assert op.take_usage()["requests"] == sum(sizes)
 
@@ -95,9 +98,9 @@ def test_persona_grounding_and_no_system_message() -> None:
 
 
 def test_end_marker_and_too_short() -> None:
-    stop = {"id": "s", "text": "STOP after one question."}
+    stop = STOP
     kept, rejected = _run(_op(), [stop])
-    assert [m["content"] for m in kept[0]["messages"][3:]] == ["Thank you!", "Answer 2 on stop."]
+    assert [m["content"] for m in kept[0]["messages"][3:]] == ["Thank you!", "Answer 2 on rain."]
     assert kept[0]["dialogue.stop"] == "end_marker" and kept[0]["dialogue.turns"] == 4 and rejected == []
     kept, rejected = _run(_op(min_turns=6), [stop])
     assert kept == []
@@ -106,7 +109,7 @@ def test_end_marker_and_too_short() -> None:
 
 
 def test_a_failed_turn_is_a_rejected_row_and_cuts_the_dialogue() -> None:
-    rows = [{"id": "e", "text": "EMPTY answers ahead."}, {"id": "b", "text": "BOOM goes the server."}]
+    rows = [EMPTY, BOOM]
     kept, rejected = _run(_op(), rows)
     by_id = {r["id"]: r for r in rejected}
     empty = by_id["e-0-t4"]
@@ -134,7 +137,7 @@ def test_a_repeated_turn_fails() -> None:
 
 def test_tokens_are_counted_once_over_kept_and_rejected_rows() -> None:
     op = _op()
-    kept, rejected = _run(op, DOCS + [{"id": "e", "text": "EMPTY answers ahead."}, {"id": "n", "text": None}])
+    kept, rejected = _run(op, DOCS + [EMPTY, {"id": "n", "text": None}])
     usage = op.take_usage()
     rows = kept + rejected
     assert sum(r["gen.tokens_out"] or 0 for r in rows) == usage["tokens_out"]
@@ -143,9 +146,9 @@ def test_tokens_are_counted_once_over_kept_and_rejected_rows() -> None:
 
 
 def test_rerun_is_answered_from_the_cache(tmp_path: Path) -> None:
-    first_kept, first_rejected = _run(_op(tmp_path), DOCS + [{"id": "e", "text": "EMPTY answers ahead."}])
+    first_kept, first_rejected = _run(_op(tmp_path), DOCS + [EMPTY])
     op = _op(tmp_path)
-    again_kept, again_rejected = _run(op, DOCS + [{"id": "e", "text": "EMPTY answers ahead."}])
+    again_kept, again_rejected = _run(op, DOCS + [EMPTY])
     usage = op.take_usage()
     assert usage["requests"] == usage["cached"] > 0 and op.backend.backend.calls == []
     assert all(r["gen.cached"] for r in again_kept + again_rejected)
@@ -176,9 +179,16 @@ def test_reads_the_grounding_columns() -> None:
 def test_a_recipe_writes_the_dialogues_as_chat_data(tmp_path: Path, fmt: str) -> None:
     docs = tmp_path / "docs.jsonl"
     docs.write_text("".join(json.dumps(d) + "\n" for d in DOCS), encoding="utf-8")
+    responses = {}  # the simulator's question about each focus sentence, then the answer to each question
+    for d in DOCS:
+        for k, sentence in enumerate(sentences(d["text"])[:2]):
+            responses[f'"{sentence}"'] = f"Question {k + 1} on {sentence.rstrip('.')}?"
+    for d in DOCS:
+        for k, sentence in reversed(list(enumerate(sentences(d["text"])[:2]))):
+            responses[f"Question {k + 1} on {sentence.rstrip('.')}?"] = f"Answer {k + 1}."
+    backend = {"type": "mock", "responses": responses}
     recipe = {"name": "dlg", "input": {"path": str(docs), "format": "jsonl"},
-              "steps": [{"op": "generate.dialogue", "params": {"min_turns": 2, "max_turns": 4,
-                                                              "backend": _EXAMPLE_BACKEND}}],
+              "steps": [{"op": "generate.dialogue", "params": {"min_turns": 2, "max_turns": 4, "backend": backend}}],
               "output": {"format": fmt}, "executor": {"workers": 1}}
     s = run_recipe(recipe, runs_dir=tmp_path / "runs", progress=False)
     rows = [json.loads(line) for f in sorted((s.run_dir / "data").glob("*.jsonl"))
@@ -186,8 +196,10 @@ def test_a_recipe_writes_the_dialogues_as_chat_data(tmp_path: Path, fmt: str) ->
     assert len(rows) == 2
     if fmt == "openai":
         assert [m["role"] for m in rows[0]["messages"]] == ["system", "user", "assistant", "user", "assistant"]
+        assert rows[0]["messages"][3]["content"] == "Question 2 on Rivers carry silt?"
     else:
         assert [m["from"] for m in rows[0]["conversations"]] == ["system", "human", "gpt", "human", "gpt"]
+        assert rows[1]["conversations"][4]["value"] == "Answer 2."
     html = (s.run_dir / "report.html").read_text(encoding="utf-8")
     assert "words per assistant turn" in html and "Rejected by" not in html  # full dialogues, no rejects
 
@@ -196,10 +208,12 @@ def test_dialogue_recipe_runs_with_the_mock_backend(tmp_path: Path) -> None:
     s = run_recipe(REPO / "recipes" / "dialogue.yaml", runs_dir=tmp_path, progress=False,
                    overrides=[f"steps.0.params.backend={json.dumps(_EXAMPLE_BACKEND)}", "steps.0.params.max_turns=4"])
     step = s.stats["steps"][0]
-    assert step["op"] == "generate.dialogue" and step["rows_in"] == 8 and step["dropped"] == {}
-    assert s.stats["steps"][-1]["rows_out"] == 1  # the scripted model says the same to every seed: dedup keeps one
+    # persona seeds: 4 turns; a document's simulator is asked about a new sentence each turn, but this
+    # scripted model asks the same question again: turn 3 repeats turn 1, under min_turns 4
+    assert step["op"] == "generate.dialogue" and step["rows_in"] == 8 and step["dropped"] == {"turn_parse": 5}
+    assert s.stats["steps"][-1]["rows_out"] == 1  # the scripted model says the same to every persona: dedup keeps one
     html = (s.run_dir / "report.html").read_text(encoding="utf-8")
-    assert "turns per dialogue" in html and "mean 4.0" in html
+    assert "turns per dialogue" in html and "mean 4.0" in html and "turn_parse: turn N: repeats turn N" in html
 
 
 @pytest.mark.slow

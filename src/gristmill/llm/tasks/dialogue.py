@@ -5,11 +5,13 @@ or both. Turns alternate user, assistant, user, ... and a dialogue always ends o
 assistant turn. Each side has its own prompt (:func:`user_prompt`, :func:`assistant_prompt`):
 
 * the **user simulator** gets a system prompt that makes it ask, never answer (plus the
-  persona), and for the first turn the document (or, persona only, a request to ask for
-  help); for a later turn it sees only the last exchange ("You asked ... The assistant
-  answered ...") and is asked for one follow-up question: small models echo a whole
-  transcript back instead of continuing it. Once the dialogue has ``min_turns`` turns the
-  prompt also tells it to write the end marker when it has nothing more to ask;
+  persona). With a document, its user turn *i* shows the document and asks what a curious
+  reader would ask about sentence *i* of it (:func:`sentences`, cycling), so each question has
+  a new focus; persona only, the first turn asks for help with something and a later one shows
+  only the last exchange ("You asked ... The assistant answered ...") and asks for a follow-up
+  (small models echo a whole transcript back instead of continuing it). Once the dialogue has
+  ``min_turns`` turns the prompt also tells it to write the end marker when it has nothing
+  more to ask;
 * the **assistant** gets its system prompt (with the document) and the dialogue so far as
   chat messages.
 
@@ -17,8 +19,10 @@ assistant turn. Each side has its own prompt (:func:`user_prompt`, :func:`assist
 ``complete(prompts, decoding)`` callable: step *k* asks for turn *k + 1* of every live
 dialogue in one call, so a shard costs ``max_turns`` calls, one request per turn per
 dialogue. A reply is read by :func:`parse_turn` (speaker labels such as ``You:`` or
-``Assistant:`` stripped, anything after a second speaker's label dropped, a reply cut by
-``max_tokens`` trimmed to its last complete sentence) and checked by :func:`repeats`.
+``Assistant:`` stripped, anything after a second speaker's label dropped, a user turn cut to
+its first paragraph, a reply cut by ``max_tokens`` trimmed to its last complete sentence) and
+checked by :func:`repeats` (the same text as an earlier turn, the same first 8 words, or, for a
+user turn, an earlier turn quoted whole).
 
 Stop rule, in order:
 
@@ -26,9 +30,9 @@ Stop rule, in order:
    is kept as the turn (a user turn with text still gets its answer, then the dialogue
    ends); a reply that is only the marker ends it at the last complete exchange;
 2. a **failed turn** (the request failed: ``backend: transient: ... (turn 3)``; or the reply
-   is empty, repeats an earlier turn after lowercasing and dropping punctuation, or was cut
-   with no complete sentence: ``turn_parse: turn 3: empty reply``, ``turn_parse: turn 5:
-   repeats turn 1``) ends the dialogue, which is **cut** to its last complete exchange;
+   is empty, echoes the simulator's prompt, repeats an earlier turn, or was cut with no
+   complete sentence: ``turn_parse: turn 3: empty reply``, ``turn_parse: turn 5: repeats
+   turn 1``) ends the dialogue, which is **cut** to its last complete exchange;
 3. at ``max_turns`` turns the dialogue ends.
 
 A dialogue that ends with fewer than ``min_turns`` turns is rejected: by its failed turn's
@@ -47,7 +51,7 @@ from gristmill.llm.types import Completion, Decoding, Message, ParseError, Promp
 from gristmill.records import Reason
 
 __all__ = ["ASSISTANT_SYSTEM", "DialogueConfig", "DialogueResult", "END_MARKER", "Failure", "Seed",
-           "USER_SYSTEM", "assistant_prompt", "parse_turn", "repeats", "run_dialogues", "transcript",
+           "USER_SYSTEM", "assistant_prompt", "parse_turn", "repeats", "run_dialogues", "sentences", "transcript",
            "user_prompt"]
 
 Complete = Callable[[Sequence[Prompt], Decoding], list[Completion]]
@@ -61,7 +65,13 @@ _LABELS = r"(?:you|user|me|human|question|q|assistant|ai|answer|a|bot)"
 _PREFIX = re.compile(rf"^\s*[*#]*\s*{_LABELS}\s*[*]*\s*:[*\s]*", re.IGNORECASE)
 _NEXT_SPEAKER = re.compile(rf"\n\s*[*#]*\s*{_LABELS}\s*[*]*\s*:", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s|$)")
+_SENTENCE_SPLIT = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+(?=[\"“‘(\[A-Z0-9])")
 _NOT_WORD = re.compile(r"[\W_]+")
+_PARAGRAPH = re.compile(r"\n\s*\n")
+_PREAMBLE = re.compile(r'^[^"“\n]{0,120}:\s*["“](?P<q>[^"”\n]+)["”]?\s*$')
+_ECHO = re.compile(r"^\W*(the assistant answered|you asked|text\s*:|what question would a curious reader)",
+                   re.IGNORECASE)
+OPENING = 8  # words: two turns opening with the same 8 words are a repeat
 _QUOTES = "\"'“”‘’"
 
 
@@ -133,22 +143,31 @@ def assistant_system(seed: Seed, config: DialogueConfig) -> str:
     return f"{config.assistant_system} Answer the user's questions using this text:\n\n{document}"
 
 
+def sentences(text: str) -> list[str]:
+    """``text`` cut into sentences (after ``.``, ``!`` or ``?`` and a space, before a capital, digit or quote)."""
+    return [p.strip() for p in _SENTENCE_SPLIT.split(text.strip()) if p.strip()]
+
+
 def user_prompt(seed: Seed, turns: Sequence[Message], config: DialogueConfig) -> list[Message]:
-    """The user simulator's prompt for the next user turn after ``turns`` (complete exchanges)."""
+    """The user simulator's prompt for the next user turn after ``turns`` (complete exchanges).
+
+    With a document, user turn *i* asks about sentence *i* of it (cycling): the document, then
+    ``What question would a curious reader ask about this sentence of the text: "..."?``. Persona only:
+    the first turn asks for help with something, a later one for a follow-up to the last exchange."""
     system = {"role": "system", "content": _user_system(seed, config)}
     document = (seed.document or "").strip()
-    if not turns:
-        if document:
-            ask = (f"Text:\n{document}\n\nWhat question would a curious reader ask about this text? "
-                   "Write only the question.")
-        else:
-            ask = "Ask me, an AI assistant, one question you would like help with. Write only the question."
-        return [system, {"role": "user", "content": ask}]
-    last_user, last_answer = turns[-2]["content"], turns[-1]["content"]
     end = (f" If you have nothing more to ask, write only {config.end_marker}."
-           if len(turns) >= config.min_turns else "")
-    ask = (f"You asked: {last_user}\nThe assistant answered: {last_answer}\n\n"
-           f"Ask one short follow-up question about the answer.{end} Write only the question.")
+           if turns and len(turns) >= config.min_turns else "")
+    if document:
+        parts = sentences(document)
+        focus = parts[(len(turns) // 2) % len(parts)]
+        ask = (f"Text:\n{document}\n\nWhat question would a curious reader ask about this sentence of the text: "
+               f"\"{focus}\"?{end} Write only the question.")
+    elif not turns:
+        ask = "Ask me, an AI assistant, one question you would like help with. Write only the question."
+    else:
+        ask = (f"You asked: {turns[-2]['content']}\nThe assistant answered: {turns[-1]['content']}\n\n"
+               f"Ask one short follow-up question about the answer.{end} Write only the question.")
     return [system, {"role": "user", "content": ask}]
 
 
@@ -163,11 +182,15 @@ def _trim_to_sentence(text: str) -> str:
     return text[: ends[-1].end()].strip() if ends else ""
 
 
-def parse_turn(text: str, *, end_marker: str = END_MARKER, finish_reason: str = "stop",
+def parse_turn(text: str, *, role: str = USER, end_marker: str = END_MARKER, finish_reason: str = "stop",
                trim_truncated: bool = True) -> tuple[str, bool]:
     """A reply as ``(turn text, ended)``: ``ended`` when it holds the end marker (the text is what
-    came before it, possibly empty). Raises :class:`ParseError` (``empty reply``, ``truncated at
-    max_tokens``, ``truncated with no complete sentence``) when there is no usable turn."""
+    came before it, possibly empty). A leading speaker label is dropped, and so is everything from a
+    second speaker's label on; a user turn is its first paragraph, and a user reply that echoes the
+    instruction before a quoted question (``What would a reader ask: "Why ...?"``) is the question.
+    Raises :class:`ParseError` (``empty reply``, ``echoes the prompt`` -- a user reply that starts like
+    the simulator's own prompt --, ``truncated at max_tokens``, ``truncated with no complete sentence``)
+    when there is no usable turn."""
     ended = bool(end_marker) and end_marker in text
     if ended:
         text = text[: text.index(end_marker)]
@@ -175,7 +198,17 @@ def parse_turn(text: str, *, end_marker: str = END_MARKER, finish_reason: str = 
     m = _NEXT_SPEAKER.search(text)
     if m:  # the model went on to write the other side too
         text = text[: m.start()]
+        finish_reason = "stop"
     text = text.strip()
+    if role == USER:
+        first = _PARAGRAPH.split(text, maxsplit=1)[0].strip()
+        if first != text:
+            text, finish_reason = first, "stop"
+        quoted = _PREAMBLE.match(text)
+        if quoted:
+            text = quoted.group("q").strip()
+        if _ECHO.match(text):
+            raise ParseError("echoes the prompt")
     if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
         text = text[1:-1].strip()
     if finish_reason == "length" and not ended and text:
@@ -193,11 +226,20 @@ def _key(text: str) -> str:
     return _NOT_WORD.sub(" ", text.lower()).strip()
 
 
-def repeats(text: str, turns: Sequence[Message]) -> int | None:
-    """The 1-based number of the earlier turn ``text`` repeats (lowercased, punctuation dropped), or None."""
+def repeats(text: str, turns: Sequence[Message], *, contained: bool = False) -> int | None:
+    """The 1-based number of the earlier turn ``text`` repeats, or None. Compared lowercased with
+    punctuation dropped, a repeat is the same text, or the same first :data:`OPENING` words (an echo);
+    with ``contained`` (user turns), also a text holding an earlier turn of 4 words or more."""
     key = _key(text)
+    opening = key.split()[:OPENING]
     for n, t in enumerate(turns, 1):
-        if _key(t["content"]) == key:
+        earlier = _key(t["content"])
+        if earlier == key:
+            return n
+        words = earlier.split()
+        if len(opening) == OPENING and words[:OPENING] == opening:
+            return n
+        if contained and len(words) >= 4 and f" {earlier} " in f" {key} ":
             return n
     return None
 
@@ -235,9 +277,9 @@ def _step(d: _Live, c: Completion, role: str, config: DialogueConfig) -> None:
         _finish(d, "cut", config, Failure(n, role, Reason("backend", f"{c.error} (turn {n})"), None, c))
         return
     try:
-        text, ended = parse_turn(c.text, end_marker=config.end_marker, finish_reason=c.finish_reason,
+        text, ended = parse_turn(c.text, role=role, end_marker=config.end_marker, finish_reason=c.finish_reason,
                                  trim_truncated=config.trim_truncated)
-        earlier = repeats(text, r.turns) if text else None
+        earlier = repeats(text, r.turns, contained=role == USER) if text else None
         if earlier is not None:
             raise ParseError(f"repeats turn {earlier}")
     except ParseError as exc:

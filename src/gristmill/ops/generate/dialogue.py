@@ -14,8 +14,9 @@ from gristmill.ops.generate.common import _inherit, _parent_id
 from gristmill.records import ID, REASON, Reason
 
 # A scripted model for the conformance suite and the examples: the first key found in a prompt answers it
-# (the user simulator's first prompt with a document or a persona only, its follow-up prompts, then the
-# assistant's second and first turns).
+# (the user simulator's prompt about a document or for a persona, a persona's follow-ups, then the
+# assistant's second and first turns). It does not read which sentence of a document the simulator is
+# asked about, so a document's turn 3 repeats turn 1 and its dialogue is cut to 2 turns.
 _EXAMPLE_BACKEND = {"type": "mock", "responses": {
     "What question would a curious reader": "What does the river carry?",
     "one question you would like help with": "What does the river carry?",
