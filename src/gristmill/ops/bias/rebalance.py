@@ -181,7 +181,9 @@ class BiasRebalance(GlobalOp):
     seeded random order or the most skewed rows first, until the share is within ``tolerance`` of the target;
     nothing is changed when the target cannot be reached. Dropped rows carry ``rebalance: male-heavy row dropped
     to reach female share 0.50``. Its summary gives the share before and after and the rows, characters and
-    term mentions dropped and added per group. The data it costs: see the module docstring and the README.
+    term mentions dropped and added per group. What it costs: taking the Gutenberg sample's female share of
+    gendered terms from 0.33 to 0.50 drops 52% of the characters (downsample, random order; 31% most skewed
+    first), or adds 59% repeated text (upsample) or 52% gender-swapped copies (counterfactual).
     """
 
     name = "bias.rebalance"
