@@ -223,7 +223,8 @@ def ops_show(name: Annotated[str, typer.Argument(help="Operator name, e.g. filte
 def _register_commands() -> None:
     """Commands that live in :mod:`gristmill.commands` (each module owns its command's options; the
     options several commands share are declared once in :mod:`gristmill.commands.common`)."""
-    from gristmill.commands import crawl, eval_cmds, experiment, generate, select, train_lm, train_ner, train_sft
+    from gristmill.commands import (crawl, eval_cmds, experiment, generate, review, select, train_lm, train_ner,
+                                    train_sft)
 
     for trainer in (train_lm, train_sft, train_ner):
         trainer.register(train_app)
@@ -232,6 +233,7 @@ def _register_commands() -> None:
     generate.register(app)
     select.register(app)
     crawl.register(app)
+    review.register(app)
 
 
 _register_commands()

@@ -42,6 +42,7 @@ BUILTIN: dict[str, str] = {
     "pii.detect": "gristmill.ops.pii.detect:PiiDetect",
     "pii.redact": "gristmill.ops.pii.redact:PiiRedact",
     "toxicity.score": "gristmill.ops.toxicity:ToxicityScore",
+    "review.apply": "gristmill.ops.review.apply:ReviewApply",
     "bias.audit": "gristmill.ops.bias.audit:BiasAudit",
     "bias.counterfactual": "gristmill.ops.bias.counterfactual:GenderCounterfactual",
     "bias.rebalance": "gristmill.ops.bias.rebalance:BiasRebalance",
