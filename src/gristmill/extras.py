@@ -6,8 +6,8 @@ come with extras (``pyproject.toml``): ``llm`` (llama.cpp), ``models`` (torch, t
 ``audit`` (spaCy, the toxicity classifier), ``train`` (``models`` plus peft, seqeval, sacrebleu,
 scikit-learn, scipy), ``hf`` (the ``datasets`` output format), ``web`` (warcio and protego for
 ``gristmill crawl``; trafilatura, resiliparse, pypdf and charset-normalizer for the warc, wet, html
-and pdf input formats), ``search`` (bm25s for ``select.search``'s BM25), ``image`` (imagehash and torchvision for
-``image.dedup`` and ``image.augment``), ``review`` (Starlette and uvicorn for ``gristmill review``) and ``all``.
+and pdf input formats), ``search`` (bm25s for ``select.search``'s BM25), ``image`` (imagehash for
+``image.dedup``), ``review`` (Starlette and uvicorn for ``gristmill review``) and ``all``.
 Operators declare the
 modules they need (:meth:`gristmill.ops.base.Operator.required_modules`), so a recipe that needs a
 missing extra fails at validation, before anything runs; commands call :func:`require`.
@@ -45,7 +45,6 @@ EXTRAS: dict[str, str] = {
     "protego": "web",
     "bm25s": "search",
     "imagehash": "image",
-    "torchvision": "image",
     "trafilatura": "web",
     "resiliparse": "web",
     "pypdf": "web",

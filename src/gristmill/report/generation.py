@@ -106,6 +106,8 @@ def diversity(run: RunReader) -> dict[str, Any]:
     fingerprint matches, else computed and saved there (not saved when the embedding model is missing,
     so installing it later fills the figure in)."""
     ids, texts = generated_rows(run)
+    if texts and not any(t.strip() for t in texts):  # image records and other rows without text
+        return {"rows": len(texts), "no_text": True}
     key = fingerprint(ids)
     path = run.run_dir / "summaries" / CACHE_FILE
     try:
@@ -153,6 +155,8 @@ def _diversity(run: RunReader) -> str:
     d = diversity(run)
     if not d.get("rows"):
         return "<h3>Diversity of the generated set</h3>" + none("no output rows to measure")
+    if d.get("no_text"):
+        return "<h3>Diversity of the generated set</h3>" + none("the output rows hold no text (image records)")
     nn = d.get("nn_distance")
     pairs = [
         ("rows", num(d["rows"])),

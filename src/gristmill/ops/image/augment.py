@@ -1,4 +1,4 @@
-"""``image.augment``: seeded copies of images, rotated, cropped, flipped, noised or elastically warped (torchvision v2)."""
+"""``image.augment``: seeded copies of images, rotated, cropped, flipped, noised or elastically warped."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
+from PIL import Image, ImageOps
 from pydantic import Field, model_validator
 
 from gristmill.images.decode import (DEFAULT_MAX_PIXELS, FORMAT, HEIGHT, IMAGE, MODE, WIDTH, ImageProblem, decode,
                                      encode, normalise_mode)
 from gristmill.ops.augment import AUGMENT_OF
-from gristmill.ops.base import Context, Generator, Params
+from gristmill.ops.base import Generator, Params
 from gristmill.records import ID, Reason
 
 __all__ = ["AUGMENT_OF", "TRANSFORMS", "ImageAugment"]
@@ -32,21 +32,26 @@ def _seed(*parts: Any) -> int:
 
 
 class ImageAugment(Generator):
-    """Add ``copies`` transformed copies of every image: rotation, crop, flip, noise, elastic (torchvision v2).
+    """Add ``copies`` transformed copies of every image: rotation, crop, flip, noise, elastic distortion.
 
-    Each copy applies every transform in ``transforms``, in that order, with parameters drawn from a
-    ``torch.Generator`` seeded by ``seed``, the row id and the copy number, so a row's copies do not
-    depend on its batch, the worker or how often the step ran (the global torch random state is not
-    touched):
+    The transforms are torchvision's ``RandomRotation``, ``RandomResizedCrop``, ``RandomHorizontalFlip``,
+    ``GaussianNoise`` and ``ElasticTransform`` (transforms v2), with their parameters and sampling, done
+    with Pillow and numpy: PyPI's torchvision wheels are CUDA builds that do not load beside the CPU torch
+    this project installs (and, installed, break ``transformers``' pipelines), and these five need no model.
+    Each copy applies every transform in ``transforms``, in that order, with parameters drawn from a numpy
+    generator seeded by ``seed``, the row id and the copy number, so a row's copies do not depend on its
+    batch, the worker or how often the step ran (no global random state is touched):
 
-    * ``rotate``: by an angle uniform in +-``rotate_degrees`` (``F.rotate``, bilinear, corners ``fill``);
-    * ``crop``: a random crop of ``crop_scale`` to 1 of the area and aspect ratio 3/4 to 4/3, resized back
-      to the original size (``F.resized_crop``, as ``RandomResizedCrop`` samples it);
-    * ``flip``: mirrored left-right with probability ``flip_p`` (``F.horizontal_flip``; off by default:
-      a mirrored digit is another glyph);
+    * ``rotate``: by an angle uniform in +-``rotate_degrees``, counter-clockwise for positive angles,
+      bilinear, the uncovered corners ``fill``;
+    * ``crop``: a random box of ``crop_scale`` to 1 of the area and aspect ratio 3/4 to 4/3 (log-uniform,
+      as ``RandomResizedCrop`` samples it), resized back to the original size (bilinear, antialiased);
+    * ``flip``: mirrored left-right with probability ``flip_p`` (off by default: a mirrored digit is
+      another glyph);
     * ``noise``: Gaussian noise of standard deviation ``noise_sigma`` on the 0..1 scale, clipped;
-    * ``elastic``: ``F.elastic`` with a displacement field drawn as ``ElasticTransform`` draws it
-      (``elastic_alpha``, ``elastic_sigma``; the blur kernel is capped at the image size).
+    * ``elastic``: ``ElasticTransform``'s field: uniform -1..1 per pixel and axis, Gaussian-blurred with
+      ``elastic_sigma`` (kernel ``8 sigma + 1``, capped at the image size), scaled by ``elastic_alpha`` / size
+      in the grid's -1..1 units, i.e. ``alpha / 2`` pixels per unit of the blurred field; sampled bilinearly.
 
     A copy is the original row with the image re-encoded as PNG, the header columns set, the id
     ``<id>~aug<k>``, ``augment.of`` = the original's id and ``augment.transforms`` naming what was applied
@@ -58,7 +63,6 @@ class ImageAugment(Generator):
 
     name = "image.augment"
     version = "1"
-    requires = ("torch", "torchvision")
     example_params: ClassVar[dict[str, Any]] = {"column": "text"}  # the conformance batch is text: all undecodable
 
     class Params(Params):
@@ -85,23 +89,11 @@ class ImageAugment(Generator):
                 raise ValueError(f"transforms repeats a transform: {self.transforms}")
             return self
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        self._F: Any = None
-
     def reads(self) -> list[str]:
         return [ID, self.params.column]
 
     def writes(self) -> list[str]:
         return [AUGMENT_OF, TRANSFORMS_COLUMN]
-
-    def setup(self, ctx: Context) -> None:
-        from gristmill.images.tv import transforms_v2
-
-        self._F = transforms_v2()
-
-    def _drop_on_pickle(self) -> dict[str, Any]:
-        return {"_F": None}
 
     def output_schema(self, batch: pa.Table) -> pa.Schema:
         fields = list(batch.schema)
@@ -113,39 +105,36 @@ class ImageAugment(Generator):
 
     def transform(self, im: Image.Image, rid: str, k: int) -> tuple[Image.Image, str]:
         """Copy ``k`` of picture ``im`` of row ``rid``, and what was done to it."""
-        import torch
-
-        self.ensure_setup()
-        F, p = self._F, self.params
-        g = torch.Generator().manual_seed(_seed(p.seed, rid, k))
+        p = self.params
+        rng = np.random.default_rng(_seed(p.seed, rid, k))
         if im.mode not in ("L", "RGB"):
             im = normalise_mode(im, "auto")
-        x = F.to_dtype(F.to_image(im), torch.float32, scale=True)
-        _, h, w = x.shape
+        w, h = im.size
+        fill: Any = p.fill if im.mode == "L" else (p.fill,) * 3
         done = []
         for name in p.transforms:
-            u = torch.rand(4, generator=g).tolist()
+            u = rng.random(4).tolist()
             if name == "rotate":
                 angle = (2 * u[0] - 1) * p.rotate_degrees
-                x = F.rotate(x, angle, interpolation=F.InterpolationMode.BILINEAR, fill=[p.fill / 255.0])
+                im = im.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
                 done.append(f"rotate({angle:.1f})")
             elif name == "crop":
                 top, left, ch, cw = _crop_box(h, w, p.crop_scale, u)
-                x = F.resized_crop(x, top, left, ch, cw, [h, w], antialias=True)
+                im = im.resize((w, h), Image.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
                 done.append(f"crop({top},{left},{ch},{cw})")
             elif name == "flip":
                 if u[0] < p.flip_p:
-                    x = F.horizontal_flip(x)
+                    im = ImageOps.mirror(im)
                     done.append("flip")
             elif name == "noise":
-                x = (x + torch.randn(x.shape, generator=g) * p.noise_sigma).clamp(0.0, 1.0)
+                a = np.asarray(im, np.float64) / 255.0
+                a = np.clip(a + rng.normal(0.0, p.noise_sigma, a.shape), 0.0, 1.0)
+                im = Image.fromarray(np.rint(a * 255).astype(np.uint8), im.mode)
                 done.append(f"noise({p.noise_sigma:g})")
             elif name == "elastic":
-                x = F.elastic(x, _displacement(F, g, h, w, p.elastic_alpha, p.elastic_sigma), fill=[p.fill / 255.0])
+                im = _elastic(im, rng, p.elastic_alpha, p.elastic_sigma, p.fill)
                 done.append(f"elastic({p.elastic_alpha:g},{p.elastic_sigma:g})")
-        arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        out = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else np.ascontiguousarray(arr), im.mode)
-        return out, "; ".join(done) or "none"
+        return im, "; ".join(done) or "none"
 
     def generate(self, batch: pa.Table) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         p = self.params
@@ -180,18 +169,42 @@ def _crop_box(h: int, w: int, scale: float, u: list[float]) -> tuple[int, int, i
     return top, left, ch, cw
 
 
-def _displacement(F: Any, g: Any, h: int, w: int, alpha: float, sigma: float) -> Any:
-    """An ``ElasticTransform`` displacement field (1 x H x W x 2) drawn from generator ``g``."""
-    import torch
+def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """``a`` (H x W) blurred by a Gaussian of ``sigma`` (kernel ``8 sigma + 1``, odd, capped at the size;
+    reflected edges), as torchvision's ``gaussian_blur`` does for the elastic field."""
+    k = int(8 * sigma + 1)
+    k += 1 - k % 2
+    k = min(k, 2 * min(a.shape) - 1)
+    if sigma <= 0 or k < 3:
+        return a
+    x = np.arange(k) - k // 2
+    kernel = np.exp(-0.5 * (x / sigma) ** 2)
+    kernel /= kernel.sum()
+    pad = k // 2
+    for axis in (0, 1):
+        padded = np.pad(a, [(pad, pad) if i == axis else (0, 0) for i in range(2)], mode="reflect")
+        a = sum(kernel[i] * np.take(padded, np.arange(i, i + a.shape[axis]), axis=axis) for i in range(k))
+    return a
 
-    fields = []
-    for size in (w, h):
-        d = torch.rand(1, 1, h, w, generator=g) * 2 - 1
-        if sigma > 0:
-            k = int(8 * sigma + 1)
-            k += 1 - k % 2
-            k = min(k, 2 * min(h, w) - 1)  # reflect padding needs a kernel within the picture
-            if k >= 3:
-                d = F.gaussian_blur(d, [k, k], [sigma, sigma])
-        fields.append(d * alpha / size)
-    return torch.concat(fields, 1).permute([0, 2, 3, 1])
+
+def _elastic(im: Image.Image, rng: np.random.Generator, alpha: float, sigma: float, fill: int) -> Image.Image:
+    """``im`` warped by an ``ElasticTransform`` displacement field, sampled bilinearly (``fill`` outside)."""
+    w, h = im.size
+    src = np.asarray(im, np.float64)
+    if src.ndim == 2:
+        src = src[:, :, None]
+    dx = _blur(rng.random((h, w)) * 2 - 1, sigma) * alpha / 2.0  # pixels: alpha / w grid units x w / 2
+    dy = _blur(rng.random((h, w)) * 2 - 1, sigma) * alpha / 2.0
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    x, y = xx + dx, yy + dy
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = (x - x0)[:, :, None], (y - y0)[:, :, None]
+    padded = np.pad(src, ((1, 1), (1, 1), (0, 0)), constant_values=fill)
+
+    def at(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return padded[np.clip(r + 1, 0, h + 1), np.clip(c + 1, 0, w + 1)]
+
+    out = (at(y0, x0) * (1 - fx) * (1 - fy) + at(y0, x0 + 1) * fx * (1 - fy) + at(y0 + 1, x0) * (1 - fx) * fy
+           + at(y0 + 1, x0 + 1) * fx * fy)
+    out = np.rint(np.clip(out, 0, 255)).astype(np.uint8)
+    return Image.fromarray(out[:, :, 0] if out.shape[2] == 1 else out, im.mode)

@@ -41,6 +41,8 @@ class ImageDedup(GlobalOp):
     ``_distance`` (bits from the kept image's hash; 0 for a byte copy) and the reason
     ``duplicate: of <id>`` (the same bytes) or ``near_duplicate: of <id> (cluster of 3, phash distance 4)``.
     A row whose image does not decode is compared by its bytes only; a null image is never a duplicate.
+    Hashes see gray structure, not colour: flat pictures of any colours share their hashes and cluster
+    together (``image.quality``'s ``min_contrast`` drops them first when it runs before).
     The run summary lists the largest clusters for the report. The default distance, 6 bits of pHash
     and dHash together, is where ``benchmarks/bench_image_dedup.py`` found rotations of a few degrees,
     crops, JPEG re-compression and resizing with no false pair among the distinct test images.
