@@ -57,6 +57,11 @@ class Search(GlobalOp):
     min_score=5``) and rows with no text to score (null or blank: ``search_score: no text``; they
     get no score or rank). With ``drop: false`` nothing is dropped: the columns let a later step or
     run pick its own cut.
+
+    Measured (``benchmarks/bench_search.py``: 40 documents of each of four Gutenberg books with a
+    topic of their own hidden among 2,000 documents of other books, 5 examples each, k = 40):
+    precision@40 bm25 0.89, dsir 0.84 (the paper's unnormalised sum 0.26), embedding 0.78; about
+    1,000 docs/s for bm25 and dsir on 2 busy cores, 3 for embedding.
     """
 
     name = "select.search"
