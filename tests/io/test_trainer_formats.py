@@ -160,7 +160,9 @@ def test_a_run_writes_openai_data_with_axolotl_yaml_and_provenance(tmp_path: Pat
 
 @pytest.fixture(scope="module")
 def trl_data_utils():
-    return pytest.importorskip("trl.data_utils")
+    import trl.data_utils  # trl is in the dev extra: make test installs it
+
+    return trl.data_utils
 
 
 @pytest.fixture(scope="module")
@@ -169,10 +171,7 @@ def chat_tokenizer():
 
     from gristmill.models.causal_lm import hf_dir
 
-    try:
-        return AutoTokenizer.from_pretrained(hf_dir())
-    except Exception as exc:  # noqa: BLE001 - the packaged model is optional here
-        pytest.skip(f"no local chat tokenizer: {exc}")
+    return AutoTokenizer.from_pretrained(hf_dir())  # the packaged SmolLM2 (make test installs it)
 
 
 def test_trl_reads_prompt_completion_and_preference_files(tmp_path: Path, trl_data_utils, chat_tokenizer) -> None:
