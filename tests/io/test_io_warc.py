@@ -184,8 +184,7 @@ def test_a_record_over_max_record_bytes_is_quarantined_with_its_offset(tmp_path:
     assert bad[0].offset == offsets[0] and bad[0].reason.startswith("record is")
 
 
-def test_resiliparse_extracts_the_main_text_too(tmp_path: Path) -> None:
-    pytest.importorskip("resiliparse")
+def test_resiliparse_extracts_the_main_text_too(tmp_path: Path) -> None:  # resiliparse is in the web extra
     path = tmp_path / "crawl.warc.gz"
     site(path)
     rows, _, _ = read(path, extractor="resiliparse")
