@@ -54,7 +54,7 @@ def test_copies_and_near_copies_across_shards() -> None:
     rejected = {r["id"]: r for r in r2.rejected.to_pylist()}
     assert rejected["b0"]["_reason"] == "duplicate: of a1" and rejected["b0"]["_duplicate_of"] == "a1"
     assert rejected["b1"]["_reason"].startswith("near_duplicate: of a2 (cluster of 2, phash/dhash distance ")
-    assert rejected["b1"]["_distance"] <= 6
+    assert rejected["b1"]["_distance"] <= 8
     assert r2.kept.column("id").to_pylist() == ["b2", "b3"]  # the JPEG of a picture seen only here, and a new one
     assert len(r2.kept.column("image.phash")[0].as_py()) == 16
     summary = op.run_summary()
