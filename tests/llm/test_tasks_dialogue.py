@@ -110,9 +110,19 @@ def test_repeats_catches_echoes() -> None:
     turns = [{"role": "user", "content": "What is the purpose of planting potatoes?"},
              {"role": "assistant", "content": "The purpose of planting potatoes in spring is a good harvest."}]
     quoted = "The answer to your question is: What is the purpose of planting potatoes?"
-    assert repeats(quoted, turns, contained=True) == 1 and repeats(quoted, turns) is None
+    assert repeats(quoted, turns) == 1 and repeats(quoted, turns, role="assistant") is None
     assert repeats("The purpose of planting potatoes in spring is a warm soil.", turns) == 2  # same 8 first words
     assert repeats("The purpose of planting potatoes is food.", turns) is None
+
+
+def test_repeats_by_rouge_l() -> None:
+    turns = [{"role": "user", "content": "Can I grow potatoes in the dark?"},
+             {"role": "assistant", "content": "I'm ready to assist you. What can I help you with today?"}]
+    parrot = "I'm ready to assist you today. What can I help you with?"  # ROUGE-L 0.92 with turn 2
+    assert repeats(parrot, turns) is None and repeats(parrot, turns, rouge=0.7) == 2
+    restated = "Yes, I can grow potatoes in the dark."  # ROUGE-L 0.8 with turn 1: an answer may restate its question
+    assert repeats(restated, turns, role="assistant", rouge=0.7) is None
+    assert repeats(restated, turns, role="user", rouge=0.7) == 1
 
 
 class Script:

@@ -48,7 +48,9 @@ def script(text: str, decoding: Decoding) -> str:
 
 
 def _op(tmp_path: Path | None = None, **params: Any) -> Dialogue:
-    op = Dialogue(**{"backend": {"type": "mock", "responses": script}, "min_turns": 2, "max_turns": 6, **params})
+    """The operator over :func:`script`, whose templated turns are near-repeats by ROUGE-L: exact repeats only."""
+    op = Dialogue(**{"backend": {"type": "mock", "responses": script}, "min_turns": 2, "max_turns": 6,
+                     "repeat_rouge": 1.0, **params})
     if tmp_path is not None:
         op.bind(cache_dir=tmp_path)
     op.ensure_setup()
@@ -132,6 +134,12 @@ def test_a_repeated_turn_fails() -> None:
                   min_turns=2, max_turns=4)
     op.ensure_setup()
     kept, rejected = _run(op, DOCS[:1])
+    assert rejected[0]["_reason"] == "turn_parse: turn 3: repeats turn 1" and kept[0]["dialogue.turns"] == 2
+
+
+def test_a_near_repeat_by_rouge_l_fails() -> None:
+    kept, rejected = _run(_op(repeat_rouge=0.7), DOCS[:1])
+    # "What about this: Rivers carry silt?" has ROUGE-L 0.83 with "What about this: Rivers carry sand?"
     assert rejected[0]["_reason"] == "turn_parse: turn 3: repeats turn 1" and kept[0]["dialogue.turns"] == 2
 
 

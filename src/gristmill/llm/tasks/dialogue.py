@@ -21,8 +21,9 @@ dialogue in one call, so a shard costs ``max_turns`` calls, one request per turn
 dialogue. A reply is read by :func:`parse_turn` (speaker labels such as ``You:`` or
 ``Assistant:`` stripped, anything after a second speaker's label dropped, a user turn cut to
 its first paragraph, a reply cut by ``max_tokens`` trimmed to its last complete sentence) and
-checked by :func:`repeats` (the same text as an earlier turn, the same first 8 words, or, for a
-user turn, an earlier turn quoted whole).
+checked by :func:`repeats` (the same text as an earlier turn, the same first 8 words, for a user
+turn an earlier turn quoted whole, and a ROUGE-L F1 of ``repeat_rouge`` (0.7) or more: a user turn
+against any earlier turn, an assistant turn against the earlier answers).
 
 Stop rule, in order:
 
@@ -47,6 +48,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from gristmill.llm.rouge import rouge_l_f1
 from gristmill.llm.types import Completion, Decoding, Message, ParseError, Prompt
 from gristmill.records import Reason
 
@@ -98,6 +100,7 @@ class DialogueConfig:
     user_system: str = USER_SYSTEM
     assistant_system: str = ASSISTANT_SYSTEM
     user_max_tokens: int | None = 64
+    repeat_rouge: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -226,10 +229,13 @@ def _key(text: str) -> str:
     return _NOT_WORD.sub(" ", text.lower()).strip()
 
 
-def repeats(text: str, turns: Sequence[Message], *, contained: bool = False) -> int | None:
+def repeats(text: str, turns: Sequence[Message], *, role: str = USER, rouge: float = 1.0) -> int | None:
     """The 1-based number of the earlier turn ``text`` repeats, or None. Compared lowercased with
-    punctuation dropped, a repeat is the same text, or the same first :data:`OPENING` words (an echo);
-    with ``contained`` (user turns), also a text holding an earlier turn of 4 words or more."""
+    punctuation dropped, a repeat is the same text or the same first :data:`OPENING` words as an
+    earlier turn; a user turn also repeats an earlier turn (of 4 words or more) it quotes whole. With
+    ``rouge < 1``, a ROUGE-L F1 of at least ``rouge`` is a repeat too: a user turn against every earlier
+    turn (the simulator parroting the assistant), an assistant turn against earlier assistant turns
+    (an answer may restate its question)."""
     key = _key(text)
     opening = key.split()[:OPENING]
     for n, t in enumerate(turns, 1):
@@ -239,7 +245,9 @@ def repeats(text: str, turns: Sequence[Message], *, contained: bool = False) -> 
         words = earlier.split()
         if len(opening) == OPENING and words[:OPENING] == opening:
             return n
-        if contained and len(words) >= 4 and f" {earlier} " in f" {key} ":
+        if role == USER and len(words) >= 4 and f" {earlier} " in f" {key} ":
+            return n
+        if rouge < 1 and (role == USER or t["role"] == ASSISTANT) and rouge_l_f1(text, t["content"]) >= rouge:
             return n
     return None
 
@@ -279,7 +287,7 @@ def _step(d: _Live, c: Completion, role: str, config: DialogueConfig) -> None:
     try:
         text, ended = parse_turn(c.text, role=role, end_marker=config.end_marker, finish_reason=c.finish_reason,
                                  trim_truncated=config.trim_truncated)
-        earlier = repeats(text, r.turns, contained=role == USER) if text else None
+        earlier = repeats(text, r.turns, role=role, rouge=config.repeat_rouge) if text else None
         if earlier is not None:
             raise ParseError(f"repeats turn {earlier}")
     except ParseError as exc:

@@ -69,6 +69,9 @@ class Dialogue(LLMGenerator):
                                 description="A reply holding it ends the dialogue (the text before it is kept).")
         user_max_tokens: int = Field(64, ge=1, description="Most tokens of a user turn (the decoding's "
                                                            "max_tokens when smaller).")
+        repeat_rouge: float = Field(0.7, gt=0, le=1, description="A turn whose ROUGE-L F1 with an earlier turn "
+                                                                "is at least this repeats it (a user turn: any "
+                                                                "turn; an answer: earlier answers); 1: exact only.")
         trim_truncated: bool = Field(True, description="Trim a reply cut by max_tokens to its last complete "
                                                        "sentence; off: such a turn fails.")
         user_system: str = Field(dialogue.USER_SYSTEM, description="The user simulator's system prompt "
@@ -102,7 +105,8 @@ class Dialogue(LLMGenerator):
         p = self.params
         return dialogue.DialogueConfig(max_turns=p.max_turns, min_turns=p.min_turns, end_marker=p.end_marker,
                                        trim_truncated=p.trim_truncated, user_system=p.user_system,
-                                       assistant_system=p.assistant_system, user_max_tokens=p.user_max_tokens)
+                                       assistant_system=p.assistant_system, user_max_tokens=p.user_max_tokens,
+                                       repeat_rouge=p.repeat_rouge)
 
     def _seed(self, row: dict[str, Any]) -> dialogue.Seed:
         p = self.params
