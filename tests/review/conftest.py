@@ -53,7 +53,7 @@ def corpus_rows() -> list[dict[str, Any]]:
          "label": "a"},
         {"id": "ner1", "text": "Maria visited Paris with John last spring for the book fair",
          "tokens": ["Maria", "visited", "Paris", "with", "John", "last", "spring"],
-         "tags": ["B-person", "O", "O", "O", "B-person", "O", "O"], "label": "a"},
+         "tags": ["B-person", "O", "O", "O", "B-person", "O", "O"], "label": "a", "review.queue": "ner"},
     ]
     return rows
 

@@ -105,7 +105,7 @@ class ReviewIndex:
                 current = self.meta("fingerprint")
             except sqlite3.DatabaseError:
                 current = None
-        if current != wanted or not sample and settings["sample_size"] > 0 and self.meta("sample_drawn") != "1":
+        if current != wanted or not sample and settings["sample_size"] > 0:  # (an empty output draws nothing)
             self.build(settings, sample)
             self.built = True
         self.sync()
@@ -140,7 +140,7 @@ class ReviewIndex:
                                it.order) for it in queues.items])
             meta = {"fingerprint": _fingerprint(self.run, settings, sample), "state_seq": "0",
                     "output_rows": str(queues.output_rows), "labels": json.dumps(queues.labels),
-                    "tags": json.dumps(queues.tags), "sample_drawn": "1", "run": self.run.name}
+                    "tags": json.dumps(queues.tags), "run": self.run.name}
             conn.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
             conn.execute("COMMIT")
             conn.executescript(_INDEXES)
@@ -207,5 +207,5 @@ class ReviewIndex:
 
     def options(self) -> dict[str, Any]:
         """Label and NER tag values seen in the queued rows, and the kept rows' count."""
-        return {"labels": json.loads(self.meta("labels") or "[]"), "tags": json.loads(self.meta("tags") or "[]"),
-                "output_rows": int(self.meta("output_rows") or 0)}
+        return {"label_options": json.loads(self.meta("labels") or "[]"),
+                "tag_options": json.loads(self.meta("tags") or "[]"), "output_rows": int(self.meta("output_rows") or 0)}

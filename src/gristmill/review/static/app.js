@@ -230,12 +230,12 @@ async function decide(action, extra) {
   if (!d) return;
   try {
     await api("/api/decide", Object.assign({iid: d.iid, hash: d.hash, action}, extra || {}));
-    say(`${action}: ${d.key}`);
     if (extra && extra.reason) rememberReason(extra.reason);
   } catch (e) { say(e.message, true); return; }
   S.mode = null;
   await loadQueues();
   await loadItems();
+  say(`${action}: ${d.key}`);  // after the reload: the page shows the next item when this appears
 }
 
 function rememberReason(reason) {
@@ -273,11 +273,11 @@ async function bulk(action) {
   }
   try {
     const body = Object.assign({queue: S.queue, action, reason}, S.filter);
-    const r = await api("/api/bulk", body);
-    say(`${action}: ${r.decided} items`);
+    var r = await api("/api/bulk", body);
   } catch (e) { say(e.message, true); return; }
   await loadQueues();
   await loadItems();
+  say(`${action}: ${r.decided} items`);
 }
 
 async function figures() {
@@ -357,7 +357,12 @@ document.addEventListener("keydown", async (ev) => {
   }
   if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
   const handler = KEYS[ev.key];
-  if (handler) { ev.preventDefault(); try { await handler(); } catch (e) { say(e.message, true); } }
+  if (!handler) return;
+  ev.preventDefault();
+  if (S.busy) { say("busy: one moment", true); return; }  // a key during a reload would act on the old item
+  S.busy = true;
+  document.body.dataset.busy = "1";
+  try { await handler(); } catch (e) { say(e.message, true); } finally { S.busy = false; delete document.body.dataset.busy; }
 });
 
 async function applyFilters() {
@@ -373,8 +378,8 @@ async function init() {
   $("keys").replaceChildren(...S.session.shortcuts.flatMap(([k, what]) => [el("dt", {}, el("kbd", {text: k})), el("dd", {text: what})]));
   for (const v of S.session.statuses) $("f-status").append(el("option", {value: v, text: v}));
   for (const v of S.session.sorts) $("f-sort").append(el("option", {value: v, text: v.replace("_", " ")}));
-  for (const v of S.session.labels) $("labels").append(el("option", {value: v}));
-  for (const v of new Set(["O", ...S.session.tags])) $("tagset").append(el("option", {value: v}));
+  for (const v of S.session.label_options) $("labels").append(el("option", {value: v}));
+  for (const v of new Set(["O", ...S.session.tag_options])) $("tagset").append(el("option", {value: v}));
   for (const id of ["f-status", "f-where", "f-sort"]) $(id).addEventListener("change", applyFilters);
   $("prev").addEventListener("click", KEYS.p);
   $("next").addEventListener("click", KEYS.n);
