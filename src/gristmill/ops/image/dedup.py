@@ -11,7 +11,7 @@ import xxhash
 from pydantic import Field, model_validator
 
 from gristmill.images.decode import IMAGE, DEFAULT_MAX_PIXELS, ImageProblem, as_bytes, decode
-from gristmill.images.hashing import HASHES, close_pairs, components, hashes_of, hex64
+from gristmill.images.hashing import close_pairs, components, hashes_of, hex64
 from gristmill.ops.base import GlobalOp, Params, StepResult, split_by_mask
 from gristmill.ops.dedup.exact import CLUSTER, DUPLICATE_OF
 from gristmill.records import ID, Reason, column_list, set_column
