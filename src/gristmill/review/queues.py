@@ -266,6 +266,7 @@ def build_queues(run: RunReader, margin: float = 0.05, sample: list[str] | None 
                 key = str(row.get(ID))
                 if key not in q.rows:
                     q.rows[key] = _queue_row(row, label)
+                items += _flags(row, thresholds)  # (also for rows review.apply dropped: the figures stay the same)
                 reason = Reason.parse(row.get(REASON))
                 if reason.rule == REVIEW_RULE:
                     continue
@@ -276,7 +277,6 @@ def build_queues(run: RunReader, margin: float = 0.05, sample: list[str] | None 
                 if reason.rule in NEAR_DUPLICATE_RULES and row.get(DUPLICATE_OF):
                     items.append(Item("near_duplicates", key, None, reason.rule, reason.detail,
                                       {"partner": str(row[DUPLICATE_OF]), "step": label}, offset + i))
-                items += _flags(row, thresholds)
             offset += batch.num_rows
     # output rows: membership from a few columns, then whole rows for the queued ones
     wanted: set[str] = set()
