@@ -223,8 +223,8 @@ def ops_show(name: Annotated[str, typer.Argument(help="Operator name, e.g. filte
 def _register_commands() -> None:
     """Commands that live in :mod:`gristmill.commands` (each module owns its command's options; the
     options several commands share are declared once in :mod:`gristmill.commands.common`)."""
-    from gristmill.commands import (crawl, eval_cmds, experiment, generate, review, select, train_lm, train_ner,
-                                    train_sft)
+    from gristmill.commands import (batch, crawl, eval_cmds, experiment, generate, review, select, train_lm,
+                                    train_ner, train_sft)
 
     for trainer in (train_lm, train_sft, train_ner):
         trainer.register(train_app)
@@ -234,6 +234,7 @@ def _register_commands() -> None:
     select.register(app)
     crawl.register(app)
     review.register(app)
+    batch.register(app)
 
 
 _register_commands()
