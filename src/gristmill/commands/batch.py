@@ -1,7 +1,8 @@
 """``gristmill batch prepare`` and ``gristmill batch collect``: a recipe's LLM requests through a provider's
 batch API (OpenAI Batch JSONL), their answers back into the run's response cache.
 
-The work is :mod:`gristmill.llm.batch`'s; these commands load the recipe, name the run directory
+The work is :mod:`gristmill.pipeline.batch`'s (finding the requests) and :mod:`gristmill.llm.batch`'s
+(the files, the cache); these commands load the recipe, name the run directory
 as ``gristmill run`` does (``runs/<recipe name>``, or ``--runs-dir`` / ``--name``), print what was
 done and exit 2 on a recipe or file that cannot be used (nothing written), 1 when ``collect``
 left results out (failed answers, unknown ids: the rest is stored).
@@ -51,7 +52,8 @@ def prepare(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
     answers (a later LLM step, a dialogue's next turn) is prepared one stage at a time: collect the
     results, then prepare again until nothing is left.
     """
-    from gristmill.llm.batch import BatchError, prepare as prepare_stage, write_requests
+    from gristmill.llm.batch import BatchError, write_requests
+    from gristmill.pipeline.batch import prepare as prepare_stage
 
     if out_file is None:
         fail("--out-file is required: where to write the requests", EXIT_INVALID)
@@ -94,8 +96,9 @@ def collect(results: Annotated[Path, typer.Argument(help="The provider's results
             quiet: Quiet = False) -> None:
     """Store a provider's batch results in the run's response cache by custom_id; the recipe then runs
     without sending those requests. Failed results and unknown custom_ids are listed, not stored."""
-    from gristmill.llm.batch import BatchError, collect as collect_results, prepare as prepare_stage, read_request_ids
-    from gristmill.pipeline.ownership import RunDirError, open_run_dir
+    from gristmill.llm.batch import BatchError, collect as collect_results, read_request_ids
+    from gristmill.pipeline.batch import prepare as prepare_stage
+    from gristmill.pipeline.ownership import LLM_CACHE, RunDirError, open_run_dir
 
     if (recipe is None) == (run is None):
         fail("give either --recipe RECIPE or --run RUN_DIR", EXIT_INVALID)
@@ -110,7 +113,7 @@ def collect(results: Annotated[Path, typer.Argument(help="The provider's results
         else:
             run_dir, known = run, read_request_ids(requests)  # type: ignore[arg-type]
         open_run_dir(run_dir)  # type: ignore[arg-type]
-        done = collect_results(results, run_dir, known)  # type: ignore[arg-type]
+        done = collect_results(results, run_dir / LLM_CACHE, known)  # type: ignore[operator]
     except (BatchError, RunDirError) as exc:
         fail(str(exc), EXIT_INVALID)
     out.print(f"{done.stored:,} answer(s) stored in {run_dir}'s response cache"

@@ -1,48 +1,31 @@
-"""Provider batch files: a recipe's LLM requests as an OpenAI Batch JSONL, and the results back into the cache.
+"""Provider batch files: OpenAI Batch JSONL requests out, a provider's results back into the response cache.
 
-:func:`prepare` finds the requests a run of the recipe would send and has not answered yet;
-:func:`write_requests` writes them one per line (``custom_id``, ``method``, ``url``, ``body``);
-:func:`collect` reads a provider's results file and stores each answer in the run's response
-cache (``llm-cache.sqlite``, :mod:`gristmill.llm.cache`) under its ``custom_id``, so the next
-``gristmill run`` answers those prompts from the cache and sends nothing for them.
+:class:`RecordingBackend` stands in for an ``openai`` backend while
+:mod:`gristmill.pipeline.batch` runs a recipe's steps to find their requests: it sends
+nothing, keeps each request (the exact body the backend would send, the response-cache key of
+the prompt and decoding) and answers it with a transient error, which the cache never stores.
+:func:`write_requests` writes the requests one per line (``custom_id`` = the cache key,
+``method``, ``url``, ``body``); :func:`collect` reads a provider's results file and stores each
+answer in a response cache (``llm-cache.sqlite``, :mod:`gristmill.llm.cache`) under its
+``custom_id``, so the next run answers those prompts from the cache and sends nothing for them.
 
-How the requests are found: the recipe's steps run in this process, over the same shards
-a run cuts (same ingestion, same shard size, global steps fitted on every shard), and
-each LLM step's backend is replaced by a :class:`RecordingBackend` behind the run's
-response cache. The recorder sends nothing: it keeps each request the operator makes (the
-exact body :meth:`OpenAIBackend.request <gristmill.llm.backends.openai_http.OpenAIBackend.request>`
-builds, the cache key of the prompt and decoding) and answers it with a transient error.
-Running the operators themselves, rather than re-deriving prompts from their tasks, is what
-makes the requests exactly those of a run: whatever an operator does between the row and the
-backend (several prompts per row, decoding per call, samples drawn from the shard, a
-dialogue's turns) happens as it does in a run. It also decides the stages: prompts already in
-the cache are answered from it, so the operator goes on to its next requests (the next
-dialogue turn, the next self-instruct round, the next step), and the first LLM step that
-asks for anything missing is the stage prepared. A recipe whose later requests depend on
-earlier answers is prepared one stage at a time: prepare, submit, collect, prepare again,
-until :func:`prepare` finds nothing to send.
-
-What is dropped or refused: only steps with the ``openai`` backend and the response cache
-on (``cache: true``) can be prepared (the embedded backends answer locally; a batch's
-results reach a run only through the cache); the rows of the whole input are held in memory
-while preparing; the steps after the prepared stage do not run.
+What is dropped: failed results (an ``error`` object, a status other than 200, a body that is
+not a completion) and ids that are no pending request are reported, not stored; a results
+file with a line that is not JSON (a truncated download) is refused whole, never read as
+fewer results.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gristmill.llm.backends.base import BackendSpec, BaseBackend, MalformedResponse, parse_openai_response
-from gristmill.llm.cache import CachedBackend, ResponseCache, cache_key
+from gristmill.llm.cache import ResponseCache, cache_key
 from gristmill.llm.types import Completion, Decoding, Prompt
-from gristmill.ops.base import GlobalOp
-from gristmill.ops.generate.base import CACHE_FILE, _LLMMixin
-from gristmill.recipe import Recipe
 
 BATCH_URL_PREFIX = "/v1"
 NOT_SENT = "held for a provider batch (not sent)"
@@ -104,101 +87,6 @@ class RecordingBackend(BaseBackend):
 
     def close(self) -> None:
         self.real.close()
-
-
-@dataclass
-class PreparedStage:
-    """What :func:`prepare` found: the requests of one stage, or none when every answer is cached.
-
-    ``step`` is the label of the step whose requests these are (None when there are none);
-    ``cached`` counts the requests of the steps run that the cache answered; ``later`` lists
-    the LLM steps after ``step``, which wait for this stage's answers.
-    """
-
-    requests: list[BatchRequest] = field(default_factory=list)
-    step: str | None = None
-    cached: int = 0
-    later: list[str] = field(default_factory=list)
-
-
-def llm_steps(recipe: Recipe) -> list[Any]:
-    """The recipe's steps whose operator sends LLM requests (generators, judges)."""
-    return [s for s in recipe.steps if isinstance(s.op, _LLMMixin)]
-
-
-def _check_step(step: Any) -> None:
-    params = step.op.params
-    if params.backend.type != "openai":
-        raise BatchError(f"step {step.label} uses the {params.backend.type} backend: provider batch files are for "
-                         "steps with backend type openai (a local backend answers without a provider)")
-    if not params.cache:
-        raise BatchError(f"step {step.label} has cache: false: a batch's results reach a run only through the "
-                         "response cache")
-
-
-def _shards(recipe: Recipe, where: Path) -> list[Any]:
-    """The input cut into the run's shards (same reader, options and shard size), as tables."""
-    from gristmill.pipeline import store
-    from gristmill.pipeline.ingest import ingest, payload_columns
-
-    shards = ingest(recipe.input_paths, recipe.input_options, recipe.shard_rows, where,
-                    strict=recipe.spec.strict, payload=payload_columns(s.op for s in recipe.steps))
-    return [store.read_table(s.path / "data.parquet") for s in shards]
-
-
-def prepare(recipe: Recipe, run_dir: Path, step: int | None = None) -> PreparedStage:
-    """The requests of the recipe's next stage that ``run_dir``'s response cache does not answer.
-
-    Runs the steps in this process (see the module docstring) up to the first LLM step that
-    asks for a request not in the cache, or up to step index ``step`` when given (every LLM
-    step before it must then be answered by the cache already, else :class:`BatchError`).
-    Nothing is written to ``run_dir``: when it has no cache yet, a temporary one stands in.
-    Raises :class:`BatchError` for an LLM step that cannot be batched (its backend, ``cache:
-    false``) once the steps reach it, for a ``step`` that is not an LLM step, and for a
-    recipe without LLM steps.
-    """
-    llm = llm_steps(recipe)
-    if not llm:
-        raise BatchError("the recipe has no LLM step: there is nothing to send to a provider")
-    if step is not None and step not in {s.index for s in llm}:
-        names = ", ".join(f"{s.index} ({s.label})" for s in llm)
-        raise BatchError(f"--step {step} is not an LLM step of the recipe; its LLM steps: {names}")
-    stage = PreparedStage()
-    with tempfile.TemporaryDirectory(prefix="gristmill-batch-") as tmp:
-        cache_dir = run_dir if (run_dir / CACHE_FILE).is_file() else Path(tmp) / "run"
-        cache_dir.mkdir(exist_ok=True)
-        parts = _shards(recipe, Path(tmp) / "input")
-        for s in recipe.steps:
-            op = s.op
-            recorder: RecordingBackend | None = None
-            if isinstance(op, _LLMMixin):
-                _check_step(s)
-                recorder = RecordingBackend(op.params.backend, s.label)
-                op.make_backend = lambda ctx, r=recorder: CachedBackend(r, cache_dir / CACHE_FILE)  # type: ignore
-            op.bind(cache_dir=cache_dir, workers=1)
-            if isinstance(op, GlobalOp):
-                (Path(tmp) / f"scratch-{s.index}").mkdir()
-                op.bind(scratch=Path(tmp) / f"scratch-{s.index}")
-            op.ensure_setup()
-            if isinstance(op, GlobalOp):
-                for part in parts:
-                    op.check_columns(part)
-                op.fit([op.summarize(part) for part in parts])
-            parts = [op.process(part).kept for part in parts]
-            if recorder is None:
-                continue
-            stage.cached += int((op.take_usage() or {}).get("cached", 0))
-            recorder.close()
-            if recorder.requests and step is not None and s.index < step:
-                raise BatchError(f"step {s.label} has {len(recorder.requests)} request(s) not in the cache: "
-                                 f"step {step}'s requests depend on them; prepare and collect them first "
-                                 "(gristmill batch prepare without --step)")
-            if recorder.requests or s.index == step:
-                stage.requests = list(recorder.requests.values())
-                stage.step = s.label
-                stage.later = [t.label for t in llm if t.index > s.index]
-                return stage
-    return stage
 
 
 def write_requests(path: Path, requests: Sequence[BatchRequest]) -> None:
@@ -271,8 +159,8 @@ def result_completion(obj: dict[str, Any]) -> Completion:
         raise BatchError(f"malformed response: {exc}") from None
 
 
-def collect(results: Path, run_dir: Path, known: set[str] | None) -> Collected:
-    """Store each successful answer of ``results`` in ``run_dir``'s response cache under its custom_id.
+def collect(results: Path, cache_path: Path, known: set[str] | None) -> Collected:
+    """Store each successful answer of ``results`` in the response cache at ``cache_path`` under its custom_id.
 
     The whole file is read first: a line that is not JSON (a truncated download) raises
     :class:`BatchError` naming it and nothing is stored. ``known`` is the set of custom_ids
@@ -283,7 +171,7 @@ def collect(results: Path, run_dir: Path, known: set[str] | None) -> Collected:
     """
     lines = list(_lines(results, "results file"))
     report = Collected()
-    cache = ResponseCache(run_dir / CACHE_FILE)
+    cache = ResponseCache(cache_path)
     have = cache.get_many([obj["custom_id"] for _, obj in lines])
     seen: set[str] = set()
     for _, obj in lines:
