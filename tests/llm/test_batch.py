@@ -78,7 +78,7 @@ def llm_usage(run_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture()
 def llama_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] (the dev extra) serves the model")
+    import llama_cpp.server  # noqa: F401 - llama-cpp-python[server], in the dev extra, serves the model
     from gristmill.llm.backends import find_smollm2_gguf
 
     with socket.socket() as s:
