@@ -82,8 +82,8 @@ def run_scrapy(args: dict) -> dict:
     process.start()
     seconds, cpu_s = time.perf_counter() - t0, cpu() - c0
     stats = crawler.stats.get_stats()
-    return {"pages": stats.get("item_scraped_count", 0), "requests": stats.get("downloader/request_count"), "seconds": seconds,
-            "cpu_seconds": cpu_s, "versions": {"scrapy": scrapy.__version__, "twisted": twisted.__version__}}
+    return {"pages": stats.get("item_scraped_count", 0), "requests": stats.get("downloader/request_count"),
+            "seconds": seconds, "cpu_seconds": cpu_s, "versions": {"scrapy": scrapy.__version__, "twisted": twisted.__version__}}
 
 
 if __name__ == "__main__":

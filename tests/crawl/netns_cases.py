@@ -253,9 +253,9 @@ def test_delay_and_per_host_limits(tmp_path: Path) -> None:
                               user_agent=UA), tmp_path)
         starts = _starts(site)
         assert site.max_active <= 2 and len(starts) == 30
-    # the crawler spaces its request starts by the delay; what the server sees varies with the latency of each
+    # the crawler spaces the moments its requests go out; what the server sees varies with its own latency
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert sum(gaps) / len(gaps) >= 0.1 * 0.97 and min(gaps) >= 0.05, gaps
+    assert sum(gaps) / len(gaps) >= 0.1 * 0.97 and min(gaps) >= 0.08, gaps
 
 
 @pytest.mark.parametrize("status", [503, 404])

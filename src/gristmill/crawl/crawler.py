@@ -41,9 +41,23 @@ __all__ = ["Crawler"]
 @dataclass
 class _Host:
     active: int = 0
-    next_time: float = 0.0  # monotonic time the next request may start
-    last_start: float = -1e9
+    next_time: float = 0.0  # monotonic time the next fetch may be dispatched
+    last_start: float = -1e9  # when the last fetch was dispatched
+    last_sent: float = -1e9  # when the last request to the host was sent
     delay: float = 0.0
+
+    async def turn(self) -> None:
+        """Wait until ``delay`` has passed since the last request to this host went out, then take the turn.
+        Dispatch spaces fetches already; this keeps the spacing where it counts, when the request is sent,
+        whatever the event loop did in between."""
+        while (wait := self.last_sent + self.delay - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        self.last_sent = time.monotonic()
+
+    def sent(self) -> None:
+        """The request's headers are being written now (after any connection set-up): the next turn counts
+        from here."""
+        self.last_sent = max(self.last_sent, time.monotonic())
 
 
 class Crawler:
@@ -202,7 +216,7 @@ class Crawler:
                             self.robots_inflight.add(origin)
                             self._start(state, now, ("robots", origin), fetch(
                                 self.client, origin + "/robots.txt", timeout=self.cfg.timeout,
-                                max_bytes=MAX_ROBOTS_BYTES, follow=5, truncate=True))
+                                max_bytes=MAX_ROBOTS_BYTES, follow=5, truncate=True, **self._polite(state)))
                         break
                     if not robots.allowed(row.url, self.cfg.user_agent):
                         self.frontier.finish(row.url, host, "robots-disallow", state=SKIPPED)
@@ -213,8 +227,12 @@ class Crawler:
                     self._start(state, now, (row.kind, row), fetch(
                         self.client, row.url, timeout=self.cfg.timeout,
                         max_bytes=self.cfg.max_sitemap_bytes if sitemap else self.cfg.max_bytes,
-                        accept=None if sitemap else self.cfg.accepts_type))
+                        accept=None if sitemap else self.cfg.accepts_type, **self._polite(state)))
         return wake
+
+    def _polite(self, state: _Host) -> dict[str, Any]:
+        """fetch()'s hooks that keep ``state``'s delay between requests (none when there is no delay)."""
+        return {"turn": state.turn, "sent": state.sent} if state.delay > 0 else {}
 
     def _start(self, state: _Host, now: float, what: tuple[str, Any], coro: Any) -> None:
         state.active += 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -113,14 +113,19 @@ def _peer(response: httpx.Response) -> str | None:
 
 
 async def fetch(client: httpx.AsyncClient, url: str, *, timeout: float, max_bytes: int,
-                accept: Callable[[str], bool] | None = None, follow: int = 0, truncate: bool = False) -> Fetched:
+                accept: Callable[[str], bool] | None = None, follow: int = 0, truncate: bool = False,
+                turn: Callable[[], Awaitable[None]] | None = None, sent: Callable[[], None] | None = None) -> Fetched:
     """GET ``url`` under the limits (see the module doc); ``accept(media_type)`` False skips the body;
-    ``truncate``: keep the first ``max_bytes`` of a longer body instead of skipping it (robots.txt)."""
+    ``truncate``: keep the first ``max_bytes`` of a longer body instead of skipping it (robots.txt);
+    ``turn``: awaited before the request (the host's rate limit; not part of ``timeout``); ``sent``:
+    called when the request's headers are written, once the connection is made."""
+    if turn is not None:
+        await turn()
     got = Fetched(url=url, started=time.time(), final_url=url)
     t0 = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
-            await _get(client, got, max_bytes, accept, follow, truncate)
+            await _get(client, got, max_bytes, accept, follow, truncate, _tracer(sent))
     except (TimeoutError, httpx.TimeoutException) as exc:
         got.error, got.retryable = f"timeout after {timeout:g}s" if isinstance(exc, TimeoutError) else \
             f"timeout ({type(exc).__name__})", True
@@ -135,11 +140,26 @@ async def fetch(client: httpx.AsyncClient, url: str, *, timeout: float, max_byte
     return got
 
 
+Tracer = Callable[[str, dict[str, object]], Awaitable[None]]
+
+
+def _tracer(sent: Callable[[], None] | None) -> Tracer | None:
+    """httpcore's ``trace`` extension calling ``sent`` when the request headers start going out."""
+    if sent is None:
+        return None
+
+    async def trace(name: str, info: dict[str, object]) -> None:
+        if name.endswith("send_request_headers.started"):
+            sent()
+
+    return trace
+
+
 async def _get(client: httpx.AsyncClient, got: Fetched, max_bytes: int, accept: Callable[[str], bool] | None,
-               follow: int, truncate: bool) -> None:
+               follow: int, truncate: bool, trace: Tracer | None) -> None:
     url = got.url
     for _ in range(follow + 1):
-        async with client.stream("GET", url) as resp:
+        async with client.stream("GET", url, extensions={"trace": trace} if trace else None) as resp:
             if resp.is_redirect and follow and resp.headers.get("location"):
                 url = str(resp.url.join(resp.headers["location"]))
                 continue
