@@ -245,8 +245,8 @@ def _record_item(record: Any, src: str, name: str, offset: int, limit: int, extr
         return _checked(record, None)
     if kind == "conversion":
         return _checked(record, _conversion(record, src, name, offset, limit, url, fetch_time, mime, headers, skipped))
-    if mime is not None and mime not in HTML_TYPES and mime not in ("text/plain", "application/octet-stream") \
-            or kind == "resource" and mime not in HTML_TYPES:
+    sniff = kind == "response" and mime in (None, "text/plain", "application/octet-stream")  # HTML served so?
+    if mime not in HTML_TYPES and not sniff:
         skipped["non-HTML response"] += 1
         return _checked(record, None)
     base: dict[str, Any] = {"id": f"{name}@{offset}"}
