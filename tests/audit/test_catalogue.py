@@ -78,11 +78,19 @@ BEFORE = ["rows.in", "rows.out", "rows.dropped", "quarantine.count", "contaminat
 BIAS = ["bias.gender.female_share", "bias.gender.occupation_skew",
         *(f"bias.{axis}.representation_ratio" for axis in ("gender", "race_ethnicity", "religion", "age", "nationality",
                                                            "disability", "sexual_orientation"))]
-NOW = [*BEFORE[:10], *BIAS, *BEFORE[10:]]
+
+
+def in_order(part: list[str], whole: list[str]) -> bool:
+    """Whether ``part`` appears in ``whole`` in the same order (other names may come between)."""
+    rest = iter(whole)
+    return all(name in rest for name in part)
 
 
 def test_the_catalogue_is_the_core_metrics_and_the_registered_operators() -> None:
-    assert list(catalogue()) == NOW == list(METRICS)
+    names = list(catalogue())
+    assert names == list(METRICS)
+    # what the audit measured before keeps its order; later operators' metrics (bias, review) slot in by registration
+    assert in_order(BEFORE, names) and in_order(BIAS, names) and names.index(BIAS[0]) > names.index("toxicity.count")
     ops = operator_metrics()
     assert list(catalogue()) == [*list(CORE_METRICS)[:-1], *ops, "license"]
     for name, (metric, owners) in ops.items():
@@ -90,7 +98,7 @@ def test_the_catalogue_is_the_core_metrics_and_the_registered_operators() -> Non
         assert all(registry.get(op).audit_section() is not None for op in owners)
     assert METRICS["pii.remaining"].needs == ("pii.detect", "pii.redact")
     assert METRICS["contamination.count"].needs == ("decontam.ngram",)
-    assert set(audit_prefixes()) == {"pii.", "toxicity.", "bias.", "decontam.", "copyright."}
+    assert {"pii.", "toxicity.", "bias.", "decontam.", "copyright."} <= set(audit_prefixes())
 
 
 def test_every_registered_operators_metrics_are_unique_named_after_its_section_and_documented() -> None:
@@ -106,7 +114,7 @@ def test_every_registered_operators_metrics_are_unique_named_after_its_section_a
             assert seen.setdefault(m.name, section) is section, f"{m.name} contributed twice"
             assert m.name.startswith(section.name + "."), m.name
             assert len(m.doc) > 20 and m.kind in ("number", "set"), m.name
-    assert len(seen) == len(NOW) - len(CORE_METRICS)
+    assert list(seen) == list(operator_metrics())
     assert Operator.audit_section() is None
 
 
