@@ -113,6 +113,13 @@ def test_actions_and_their_checks(fresh_run: Path) -> None:
     assert post(c, "/api/bulk", {"queue": "judge", "action": "edit"}).status_code == 400
     figures = c.get("/api/figures", headers=as_("tok-ann")).json()
     assert figures["precision"]["dropped:min_words"]["value"] == 1.0 and figures["decisions"] == 5
+    # one reviewer per row: what ann decided is done for bob too; her skip is hers alone
+    for token, judge_todo in (("tok-ann", 4), ("tok-bob", 5)):
+        queues = {q["queue"]: q for q in c.get("/api/queues", headers=as_(token)).json()["queues"]}
+        assert (queues["judge"]["todo"], queues["judge"]["done"]) == (judge_todo, 1)
+        assert queues["dropped:min_words"]["todo"] == 0
+        page = c.get("/api/items", params={"queue": "judge"}, headers=as_(token)).json()
+        assert page["total"] == len(page["items"]) == judge_todo
 
 
 def test_two_reviewers_per_item_and_blind(fresh_run: Path) -> None:

@@ -34,7 +34,7 @@ from gristmill.review.store import REVIEW_DIR, Store
 __all__ = ["INDEX_FILE", "ReviewIndex"]
 
 INDEX_FILE = "index.sqlite"
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,8 +45,8 @@ CREATE TABLE items (iid INTEGER PRIMARY KEY, queue TEXT NOT NULL, rid INTEGER NO
 CREATE VIRTUAL TABLE rows_fts USING fts5 (text, content='rows', content_rowid='rid');
 CREATE TABLE state (rid INTEGER PRIMARY KEY, n_final INTEGER NOT NULL, outcome TEXT, sent_back TEXT,
     last_seq INTEGER NOT NULL, summary TEXT NOT NULL);
-CREATE TABLE mine (reviewer TEXT NOT NULL, rid INTEGER NOT NULL, action TEXT, skipped INTEGER NOT NULL,
-    PRIMARY KEY (reviewer, rid)) WITHOUT ROWID;
+CREATE TABLE mine (rid INTEGER NOT NULL, reviewer TEXT NOT NULL, action TEXT, skipped INTEGER NOT NULL,
+    PRIMARY KEY (rid, reviewer)) WITHOUT ROWID;
 """
 _INDEXES = """
 CREATE INDEX items_queue_ord ON items (queue, ord, iid);
@@ -183,19 +183,20 @@ class ReviewIndex:
             grouped: dict[str, list[Any]] = {}
             for d in self.store.decisions(keys=[k for k in chunk if k in rows]):
                 grouped.setdefault(d.key, []).append(d)
+            states, mine = [], []
             for key, decisions in grouped.items():
                 rid, h = rows[key]
                 st = resolve(key, decisions, h)
-                conn.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?, ?)",
-                             (rid, len(st.verdicts), st.outcome, None if st.sent_back is None else
-                              json.dumps({"by": st.sent_back.reviewer, "note": st.sent_back.reason}),
-                              st.last_seq, json.dumps(st.summary(), ensure_ascii=False)))
-                conn.execute("DELETE FROM mine WHERE rid = ?", (rid,))
-                reviewers = set(st.verdicts) | st.skipped
-                conn.executemany("INSERT INTO mine VALUES (?, ?, ?, ?)",
-                                 [(r, rid, st.verdicts[r].action if r in st.verdicts else None,
-                                   int(r in st.skipped)) for r in reviewers])
-                changed += 1
+                states.append((rid, len(st.verdicts), st.outcome, None if st.sent_back is None else
+                               json.dumps({"by": st.sent_back.reviewer, "note": st.sent_back.reason}),
+                               st.last_seq, json.dumps(st.summary(), ensure_ascii=False)))
+                mine += [(rid, r, st.verdicts[r].action if r in st.verdicts else None, int(r in st.skipped))
+                         for r in set(st.verdicts) | st.skipped]
+            rids = [s[0] for s in states]
+            conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?, ?)", states)
+            conn.execute(f"DELETE FROM mine WHERE rid IN ({', '.join('?' * len(rids))})", rids)
+            conn.executemany("INSERT INTO mine VALUES (?, ?, ?, ?)", mine)
+            changed += len(states)
         return changed
 
     # ---- rows ---------------------------------------------------------------------------------

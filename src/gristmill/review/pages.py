@@ -94,21 +94,35 @@ def _where(f: Filter, reviewer: str, per_item: int) -> tuple[str, list[Any]]:
 
 _FROM = ("FROM items i JOIN rows r ON r.rid = i.rid LEFT JOIN state s ON s.rid = i.rid "
          "LEFT JOIN mine m ON m.rid = i.rid AND m.reviewer = ?")
-_ORDER = {"order": "i.ord, i.iid", "score_asc": "i.score IS NULL, i.score, i.iid",
-          "score_desc": "i.score IS NULL, i.score DESC, i.iid"}
+# plain column orders, so a page is a range of the (queue, ord) or (queue, score) index read in order (a score
+# of null comes first going up, last going down)
+_ORDER = {"order": "i.ord, i.iid", "score_asc": "i.score, i.iid", "score_desc": "i.score DESC, i.iid DESC"}
+# the rows someone decided, walked from the state table (CROSS JOIN keeps it the outer loop, INDEXED BY stops
+# the planner from range-scanning a queue's scores once per decided row): counting what is decided costs what
+# was decided, not the whole queue
+_DECIDED = ("FROM state s CROSS JOIN items i INDEXED BY items_rid ON i.rid = s.rid "
+            "LEFT JOIN mine m ON m.rid = s.rid AND m.reviewer = ?")
+_NOT_TODO = "(s.n_final >= ? OR m.rid IS NOT NULL)"
+_DECIDED_ROWS = _DECIDED.replace(" LEFT JOIN", " JOIN rows r ON r.rid = i.rid LEFT JOIN", 1)
+DECIDED_ONLY = ("done", "mine", "skipped", "sent_back")  # statuses only decided rows can have
+
+
+def _source(f: Filter) -> str:
+    """The FROM clause for ``f``: from the decided rows when only they can match, else from the queue's items."""
+    return _DECIDED_ROWS if f.status in DECIDED_ONLY else _FROM
 
 
 def queue_list(index: ReviewIndex, reviewer: str, per_item: int) -> list[dict[str, Any]]:
     """Every queue with its title, items, items left for ``reviewer`` (``todo``) and complete items."""
     with index.connect() as conn:
-        rows = conn.execute(
-            "SELECT i.queue, count(*), sum(coalesce(s.n_final, 0) < ? AND m.rid IS NULL), "
-            "sum(coalesce(s.n_final, 0) >= ?) " + _FROM + " GROUP BY i.queue",
-            (per_item, per_item, reviewer)).fetchall()
+        totals = dict(conn.execute("SELECT queue, count(*) FROM items GROUP BY queue").fetchall())
+        decided = {q: (int(a or 0), int(b or 0)) for q, a, b in conn.execute(
+            f"SELECT i.queue, sum({_NOT_TODO}), sum(s.n_final >= ?) {_DECIDED} GROUP BY i.queue",
+            (per_item, per_item, reviewer))}
     order = {"sample": 0, "margin": 2, "near_duplicates": 3, "pii": 4, "toxicity": 5, "copyright": 6,
              "contamination": 7, "judge": 8, "quarantine": 20}
-    out = [{"queue": q, "title": queue_title(q), "total": n, "todo": int(todo or 0), "done": int(done or 0)}
-           for q, n, todo, done in rows]
+    out = [{"queue": q, "title": queue_title(q), "total": n, "todo": n - decided.get(q, (0, 0))[0],
+            "done": decided.get(q, (0, 0))[1]} for q, n in totals.items()]
     return sorted(out, key=lambda x: (order.get(x["queue"], 1 if x["queue"].startswith("queue:") else 10),
                                       x["queue"]))
 
@@ -135,18 +149,35 @@ def page(index: ReviewIndex, f: Filter, reviewer: str, per_item: int, blind: boo
     number = max(1, number)
     where, args = _where(f, reviewer, per_item)
     with index.connect() as conn:
-        total = conn.execute(f"SELECT count(*) {_FROM} WHERE {where}", args).fetchone()[0]
-        rows = conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE {where} ORDER BY {_ORDER[f.sort]} LIMIT ? OFFSET ?",
+        total = _count(conn, f, reviewer, per_item)
+        rows = conn.execute(f"SELECT {_COLUMNS} {_source(f)} WHERE {where} ORDER BY {_ORDER[f.sort]} LIMIT ? OFFSET ?",
                             [*args, size, (number - 1) * size]).fetchall()
     return {"total": total, "page": number, "size": size, "pages": max(1, -(-total // size)),
             "items": [_summary(r, blind, reviewer) for r in rows]}
+
+
+def _count(conn: sqlite3.Connection, f: Filter, reviewer: str, per_item: int) -> int:
+    """The items ``f`` matches. With no filter but the queue and the status, from the queue's size and the decided
+    rows alone (:data:`_DECIDED`); else by walking the matches."""
+    if f.rule or f.where or f.q or f.min_score is not None or f.max_score is not None:
+        where, args = _where(f, reviewer, per_item)
+        return int(conn.execute(f"SELECT count(*) {_source(f)} WHERE {where}", args).fetchone()[0])
+    total = int(conn.execute("SELECT count(*) FROM items WHERE queue = ?", (f.queue,)).fetchone()[0])
+    if f.status == "all":
+        return total
+    if f.status in ("todo", "open"):
+        cond = _NOT_TODO if f.status == "todo" else "s.n_final >= ?"
+        return total - int(conn.execute(f"SELECT count(*) {_DECIDED} WHERE i.queue = ? AND {cond}",
+                                        (reviewer, f.queue, per_item)).fetchone()[0])
+    where, args = _where(f, reviewer, per_item)  # done, mine, skipped, sent_back: only decided rows can match
+    return int(conn.execute(f"SELECT count(*) {_DECIDED} WHERE {where}", args).fetchone()[0])
 
 
 def matching(index: ReviewIndex, f: Filter, reviewer: str, per_item: int) -> list[dict[str, Any]]:
     """Every item ``f`` matches: ``iid``, ``key``, ``where``, ``hash``, ``queue``, ``fields`` (for snapshots)."""
     where, args = _where(f, reviewer, per_item)
     with index.connect() as conn:
-        rows = conn.execute(f"SELECT i.iid, r.key, r.where_, r.hash, i.queue, r.fields {_FROM} WHERE {where} "
+        rows = conn.execute(f"SELECT i.iid, r.key, r.where_, r.hash, i.queue, r.fields {_source(f)} WHERE {where} "
                             f"ORDER BY {_ORDER[f.sort]}", args).fetchall()
     return [{"iid": iid, "key": key, "where": w, "hash": h, "queue": q, "fields": json.loads(fields)}
             for iid, key, w, h, q, fields in rows]
