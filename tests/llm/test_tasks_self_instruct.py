@@ -276,7 +276,8 @@ def test_self_instruct_recipe_with_the_mock_backend(tmp_path: Path) -> None:
                  "steps.0.params.num_instructions=1", "steps.0.params.include_seeds=true"]
     summary = run_recipe(REPO / "recipes" / "self_instruct.yaml", runs_dir=tmp_path, overrides=overrides,
                          progress=False, report=False)
-    out = [json.loads(line) for p in summary.outputs for line in p.read_text().splitlines()]
+    out = [json.loads(line) for p in summary.outputs if p.suffix == ".jsonl"  # axolotl.yaml lies beside chat data
+           for line in p.read_text().splitlines()]
     generated = [r for r in out if "-si" in r["id"]]
     assert [m["content"] for m in generated[0]["messages"]][-1] in ("twelve", "seven")
     assert len(generated) == 2 and len(out) - len(generated) >= 170  # seeds' own instances (some deduplicated)
