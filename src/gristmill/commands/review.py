@@ -31,7 +31,7 @@ def review(
     sample: Annotated[Optional[int], typer.Option("--sample", min=0, max=100_000, help="Size of the acceptance "
                                                   "sample of kept rows (drawn once, the first time; default 100).")]
     = None,
-    seed: ReviewSeed = None,  # type: ignore[assignment]
+    seed: ReviewSeed = None,
     margin: Annotated[Optional[float], typer.Option("--margin", min=0.0, max=1.0, help="Rows whose score lies within "
                                                     "this fraction of the score's range of a rule's threshold go to "
                                                     "the 'near a threshold' queue (default 0.05).")] = None,

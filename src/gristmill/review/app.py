@@ -192,8 +192,8 @@ class ReviewApp:
 
     def decide(self, request: Request, reviewer: str, token: str, body: dict[str, Any]) -> Response:
         try:
-            iid = int(body.get("iid"))
-        except (TypeError, ValueError):
+            iid = int(body["iid"])
+        except (KeyError, TypeError, ValueError):
             return _error(400, "iid must be an item id")
         with self.index.connect() as conn:
             row = conn.execute("SELECT i.iid, r.key, r.where_, r.hash, i.queue, r.fields FROM items i JOIN rows r ON "

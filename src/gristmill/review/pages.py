@@ -56,7 +56,8 @@ def _fts_query(text: str) -> str | None:
 
 
 def _where(f: Filter, reviewer: str, per_item: int) -> tuple[str, list[Any]]:
-    clauses, args = ["i.queue = ?"], [f.queue]
+    clauses: list[str] = ["i.queue = ?"]
+    args: list[Any] = [f.queue]
     status = {
         "todo": "coalesce(s.n_final, 0) < ? AND m.rid IS NULL",
         "skipped": "m.skipped = 1 AND m.action IS NULL",

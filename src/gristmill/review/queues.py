@@ -126,7 +126,8 @@ def _flags(row: Mapping[str, Any], thresholds: dict[str, float | None]) -> list[
     """The flag queues ``row`` belongs to (pii, toxicity, copyright, contamination, judge, custom)."""
     key = str(row.get(ID))
     items: list[Item] = []
-    spans = row.get("pii.spans") if isinstance(row.get("pii.spans"), list) else []
+    found = row.get("pii.spans")
+    spans: list[Any] = found if isinstance(found, list) else []
     redacted = _num(row.get("pii.redacted")) or 0
     count = len(spans) if "pii.spans" in row else (_num(row.get("pii.count")) or 0)
     if count or redacted:
@@ -159,8 +160,8 @@ def _flags(row: Mapping[str, Any], thresholds: dict[str, float | None]) -> list[
     priority = _num(row.get(CUSTOM_PRIORITY))
     for name in names:
         if name:
-            note = row.get(CUSTOM_NOTE)
-            items.append(Item(f"queue:{name}", key, priority, name, str(note) if note else None, None, -(priority or 0)))
+            told = row.get(CUSTOM_NOTE)
+            items.append(Item(f"queue:{name}", key, priority, name, str(told) if told else None, None, -(priority or 0)))
     return items
 
 
@@ -324,8 +325,8 @@ def build_queues(run: RunReader, margin: float = 0.05, sample: list[str] | None 
                 fields = {"id": key, **{k: jsonable(v) for k, v in entry.items()}}
                 q.rows[key] = QueueRow(key, QUARANTINE, content_hash({"text": str(entry.get("raw"))}),
                                        str(entry.get("raw") or "")[:4000], fields, str(entry.get("source")))
-                reason = str(entry.get("reason") or "")
-                items.append(Item(QUARANTINE, key, None, rule_of(reason), reason, None, n))
+                why = str(entry.get("reason") or "")
+                items.append(Item(QUARANTINE, key, None, rule_of(why), why, None, n))
     q.items = [i for i in items if i.key in q.rows]
     q.labels = sorted({str(r.fields[LABEL]) for r in q.rows.values() if r.fields.get(LABEL) is not None})[:200]
     q.tags = sorted({str(t) for r in q.rows.values() if isinstance(r.fields.get(TAGS), list)

@@ -119,3 +119,13 @@ def test_a_run_without_decisions_applies_nothing(run_dir: Path) -> None:
     assert summary.audit["metrics"]["review.error_rate"]["value"] is None
     card = (run_dir / "DATASET_CARD.md").read_text(encoding="utf-8")
     assert "No person reviewed this data" in card
+
+
+def test_a_corrupt_decisions_file_fails_the_step_and_is_kept(run_dir: Path) -> None:
+    path = decisions_path(run_dir)
+    path.parent.mkdir()
+    path.write_bytes(b"not a database" * 100)
+    with pytest.raises(Exception, match="review.apply: .*decisions file cannot be read") as exc:
+        _rerun(run_dir)
+    assert "left as it is" in str(exc.value)
+    assert path.read_bytes() == b"not a database" * 100
