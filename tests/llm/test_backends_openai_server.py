@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from gristmill.llm.backends import create_backend, find_smollm2_gguf
+from gristmill.llm.backends import create_backend
 from gristmill.llm.cache import CachedBackend
 from gristmill.llm.types import Decoding
+from tests.llm.llama_server import smollm2_server
 
 PROMPTS = ["The three primary colors are", [{"role": "user", "content": "Name a fruit that is yellow."}],
            "def fibonacci(n):", [{"role": "user", "content": "What is the capital of Italy?"}]]
@@ -22,30 +18,8 @@ PROMPTS = ["The three primary colors are", [{"role": "user", "content": "Name a 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(find_smollm2_gguf()),
-                                 "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",
-                                 "--n_threads", "1", "--n_threads_batch", "1", "--verbose", "false"],
-                                stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 180
-        while True:
-            assert proc.poll() is None, f"llama_cpp.server exited: {Path(log).read_text()[-2000:]}"
-            assert time.time() < deadline, "llama_cpp.server did not start in 180 s"
-            try:
-                if httpx.get(url + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    with smollm2_server(tmp_path_factory.mktemp("server") / "server.log") as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def test_real_server_matches_the_embedded_model(server: str) -> None:

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from gristmill.api import load_run, run
 from gristmill.cli import app
 from gristmill.llm.cache import ResponseCache, cache_key
 from gristmill.llm.types import Decoding
+from tests.llm.llama_server import smollm2_server
 from tests.llm.openai_fake import FakeServer, free_port
 
 cli = CliRunner()
@@ -79,32 +77,9 @@ def llm_usage(run_dir: Path) -> dict[str, Any]:
 @pytest.fixture()
 def llama_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     import llama_cpp.server  # noqa: F401 - llama-cpp-python[server], in the dev extra, serves the model
-    from gristmill.llm.backends import find_smollm2_gguf
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(find_smollm2_gguf()),
-                                 "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",
-                                 "--n_threads", "1", "--n_threads_batch", "1", "--verbose", "false"],
-                                stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 180
-        while True:
-            assert proc.poll() is None, f"llama_cpp.server exited: {log.read_text()[-2000:]}"
-            assert time.time() < deadline, "llama_cpp.server did not start in 180 s"
-            try:
-                if httpx.get(url + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        yield url, proc
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    with smollm2_server(tmp_path / "server.log") as served:
+        yield served
 
 
 def test_prepare_collect_then_run_with_the_server_down(llama_server: tuple[str, subprocess.Popen],
