@@ -24,12 +24,12 @@ WORDS = ("the of and to in is was for that with as on by at from his her which a
          "road bridge winter summer light shadow morning evening story people history letter").split()
 
 
-def page(i: int, n: int) -> bytes:
+def page(i: int, n: int, host: str) -> bytes:
     rng = random.Random(i)
     text = " ".join(rng.choice(WORDS) for _ in range(600))
     targets = [j for j in (2 * i + 1, 2 * i + 2) if j < n] + [rng.randrange(n) for _ in range(6)]
     links = "".join(f'<li><a href="/p/{j}">page {j}</a></li>' for j in targets)
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>Page {i}</title></head><body>"
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>{host}: page {i}</title></head><body>"
             f"<h1>Page {i}</h1><p>{text}</p><ul>{links}<li><a href='/never/{i}'>no</a></li></ul>"
             "</body></html>").encode()
 
@@ -37,7 +37,7 @@ def page(i: int, n: int) -> bytes:
 class SiteServer:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
-        self.pages = [page(i, spec["pages"]) for i in range(spec["pages"])]
+        self.pages = [page(i, spec["pages"], spec["host"]) for i in range(spec["pages"])]
         self.robots = spec.get("robots", "User-agent: *\nDisallow: /never/\n").encode()
         self.latency = float(spec.get("latency", 0))
         self.log: list[list[Any]] = []
